@@ -1,0 +1,36 @@
+//! Every `unsafe` call of this crate, each wrapped in a safe function with its `// SAFETY:` note.
+
+/// The C signature of an `atexit` callback.
+pub(crate) type ExitCallback = extern "C" fn();
+
+/// Registers `callback` with libc's `atexit`. Returns false if libc refused (out of memory).
+pub(crate) fn register_atexit(callback: ExitCallback) -> bool {
+    // SAFETY: `callback` is a plain `extern "C" fn()` with no captured state; libc stores the
+    // pointer and calls it once, on the thread that calls `exit`. The callback itself catches
+    // every unwind (see `registry::run_exit_hooks`), so no panic crosses the C boundary.
+    unsafe { libc::atexit(callback) == 0 }
+}
+
+/// The effective user id of this process.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: `geteuid` takes no arguments, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether `dlopen` finds an NVRTC library by any of the names `cudarc` tries.
+pub(crate) fn nvrtc_library_present() -> bool {
+    // SAFETY: `is_culib_present` only tries `libloading::Library::new` on each candidate name and
+    // drops what it opened; it runs no code of the library beyond its initialisers, which are the
+    // library vendor's and run for any loader.
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
+}
+
+/// NVRTC's `(major, minor)` version. Call only after [`nvrtc_library_present`] returned true,
+/// because `cudarc` panics when the library is missing.
+pub(crate) fn nvrtc_version() -> Option<(i32, i32)> {
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: the library is present (caller's contract), so `cudarc` resolves the symbol instead
+    // of panicking; both pointers point to live, writable `c_int`s for the duration of the call.
+    let status = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+    (status == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then_some((major, minor))
+}

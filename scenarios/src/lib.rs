@@ -1,0 +1,2 @@
+//! The scenario catalog for `runtime-cache`.
+#![forbid(unsafe_code)]
