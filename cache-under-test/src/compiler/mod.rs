@@ -58,7 +58,7 @@ pub enum CompileError {
 }
 
 /// Which compiler an engine uses.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Backend {
     /// NVRTC when `libnvrtc` can be loaded, else the synthetic compiler. [`BackendSelection`]
     /// says which was chosen.

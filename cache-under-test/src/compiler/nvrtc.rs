@@ -34,8 +34,7 @@ impl NvrtcCompiler {
                     .into(),
             });
         }
-        let (major, minor) = sys::nvrtc_version()
-            .ok_or_else(|| CompileError::Backend("nvrtcVersion failed".into()))?;
+        let (major, minor) = sys::nvrtc_version().ok_or_else(|| CompileError::Backend("nvrtcVersion failed".into()))?;
         let identity = CompilerIdentity { name: "nvrtc".into(), version: format!("{major}.{minor}") };
         Ok(Self { identity })
     }
@@ -58,16 +57,12 @@ impl KernelCompiler for NvrtcCompiler {
         if let Some(arch) = &spec.arch {
             options.push(format!("--gpu-architecture={arch}"));
         }
-        let opts = cudarc::nvrtc::CompileOptions {
-            options,
-            name: Some(spec.program_name.clone()),
-            ..Default::default()
-        };
+        let opts =
+            cudarc::nvrtc::CompileOptions { options, name: Some(spec.program_name.clone()), ..Default::default() };
         let ptx = cudarc::nvrtc::compile_ptx_with_opts(&spec.source, opts).map_err(|error| match error {
-            cudarc::nvrtc::CompileError::CompileError { log, .. } => CompileError::Rejected {
-                program: spec.program_name.clone(),
-                log: log.to_string_lossy().into_owned(),
-            },
+            cudarc::nvrtc::CompileError::CompileError { log, .. } => {
+                CompileError::Rejected { program: spec.program_name.clone(), log: log.to_string_lossy().into_owned() }
+            }
             other => CompileError::Backend(other.to_string()),
         })?;
         let text = ptx.to_src();

@@ -28,10 +28,7 @@ impl SyntheticCompiler {
     /// A synthetic compiler whose artifacts are `artifact_bytes` long and which takes `cost` per
     /// compile. The configuration is part of its identity, so two configurations never share keys.
     pub fn new(artifact_bytes: usize, cost: Duration) -> Self {
-        let identity = CompilerIdentity {
-            name: "synthetic".into(),
-            version: format!("1/{artifact_bytes}B"),
-        };
+        let identity = CompilerIdentity { name: "synthetic".into(), version: format!("1/{artifact_bytes}B") };
         Self { identity, artifact_bytes, cost }
     }
 

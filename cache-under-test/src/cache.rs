@@ -1,0 +1,275 @@
+//! [`RuntimeCache`]: one handle on one cache file, with optional autosave.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::autosave::{AutosaveState, Claim};
+use crate::bounded;
+use crate::error::CacheError;
+use crate::format::FormatLimits;
+use crate::key::KernelKey;
+use crate::lock::FileLock;
+use crate::observer::{self, Event, SkipReason, Trigger};
+use crate::registry::{self, ExitSave, HookToken};
+use crate::store::{self, Durability, FileStamp};
+
+/// How a cache reads, locks and writes its file.
+#[derive(Clone, Debug)]
+pub struct CacheOptions {
+    /// fsync policy of a save.
+    pub durability: Durability,
+    /// Longest wait for `<path>.lock` (at open, and per save).
+    pub lock_timeout: Duration,
+    /// Bounds the decoder enforces on the file.
+    pub limits: FormatLimits,
+    /// Save once at drop or at process exit, whichever comes first. Engines turn this on for the
+    /// cache they own.
+    pub autosave: bool,
+}
+
+impl Default for CacheOptions {
+    /// Sync the file, wait up to 2 s for the lock, default limits, no autosave.
+    fn default() -> Self {
+        Self {
+            durability: Durability::default(),
+            lock_timeout: Duration::from_secs(2),
+            limits: FormatLimits::default(),
+            autosave: false,
+        }
+    }
+}
+
+/// What a save did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// Nothing was dirty; nothing was written.
+    Clean,
+    /// The file was replaced.
+    Committed {
+        /// Entries in the file after the merge.
+        entries: usize,
+        /// Size of the file.
+        bytes: u64,
+    },
+}
+
+/// A handle on one cache file.
+///
+/// Loaded under the lock at [`open`](Self::open). Entries added with [`insert`](Self::insert) are
+/// dirty until a save; a save merges with whatever other processes saved meanwhile. With
+/// [`CacheOptions::autosave`], the handle saves exactly once when it is dropped or, if it is still
+/// alive, when the process exits, whichever comes first.
+#[derive(Debug)]
+pub struct RuntimeCache {
+    shared: Arc<Shared>,
+    hook: Option<HookToken>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    options: CacheOptions,
+    /// A `fork()`ed child inherits the handle and the exit hook; only the owner saves.
+    owner_pid: u32,
+    autosave: AutosaveState,
+    /// Serialises saves of this handle (explicit vs autosave).
+    saving: Mutex<()>,
+    contents: Mutex<Contents>,
+}
+
+#[derive(Debug, Default)]
+struct Contents {
+    entries: HashMap<KernelKey, Bytes>,
+    dirty: HashSet<KernelKey>,
+    last_seen: Option<FileStamp>,
+}
+
+impl RuntimeCache {
+    /// Opens the cache at `path`, loading the file under the lock. A missing file is a cold start;
+    /// a corrupt one is set aside as `<path>.corrupt-<n>` (byte-exact) and the cache starts cold;
+    /// an unreadable, untrusted or oversized one is an error. Temp files left by a crashed save are
+    /// removed. With autosave on, the exit hook is registered last, after every fallible step: a
+    /// failed open leaves the exit registry unchanged and writes nothing.
+    pub fn open(path: impl AsRef<Path>, options: CacheOptions) -> Result<Self, CacheError> {
+        let path =
+            std::path::absolute(path.as_ref()).map_err(|source| CacheError::io("resolve", path.as_ref(), source))?;
+        store::prepare_path(&path)?;
+        let on_disk = {
+            let _lock = FileLock::acquire(&path, Instant::now() + options.lock_timeout)?;
+            store::load(&path, &options.limits)?
+        };
+        let entries: HashMap<KernelKey, Bytes> = on_disk.entries.into_iter().collect();
+        let loaded = entries.len();
+        let shared = Arc::new(Shared {
+            path,
+            autosave: AutosaveState::armed(),
+            owner_pid: std::process::id(),
+            saving: Mutex::new(()),
+            contents: Mutex::new(Contents { entries, dirty: HashSet::new(), last_seen: on_disk.stamp }),
+            options,
+        });
+        let mut cache = RuntimeCache { shared, hook: None };
+        if cache.shared.options.autosave {
+            fail::fail_point!("before-hook-registration", |_| Err(CacheError::Failpoint("before-hook-registration")));
+            let weak: Weak<dyn ExitSave> = Arc::downgrade(&cache.shared) as Weak<dyn ExitSave>;
+            cache.hook = Some(registry::register(weak)?);
+            fail::fail_point!("after-hook-registration", |_| {
+                // Roll back: leave the registry as it was, without attempting a save.
+                if let Some(token) = cache.hook.take() {
+                    registry::unregister(token);
+                }
+                Err(CacheError::Failpoint("after-hook-registration"))
+            });
+        }
+        observer::emit(|| Event::Opened { path: cache.shared.path.clone(), entries: loaded });
+        Ok(cache)
+    }
+
+    /// The cache file's absolute path.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The artifact cached under `key`.
+    pub fn get(&self, key: &KernelKey) -> Option<Bytes> {
+        bounded::lock(&self.shared.contents).entries.get(key).cloned()
+    }
+
+    /// Caches `artifact` under `key`; the entry is dirty until the next save.
+    pub fn insert(&self, key: KernelKey, artifact: Bytes) {
+        let mut contents = bounded::lock(&self.shared.contents);
+        if contents.entries.get(&key) != Some(&artifact) {
+            contents.entries.insert(key, artifact);
+            contents.dirty.insert(key);
+        }
+    }
+
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        bounded::lock(&self.shared.contents).entries.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether some entries are not on disk yet.
+    pub fn is_dirty(&self) -> bool {
+        !bounded::lock(&self.shared.contents).dirty.is_empty()
+    }
+
+    /// Whether this handle autosaves (and is registered for exit).
+    pub fn autosaves(&self) -> bool {
+        self.hook.is_some()
+    }
+
+    /// Saves now if dirty (lock, re-read, merge, write temp, rename). The autosave stays armed:
+    /// entries added later are still saved at drop or exit.
+    pub fn save(&self) -> Result<SaveOutcome, CacheError> {
+        let deadline = Instant::now() + self.shared.options.lock_timeout;
+        self.shared.save_reporting(Trigger::Explicit, deadline)
+    }
+
+    /// Ends this handle's autosave now with `trigger`, exactly as a drop would (used when an
+    /// engine swaps to another cache path): unregisters, then saves once if dirty.
+    pub(crate) fn finish(mut self, trigger: Trigger) {
+        self.finish_autosave(trigger);
+    }
+
+    fn finish_autosave(&mut self, trigger: Trigger) {
+        if let Some(token) = self.hook.take() {
+            registry::unregister(token);
+            let deadline = Instant::now() + self.shared.options.lock_timeout;
+            self.shared.autosave(trigger, deadline);
+        }
+    }
+}
+
+impl Drop for RuntimeCache {
+    fn drop(&mut self) {
+        self.finish_autosave(Trigger::Drop);
+    }
+}
+
+impl Shared {
+    /// Saves, reporting the outcome to the observer and the log. Never panics.
+    fn save_reporting(&self, trigger: Trigger, deadline: Instant) -> Result<SaveOutcome, CacheError> {
+        let result = self.save_now(trigger, deadline);
+        match &result {
+            Ok(SaveOutcome::Clean) => self.skipped(trigger, SkipReason::Clean),
+            Ok(SaveOutcome::Committed { .. }) => {}
+            Err(error) => {
+                log::warn!(target: "runtime_cache", "save of {} ({trigger}) failed: {error}", self.path.display());
+                observer::emit(|| Event::SaveFailed { path: self.path.clone(), trigger, error: error.to_string() });
+            }
+        }
+        result
+    }
+
+    fn save_now(&self, trigger: Trigger, deadline: Instant) -> Result<SaveOutcome, CacheError> {
+        let _serial = bounded::lock_until(&self.saving, deadline).ok_or(CacheError::DeadlineExceeded)?;
+        let (entries, dirty, last_seen) = {
+            let contents = bounded::lock_until(&self.contents, deadline).ok_or(CacheError::DeadlineExceeded)?;
+            if contents.dirty.is_empty() {
+                return Ok(SaveOutcome::Clean);
+            }
+            (contents.entries.clone(), contents.dirty.clone(), contents.last_seen)
+        };
+        observer::emit(|| Event::SaveStarted { path: self.path.clone(), trigger });
+        let lock_deadline = deadline.min(Instant::now() + self.options.lock_timeout);
+        let committed = {
+            let _lock = FileLock::acquire(&self.path, lock_deadline)?;
+            store::save(&self.path, &self.options.limits, self.options.durability, &entries, last_seen)?
+        };
+        if let Some(mut guard) = bounded::lock_until(&self.contents, deadline) {
+            let contents = &mut *guard;
+            // Still dirty: entries inserted, or replaced, while the save ran.
+            contents.dirty.retain(|key| contents.entries.get(key) != entries.get(key));
+            for (key, artifact) in &committed.merged_from_disk {
+                contents.entries.entry(*key).or_insert_with(|| artifact.clone());
+            }
+            contents.last_seen = committed.stamp;
+        }
+        observer::emit(|| Event::SaveCommitted {
+            path: self.path.clone(),
+            trigger,
+            entries: committed.entries,
+            bytes: committed.bytes,
+            keys: dirty.iter().copied().collect(),
+        });
+        Ok(SaveOutcome::Committed { entries: committed.entries, bytes: committed.bytes })
+    }
+
+    fn skipped(&self, trigger: Trigger, reason: SkipReason) {
+        observer::emit(|| Event::SaveSkipped { path: self.path.clone(), trigger, reason });
+    }
+}
+
+impl ExitSave for Shared {
+    fn autosave(&self, trigger: Trigger, deadline: Instant) {
+        if std::process::id() != self.owner_pid {
+            return self.skipped(trigger, SkipReason::ForkedChild);
+        }
+        match self.autosave.claim() {
+            Claim::Won => {}
+            Claim::InProgress => {
+                // The exit path waits (bounded) for a drop saving on another thread, so the
+                // process does not end in the middle of that save.
+                self.autosave.wait_done(deadline);
+                return self.skipped(trigger, SkipReason::AlreadySaved);
+            }
+            Claim::Done => return self.skipped(trigger, SkipReason::AlreadySaved),
+        }
+        if Instant::now() >= deadline {
+            self.skipped(trigger, SkipReason::DeadlineExceeded);
+        } else {
+            let _ = self.save_reporting(trigger, deadline);
+        }
+        self.autosave.finish();
+    }
+}

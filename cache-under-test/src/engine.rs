@@ -1,0 +1,139 @@
+//! [`Engine`]: compiles kernels through its engine-implicit runtime cache.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use crate::bounded;
+use crate::cache::{CacheOptions, RuntimeCache};
+use crate::compiler::{Backend, BackendSelection};
+use crate::error::EngineError;
+use crate::key::{KernelKey, KernelSpec};
+use crate::observer::{self, Event, Trigger};
+
+/// An engine's settings.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeSettings {
+    /// Where the engine-implicit runtime cache lives; `None` keeps kernels in memory only.
+    pub runtime_cache: Option<PathBuf>,
+    /// Which compiler to use.
+    pub backend: Backend,
+    /// How the cache file is read, locked and written. `autosave` is forced on for the
+    /// engine-implicit cache.
+    pub cache_options: CacheOptions,
+}
+
+impl RuntimeSettings {
+    /// Settings with a runtime cache at `path` and everything else default.
+    pub fn with_cache(path: impl Into<PathBuf>) -> Self {
+        Self { runtime_cache: Some(path.into()), ..Self::default() }
+    }
+}
+
+/// Where a kernel came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelOrigin {
+    /// Found in the cache: nothing was compiled.
+    CacheHit,
+    /// Compiled now (and cached).
+    Compiled,
+}
+
+/// A compiled kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kernel {
+    /// Its cache key.
+    pub key: KernelKey,
+    /// The artifact: PTX text for NVRTC, synthetic bytes for the test double.
+    pub artifact: Bytes,
+    /// Whether it was a cache hit.
+    pub origin: KernelOrigin,
+}
+
+/// Compiles kernels, caching them in an engine-implicit [`RuntimeCache`] that autosaves exactly
+/// once: when the engine (and so the cache) is dropped, when its settings move the cache to
+/// another path, or, if it is still alive, when the process exits.
+#[derive(Debug)]
+pub struct Engine {
+    settings: RuntimeSettings,
+    selection: BackendSelection,
+    cache: Option<RuntimeCache>,
+    /// Kernels of an engine without a runtime cache.
+    memory: Mutex<HashMap<KernelKey, Bytes>>,
+}
+
+impl Engine {
+    /// Resolves the backend and opens the runtime cache. Every fallible step comes before the
+    /// cache's exit hook is registered: on error the exit registry is unchanged and nothing is
+    /// written.
+    pub fn new(settings: RuntimeSettings) -> Result<Self, EngineError> {
+        let selection = settings.backend.select()?;
+        observer::emit(|| Event::BackendSelected { reason: selection.reason.clone() });
+        log::info!(target: "runtime_cache", "backend {}", selection.reason);
+        let cache = open_engine_cache(&settings)?;
+        Ok(Self { settings, selection, cache, memory: Mutex::default() })
+    }
+
+    /// The kernel for `spec`: from the cache if present (nothing is compiled), else compiled and
+    /// cached.
+    pub fn kernel(&self, spec: &KernelSpec) -> Result<Kernel, EngineError> {
+        let key = KernelKey::derive(spec, self.selection.compiler.identity());
+        let cached = match &self.cache {
+            Some(cache) => cache.get(&key),
+            None => bounded::lock(&self.memory).get(&key).cloned(),
+        };
+        if let Some(artifact) = cached {
+            return Ok(Kernel { key, artifact, origin: KernelOrigin::CacheHit });
+        }
+        let artifact = self.selection.compiler.compile(spec)?;
+        match &self.cache {
+            Some(cache) => cache.insert(key, artifact.clone()),
+            None => {
+                bounded::lock(&self.memory).insert(key, artifact.clone());
+            }
+        }
+        Ok(Kernel { key, artifact, origin: KernelOrigin::Compiled })
+    }
+
+    /// Changes the settings. If the cache path changes, the new cache is opened first (on error
+    /// nothing changes), then the old one saves exactly once, with trigger `swap`, and is closed:
+    /// it does not save again at drop or exit.
+    pub fn set_settings(&mut self, settings: RuntimeSettings) -> Result<(), EngineError> {
+        let selection = if settings.backend != self.settings.backend { Some(settings.backend.select()?) } else { None };
+        if settings.runtime_cache != self.settings.runtime_cache {
+            let new_cache = open_engine_cache(&settings)?;
+            if let Some(old) = std::mem::replace(&mut self.cache, new_cache) {
+                old.finish(Trigger::Swap);
+            }
+        }
+        if let Some(selection) = selection {
+            observer::emit(|| Event::BackendSelected { reason: selection.reason.clone() });
+            self.selection = selection;
+        }
+        self.settings = settings;
+        Ok(())
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> &RuntimeSettings {
+        &self.settings
+    }
+
+    /// Which backend compiles, and why it was chosen.
+    pub fn backend(&self) -> &BackendSelection {
+        &self.selection
+    }
+
+    /// The engine-implicit runtime cache, if the settings name one.
+    pub fn runtime_cache(&self) -> Option<&RuntimeCache> {
+        self.cache.as_ref()
+    }
+}
+
+fn open_engine_cache(settings: &RuntimeSettings) -> Result<Option<RuntimeCache>, EngineError> {
+    let Some(path) = &settings.runtime_cache else { return Ok(None) };
+    let options = CacheOptions { autosave: true, ..settings.cache_options.clone() };
+    Ok(Some(RuntimeCache::open(path, options)?))
+}

@@ -1,0 +1,177 @@
+//! The observer: one process-global hook that receives a typed [`Event`] for everything the cache
+//! does to its files and its exit registry.
+//!
+//! The cache knows nothing of any harness; a harness (or a metrics exporter) installs a hook with
+//! [`set_observer`]. Events are delivered synchronously on the thread that caused them, including
+//! the exit path and the signal-handling thread, so a hook must not panic (a panic is caught and
+//! the event dropped) and should not block.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use crate::key::KernelKey;
+use crate::registry::HookToken;
+
+/// What made a save happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// The last handle was dropped mid-program (or during unwinding / TLS destruction).
+    Drop,
+    /// The process is exiting (atexit) with the handle still alive.
+    Exit,
+    /// [`crate::RuntimeCache::save`] was called.
+    Explicit,
+    /// The engine's settings moved to another cache path; the old cache saves once.
+    Swap,
+    /// A termination signal arrived and the termination handler is installed.
+    Signal(i32),
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trigger::Drop => f.write_str("drop"),
+            Trigger::Exit => f.write_str("exit"),
+            Trigger::Explicit => f.write_str("explicit"),
+            Trigger::Swap => f.write_str("swap"),
+            Trigger::Signal(signal) => write!(f, "signal {signal}"),
+        }
+    }
+}
+
+/// Why an autosave wrote nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// Nothing was dirty: a clean handle never writes.
+    Clean,
+    /// This process is a `fork()`ed child; the handle belongs to its parent.
+    ForkedChild,
+    /// Another trigger already saved this handle (drop vs exit vs signal: the first one wins).
+    AlreadySaved,
+    /// The exit path's total deadline passed before this handle's turn.
+    DeadlineExceeded,
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SkipReason::Clean => "clean",
+            SkipReason::ForkedChild => "forked child",
+            SkipReason::AlreadySaved => "already saved",
+            SkipReason::DeadlineExceeded => "exit deadline exceeded",
+        })
+    }
+}
+
+/// Something the cache did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An engine resolved its compiler backend.
+    BackendSelected {
+        /// Which backend and why, e.g. "synthetic: libnvrtc.so.12 could not be loaded".
+        reason: String,
+    },
+    /// A cache was opened; `entries` were loaded from the file (0 for a cold start).
+    Opened {
+        /// The cache path.
+        path: PathBuf,
+        /// Entries loaded.
+        entries: usize,
+    },
+    /// A corrupt file was set aside, byte-exact, and the cache started cold.
+    Quarantined {
+        /// The cache path.
+        path: PathBuf,
+        /// Where the corrupt file now is (`<path>.corrupt-<n>`).
+        moved_to: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// Temp files left by a crashed save were removed.
+    TempFilesRemoved {
+        /// The cache path.
+        path: PathBuf,
+        /// How many were removed.
+        count: usize,
+    },
+    /// An autosave handle joined the exit registry.
+    HookRegistered {
+        /// Its token.
+        token: HookToken,
+        /// The registry's size afterwards.
+        registry_len: usize,
+    },
+    /// An autosave handle left the exit registry.
+    HookUnregistered {
+        /// Its token.
+        token: HookToken,
+        /// The registry's size afterwards.
+        registry_len: usize,
+    },
+    /// A save began.
+    SaveStarted {
+        /// The cache path.
+        path: PathBuf,
+        /// What caused it.
+        trigger: Trigger,
+    },
+    /// A save was committed: the file was renamed into place.
+    SaveCommitted {
+        /// The cache path.
+        path: PathBuf,
+        /// What caused it.
+        trigger: Trigger,
+        /// Entries in the file after the merge.
+        entries: usize,
+        /// Bytes of the file.
+        bytes: u64,
+        /// The keys this handle contributed (its dirty entries).
+        keys: Vec<KernelKey>,
+    },
+    /// A save failed; the old file is intact.
+    SaveFailed {
+        /// The cache path.
+        path: PathBuf,
+        /// What caused it.
+        trigger: Trigger,
+        /// The error, rendered.
+        error: String,
+    },
+    /// An autosave wrote nothing.
+    SaveSkipped {
+        /// The cache path.
+        path: PathBuf,
+        /// What caused it.
+        trigger: Trigger,
+        /// Why nothing was written.
+        reason: SkipReason,
+    },
+}
+
+type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
+
+static OBSERVER: RwLock<Option<Hook>> = RwLock::new(None);
+
+/// Installs the process-global observer, replacing any previous one.
+pub fn set_observer(hook: impl Fn(&Event) + Send + Sync + 'static) {
+    let mut slot = OBSERVER.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *slot = Some(Arc::new(hook));
+}
+
+/// Removes the observer.
+pub fn clear_observer() {
+    let mut slot = OBSERVER.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *slot = None;
+}
+
+/// Delivers `event` to the observer, if any. Never panics, never prints.
+pub(crate) fn emit(event: impl FnOnce() -> Event) {
+    let hook = OBSERVER.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    if let Some(hook) = hook {
+        let event = event();
+        let _ = catch_unwind(AssertUnwindSafe(|| hook(&event)));
+    }
+}
