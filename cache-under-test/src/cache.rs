@@ -176,16 +176,19 @@ impl RuntimeCache {
     }
 
     /// Ends this handle's autosave now with `trigger`, exactly as a drop would (used when an
-    /// engine swaps to another cache path): unregisters, then saves once if dirty.
+    /// engine swaps to another cache path): saves once if dirty, then unregisters.
     pub(crate) fn finish(mut self, trigger: Trigger) {
         self.finish_autosave(trigger);
     }
 
     fn finish_autosave(&mut self, trigger: Trigger) {
         if let Some(token) = self.hook.take() {
-            registry::unregister(token);
+            // Save while still registered: an exit racing this drop on another thread then finds
+            // the handle, sees the save in progress and waits for it (bounded), instead of ending
+            // the process in the middle of it with nothing saved.
             let deadline = Instant::now() + self.shared.options.lock_timeout;
             self.shared.autosave(trigger, deadline);
+            registry::unregister(token);
         }
     }
 }

@@ -5,10 +5,11 @@
 //! - Entries hold [`Weak`] refs: the registry never keeps a handle alive.
 //! - A slab with generation-tagged [`HookToken`]s: register and unregister are O(1), and a stale
 //!   token can never remove someone else's entry. The registry's size equals the number of live
-//!   autosave handles, always: a handle registers last in its construction and unregisters first
-//!   in its `Drop`.
+//!   autosave handles, always: a handle registers last in its construction and unregisters in its
+//!   `Drop` right after its save (so an exit racing the drop waits for that save).
 //! - The exit path ([`save_all`]) takes a snapshot of the live handles under the registry lock,
-//!   releases it, and saves each one within a total deadline ([`set_exit_deadline`]). It never
+//!   releases it, and saves each one within a total deadline ([`set_exit_deadline`]); a handle
+//!   whose drop is saving on another thread is still registered, so the exit path waits for it. It never
 //!   panics (the callback catches every unwind at the `extern "C"` boundary), never prints and
 //!   never touches a thread-local: glibc runs main-thread TLS destructors *before* atexit handlers.
 

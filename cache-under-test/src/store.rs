@@ -62,7 +62,7 @@ pub(crate) struct OnDisk {
 }
 
 /// Makes sure the cache path can be a file: its folder exists (created 0700 if missing) and the
-/// path is not a folder or other non-file.
+/// path is not a folder or other non-file, nor a file this process must not trust.
 pub(crate) fn prepare_path(path: &Path) -> Result<(), CacheError> {
     if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
         fs::DirBuilder::new()
@@ -73,7 +73,9 @@ pub(crate) fn prepare_path(path: &Path) -> Result<(), CacheError> {
     }
     match fs::symlink_metadata(path) {
         Ok(metadata) if !metadata.is_file() => Err(CacheError::NotAFile { path: path.to_owned() }),
-        Ok(_) => Ok(()),
+        // Refuse an untrusted file before anything is written next to it (the lock file, the
+        // clean-up of temp files); `read_trusted` checks again under the lock.
+        Ok(metadata) => check_trusted(path, &metadata),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(CacheError::io("inspect", path, source)),
     }

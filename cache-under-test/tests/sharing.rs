@@ -1,0 +1,167 @@
+//! Sharing one cache file: two handles (or K processes) saving distinct keys lose none of them
+//! (save = lock, re-read, merge, write temp, rename), a saver picks up what others saved, and a
+//! lock held elsewhere makes a save fail with `LockTimeout` after the bounded wait, leaving the
+//! old file intact.
+
+/// Every test here takes `support::serial()`: one of them forks.
+mod support;
+
+use std::fs::{self, File};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use runtime_cache::{CacheError, CacheOptions, KernelKey, RuntimeCache, SaveOutcome};
+use support::ChildStatus;
+
+fn key(writer: u8, n: u8) -> KernelKey {
+    let mut key = [n; 32];
+    key[0] = writer;
+    KernelKey(key)
+}
+
+fn artifact(writer: u8, n: u8) -> Bytes {
+    Bytes::from(format!("artifact {writer}/{n}").repeat(10))
+}
+
+fn on_disk(path: &Path) -> RuntimeCache {
+    RuntimeCache::open(path, CacheOptions::default()).expect("reopen")
+}
+
+#[test]
+fn two_handles_saving_distinct_keys_leave_the_union() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtk");
+    let a = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    let b = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    for n in 0..10 {
+        a.insert(key(1, n), artifact(1, n));
+        b.insert(key(2, n), artifact(2, n));
+    }
+    assert_eq!(a.save().unwrap(), SaveOutcome::Committed { entries: 10, bytes: fs::metadata(&path).unwrap().len() });
+    // B has not seen A's save: its save re-reads and merges instead of overwriting.
+    match b.save().unwrap() {
+        SaveOutcome::Committed { entries, .. } => assert_eq!(entries, 20),
+        SaveOutcome::Clean => panic!("b was dirty"),
+    }
+    let merged = on_disk(&path);
+    assert_eq!(merged.len(), 20);
+    for n in 0..10 {
+        assert_eq!(merged.get(&key(1, n)), Some(artifact(1, n)));
+        assert_eq!(merged.get(&key(2, n)), Some(artifact(2, n)));
+    }
+    // B picked A's entries up in memory; it is clean again.
+    assert_eq!(b.len(), 20);
+    assert_eq!(b.get(&key(1, 3)), Some(artifact(1, 3)));
+    assert!(!b.is_dirty());
+    // A saves again with one more entry: it merges B's entries rather than dropping them.
+    a.insert(key(1, 99), artifact(1, 99));
+    a.save().unwrap();
+    assert_eq!(on_disk(&path).len(), 21);
+    assert_eq!(a.len(), 21, "a picked b's entries up at its save");
+}
+
+#[test]
+fn on_a_key_both_hold_the_saver_wins_and_nothing_is_duplicated() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtk");
+    let a = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    let b = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    a.insert(key(0, 0), Bytes::from_static(b"from a"));
+    b.insert(key(0, 0), Bytes::from_static(b"from b"));
+    a.save().unwrap();
+    b.save().unwrap();
+    let merged = on_disk(&path);
+    assert_eq!(merged.len(), 1);
+    assert_eq!(merged.get(&key(0, 0)), Some(Bytes::from_static(b"from b")));
+}
+
+#[test]
+fn k_processes_saving_at_once_lose_no_entries() {
+    let _serial = support::serial();
+    const WRITERS: u8 = 4;
+    const KEYS: u8 = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtk");
+    let children: Vec<i32> = (0..WRITERS)
+        .map(|writer| {
+            let path = path.clone();
+            support::fork_child(move || {
+                // Each child saves after every insert, so the saves of all children interleave.
+                let cache = match RuntimeCache::open(&path, CacheOptions::default()) {
+                    Ok(cache) => cache,
+                    Err(error) => return support::report(1, &format!("writer {writer}: open: {error}")),
+                };
+                for n in 0..KEYS {
+                    cache.insert(key(writer, n), artifact(writer, n));
+                    if let Err(error) = cache.save() {
+                        return support::report(2, &format!("writer {writer}: save: {error}"));
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for pid in children {
+        assert_eq!(support::wait_for(pid), ChildStatus::Exited(0));
+    }
+    let merged = on_disk(&path);
+    assert_eq!(merged.len(), usize::from(WRITERS) * usize::from(KEYS), "entries were lost");
+    for writer in 0..WRITERS {
+        for n in 0..KEYS {
+            assert_eq!(merged.get(&key(writer, n)), Some(artifact(writer, n)), "writer {writer} key {n}");
+        }
+    }
+    let temps: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(temps.is_empty(), "temp files left behind: {temps:?}");
+}
+
+#[test]
+fn a_held_lock_makes_save_and_open_time_out_and_leaves_the_file_intact() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtk");
+    let lock_timeout = Duration::from_millis(300);
+    let options = CacheOptions { lock_timeout, ..CacheOptions::default() };
+    let cache = RuntimeCache::open(&path, options.clone()).unwrap();
+    cache.insert(key(0, 1), artifact(0, 1));
+    cache.save().unwrap();
+    let old = fs::read(&path).unwrap();
+    cache.insert(key(0, 2), artifact(0, 2));
+
+    // Another holder of `<path>.lock` (flock locks conflict between open file descriptions, even
+    // within one process).
+    let holder = File::options().read(true).write(true).open(dir.path().join("kernels.rtk.lock")).unwrap();
+    holder.lock().unwrap();
+
+    let started = Instant::now();
+    let result = cache.save();
+    let waited = started.elapsed();
+    match result {
+        Err(CacheError::LockTimeout { lock_path, waited: reported }) => {
+            assert_eq!(lock_path, dir.path().join("kernels.rtk.lock"));
+            assert!(reported >= lock_timeout, "reported a wait of {reported:?}");
+        }
+        other => panic!("expected LockTimeout, got {other:?}"),
+    }
+    // Bounded: it waited the timeout, and not unboundedly more (the bound is loose on purpose:
+    // this is a contract check, not a speed target).
+    assert!(waited >= lock_timeout && waited < lock_timeout * 10, "waited {waited:?}");
+    assert_eq!(fs::read(&path).unwrap(), old, "the old file is intact");
+    assert!(cache.is_dirty(), "a failed save keeps the entries dirty");
+
+    let started = Instant::now();
+    assert!(matches!(RuntimeCache::open(&path, options), Err(CacheError::LockTimeout { .. })));
+    assert!(started.elapsed() < lock_timeout * 10);
+
+    // Once the lock is released, the pending entry saves.
+    holder.unlock().unwrap();
+    cache.save().unwrap();
+    assert_eq!(on_disk(&path).len(), 2);
+}

@@ -1,0 +1,188 @@
+//! The black box: what happened to the files under test, seen by the kernel, not the child.
+//!
+//! Before the child starts, the parent watches (inotify) the folder of every file under test
+//! and snapshots each file. While the child runs, the supervisor drains the queue whenever it
+//! is readable; after the child and its process group are gone, [`BlackBox::finish`] drains the
+//! rest and snapshots again. No settle delay is needed: inotify queues an event inside the
+//! system call that causes it, so every event of a reaped process is already queued.
+//!
+//! Per file it counts renames onto the name (`IN_MOVED_TO`) and closes after writing
+//! (`IN_CLOSE_WRITE`, and separately those preceded by an `IN_MODIFY`: writes in place). It
+//! never reads the journal.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+
+use crate::observation::{BlackBoxCounts, FileObservation, FileSnapshot};
+use crate::spec::{FileUnderTest, Validator};
+
+/// Why the black box could not be set up or read.
+#[derive(Debug, thiserror::Error)]
+pub enum BlackBoxError {
+    /// A file under test could not be prepared (folder created, seed written) or snapshotted.
+    #[error("file under test {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// inotify failed.
+    #[error("inotify: {0}")]
+    Inotify(#[source] io::Error),
+}
+
+struct Watched {
+    name: String,
+    path: PathBuf,
+    validator: Option<Validator>,
+    before: FileSnapshot,
+    counts: BlackBoxCounts,
+    modified_since_close: bool,
+}
+
+/// The inotify watches and the counts of one run.
+pub struct BlackBox {
+    inotify: Inotify,
+    /// (watch, file name in that folder) -> index in `files`.
+    by_name: HashMap<(WatchDescriptor, OsString), usize>,
+    files: Vec<Watched>,
+    overflowed: bool,
+    buffer: Vec<u8>,
+}
+
+impl BlackBox {
+    /// Seeds the files under test (creating their folders), snapshots them and starts watching.
+    pub fn arm(files: &[FileUnderTest], scratch: &Path) -> Result<Self, BlackBoxError> {
+        let inotify = Inotify::init().map_err(BlackBoxError::Inotify)?;
+        let mask = WatchMask::MOVED_TO | WatchMask::CLOSE_WRITE | WatchMask::MODIFY;
+        let mut by_name = HashMap::new();
+        let mut watched = Vec::with_capacity(files.len());
+        // Seed every file before the first watch exists: seeding is setup, not a save.
+        for file in files {
+            let path = file.resolve(scratch);
+            let file_err = |source| BlackBoxError::File { path: path.clone(), source };
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(file_err)?;
+            }
+            if let Some(seed) = &file.seed {
+                std::fs::write(&path, seed).map_err(file_err)?;
+            }
+        }
+        for (index, file) in files.iter().enumerate() {
+            let path = file.resolve(scratch);
+            let file_err = |source| BlackBoxError::File { path: path.clone(), source };
+            let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else {
+                let source = io::Error::new(io::ErrorKind::InvalidInput, "not a file path");
+                return Err(file_err(source));
+            };
+            let wd = inotify.watches().add(dir, mask).map_err(BlackBoxError::Inotify)?;
+            by_name.insert((wd, base.to_owned()), index);
+            let before = snapshot(&path, file.validator.as_ref()).map_err(file_err)?;
+            watched.push(Watched {
+                name: file.name.clone(),
+                path,
+                validator: file.validator.clone(),
+                before,
+                counts: BlackBoxCounts::default(),
+                modified_since_close: false,
+            });
+        }
+        // Aligned enough for `inotify_event` and large enough for many events per read.
+        let buffer = vec![0; 64 * 1024];
+        Ok(Self { inotify, by_name, files: watched, overflowed: false, buffer })
+    }
+
+    /// The inotify descriptor, for the supervisor to poll.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+
+    /// Reads and counts every queued event, without blocking.
+    pub fn drain(&mut self) -> Result<(), BlackBoxError> {
+        loop {
+            let events = match self.inotify.read_events(&mut self.buffer) {
+                Ok(events) => events,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BlackBoxError::Inotify(e)),
+            };
+            let mut any = false;
+            for event in events {
+                any = true;
+                if event.mask.contains(EventMask::Q_OVERFLOW) {
+                    self.overflowed = true;
+                    continue;
+                }
+                let Some(name) = event.name else { continue };
+                let Some(&index) = self.by_name.get(&(event.wd.clone(), name.to_owned())) else {
+                    continue;
+                };
+                let file = &mut self.files[index];
+                if event.mask.contains(EventMask::MODIFY) {
+                    file.modified_since_close = true;
+                }
+                if event.mask.contains(EventMask::MOVED_TO) {
+                    file.counts.renames_onto += 1;
+                    file.modified_since_close = false;
+                }
+                if event.mask.contains(EventMask::CLOSE_WRITE) {
+                    file.counts.close_writes += 1;
+                    if std::mem::take(&mut file.modified_since_close) {
+                        file.counts.in_place_writes += 1;
+                    }
+                }
+            }
+            if !any {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Drains the last events and snapshots every file again.
+    pub fn finish(mut self) -> Result<(Vec<FileObservation>, bool), BlackBoxError> {
+        self.drain()?;
+        let mut observed = Vec::with_capacity(self.files.len());
+        for file in self.files {
+            let after = snapshot(&file.path, file.validator.as_ref())
+                .map_err(|source| BlackBoxError::File { path: file.path.clone(), source })?;
+            observed.push(FileObservation {
+                name: file.name,
+                path: file.path,
+                before: file.before,
+                after,
+                black_box: file.counts,
+            });
+        }
+        // Closing an inotify descriptor waits for an RCU grace period in the kernel
+        // (`synchronize_srcu`): several milliseconds, ten times a whole do-nothing run.
+        crate::cleanup::later(self.inotify);
+        Ok((observed, self.overflowed))
+    }
+}
+
+
+
+/// The state of `path` now.
+pub fn snapshot(path: &Path, validator: Option<&Validator>) -> io::Result<FileSnapshot> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(FileSnapshot::absent()),
+        Err(e) => return Err(e),
+    };
+    Ok(FileSnapshot {
+        exists: true,
+        size: bytes.len() as u64,
+        hash: Some(blake3::hash(&bytes).to_hex().to_string()),
+        validity: validator.map(|validate| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| validate(&bytes)))
+                .unwrap_or_else(|_| Err("the validator panicked".into()))
+        }),
+    })
+}

@@ -1,0 +1,153 @@
+//! The inline runner: a closure inside a `#[test]`, run in a child process through
+//! [`rusty_fork`], observed and judged exactly like a spawned program.
+//!
+//! `rusty-fork` re-executes the test binary filtered to the one test; in that child, the same
+//! test function reaches the same [`Inline::run`] call, which runs the body instead. Nothing of
+//! the parent's preparation (run folder, journal, inotify watches) happens in the child: it is
+//! all done in the process modifier, which only the parent calls, just before the spawn. The
+//! modifier also pipes stdout and stderr separately (`rusty-fork` alone merges them) and puts
+//! the child in its own process group.
+//!
+//! How the child ends: when the body returns, `rusty-fork` calls `std::process::exit(0)` (exit
+//! hooks run, `main`'s locals are not dropped); when it panics, `std::process::exit(70)` after
+//! the panic message. A body that wants another ending (`abort`, a signal, its own
+//! `process::exit(n)`) does it itself.
+//!
+//! ```no_run
+//! use exit_harness::inline::Inline;
+//! use exit_harness::oracle::SaveCount;
+//! use exit_harness::{FileUnderTest, Oracle};
+//!
+//! #[test]
+//! fn flushes_once() {
+//!     let obs = Inline::new(exit_harness::test_path!(flushes_once))
+//!         .file(FileUnderTest::new("out.txt"))
+//!         .run(exit_harness::fork_id!(), |ctx| {
+//!             std::fs::write(ctx.scratch.join("out.txt"), b"data").unwrap();
+//!             let _ = exit_harness::journal::record(&exit_harness::Event::save(ctx.scratch.join("out.txt")));
+//!         })
+//!         .unwrap();
+//!     assert!(SaveCount::exactly(1).judge(&obs).passed());
+//! }
+//! ```
+
+use std::cell::RefCell;
+use std::hash::Hash;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use rusty_fork;
+
+use crate::observation::Observation;
+use crate::runner::{Run, RunError};
+use crate::spec::{FileUnderTest, Limits, SCRATCH_ENV, SignalOnMarker};
+
+/// The full libtest path of test function `$name` in the current module, as [`Inline::new`]
+/// needs it.
+#[macro_export]
+macro_rules! test_path {
+    ($name:ident) => {
+        $crate::inline::rusty_fork::fork_test::fix_module_path(concat!(module_path!(), "::", stringify!($name)))
+    };
+}
+
+/// A fork identifier unique to this call site, as [`Inline::run`] needs it.
+#[macro_export]
+macro_rules! fork_id {
+    () => {
+        $crate::inline::rusty_fork::rusty_fork_id!()
+    };
+}
+
+/// Why an inline run produced no observation.
+#[derive(Debug, thiserror::Error)]
+pub enum InlineError {
+    /// `rusty-fork` could not start the child.
+    #[error("rusty-fork: {0}")]
+    Fork(#[from] rusty_fork::Error),
+    /// Preparing, supervising or reading the run failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// What the body sees in the child.
+#[derive(Debug, Clone)]
+pub struct InlineContext {
+    /// The run's scratch folder, where the files under test live.
+    pub scratch: PathBuf,
+}
+
+/// An inline run: a test's closure in a child process.
+#[derive(Debug, Clone)]
+pub struct Inline {
+    test_path: String,
+    files: Vec<FileUnderTest>,
+    limits: Limits,
+    triggers: Vec<SignalOnMarker>,
+}
+
+impl Inline {
+    /// For the test whose libtest path is `test_path` (use [`test_path!`](crate::test_path)).
+    pub fn new(test_path: &str) -> Self {
+        Self { test_path: test_path.to_owned(), files: Vec::new(), limits: Limits::default(), triggers: Vec::new() }
+    }
+
+    /// Watches `file` (relative to the scratch folder).
+    #[must_use]
+    pub fn file(mut self, file: FileUnderTest) -> Self {
+        self.files.push(file);
+        self
+    }
+
+    /// Watches every one of `files` (e.g. a [`Cell`](crate::Cell)'s).
+    #[must_use]
+    pub fn files(mut self, files: impl IntoIterator<Item = FileUnderTest>) -> Self {
+        self.files.extend(files);
+        self
+    }
+
+    /// Ends the child after `timeout` (SIGTERM to its group, SIGKILL after the grace).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.limits.timeout = timeout;
+        self
+    }
+
+    /// Sends `signal` to the child when its journal shows the marker `marker`.
+    #[must_use]
+    pub fn signal_on_marker(mut self, marker: impl Into<String>, signal: i32) -> Self {
+        self.triggers.push(SignalOnMarker { marker: marker.into(), signal, to_group: false });
+        self
+    }
+
+    /// In the parent: runs `body` in a child and returns the observation. In the child: runs
+    /// `body` and exits, never returning.
+    pub fn run<Id: Hash>(&self, fork_id: Id, body: impl FnOnce(&InlineContext)) -> Result<Observation, InlineError> {
+        for trigger in &self.triggers {
+            crate::process_group::signal(trigger.signal).ok_or(RunError::BadSignal(trigger.signal))?;
+        }
+        let prepared: RefCell<Option<(Result<Run, RunError>, Instant)>> = RefCell::new(None);
+        let observed = rusty_fork::fork(
+            &self.test_path,
+            fork_id,
+            |cmd| {
+                let run = Run::prepare(&self.files);
+                if let Ok(run) = &run {
+                    run.configure(cmd);
+                }
+                *prepared.borrow_mut() = Some((run, Instant::now()));
+            },
+            |child, _merged_output| {
+                let (run, started) = prepared.borrow_mut().take().ok_or_else(|| {
+                    RunError::Prepare(std::io::Error::other("rusty-fork did not call the process modifier"))
+                })?;
+                run?.supervise(child.inner_mut(), &self.limits, &self.triggers, started)
+            },
+            || {
+                let scratch = std::env::var_os(SCRATCH_ENV).map(PathBuf::from).unwrap_or_default();
+                body(&InlineContext { scratch });
+            },
+        )?;
+        Ok(observed?)
+    }
+}

@@ -1,0 +1,201 @@
+//! What one run looked like from the outside: the [`Observation`] every oracle judges.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::journal::Journal;
+
+/// How the child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitOutcome {
+    /// It exited with this status code.
+    Code(i32),
+    /// It was terminated by this signal number.
+    Signal(i32),
+}
+
+impl ExitOutcome {
+    /// The shell's view: the code, or 128 + the signal.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            Self::Code(code) => code,
+            Self::Signal(sig) => 128 + sig,
+        }
+    }
+}
+
+impl fmt::Display for ExitOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Code(code) => write!(f, "exit code {code}"),
+            Self::Signal(sig) => write!(f, "signal {sig} ({})", signal_name(sig)),
+        }
+    }
+}
+
+/// The conventional name of a signal number (`"SIGTERM"`), or `"SIG?"`.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => "SIG?",
+    }
+}
+
+/// The state of one file under test at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSnapshot {
+    /// Whether the file existed.
+    pub exists: bool,
+    /// Its size in bytes (0 when absent).
+    pub size: u64,
+    /// The blake3 hash of its content, hex (`None` when absent).
+    pub hash: Option<String>,
+    /// What the caller's validator said, when there is a validator and the file exists.
+    pub validity: Option<Result<ValidContent, String>>,
+}
+
+impl FileSnapshot {
+    /// The snapshot of a file that does not exist.
+    pub fn absent() -> Self {
+        Self { exists: false, size: 0, hash: None, validity: None }
+    }
+
+    /// The keys the validator found, if the file is valid and the validator exposes keys.
+    pub fn keys(&self) -> Option<&BTreeSet<String>> {
+        match &self.validity {
+            Some(Ok(content)) => content.keys.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// A short human description: `absent`, or `123 B, blake3 abcd1234…, valid (4 keys)`.
+    pub fn describe(&self) -> String {
+        if !self.exists {
+            return "absent".into();
+        }
+        let hash = self.hash.as_deref().map_or("?", |h| &h[..h.len().min(12)]);
+        let validity = match &self.validity {
+            None => String::new(),
+            Some(Ok(content)) => match &content.keys {
+                Some(keys) => format!(", valid ({} keys)", keys.len()),
+                None => ", valid".into(),
+            },
+            Some(Err(why)) => format!(", INVALID: {why}"),
+        };
+        format!("{} B, blake3 {hash}{validity}", self.size)
+    }
+}
+
+/// What a validator accepts a file as: valid, optionally with the set of keys it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ValidContent {
+    /// The keys (entries) the file holds, when the format has such a notion.
+    pub keys: Option<BTreeSet<String>>,
+}
+
+impl ValidContent {
+    /// Valid, with no notion of keys.
+    pub fn opaque() -> Self {
+        Self { keys: None }
+    }
+
+    /// Valid, holding these keys.
+    pub fn with_keys<K: Into<String>>(keys: impl IntoIterator<Item = K>) -> Self {
+        Self { keys: Some(keys.into_iter().map(Into::into).collect()) }
+    }
+}
+
+/// What the black box (inotify) counted for one file under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlackBoxCounts {
+    /// `IN_MOVED_TO` events naming the file: a rename onto it.
+    pub renames_onto: u64,
+    /// `IN_CLOSE_WRITE` events naming the file, whatever was written.
+    pub close_writes: u64,
+    /// `IN_CLOSE_WRITE` events preceded by at least one `IN_MODIFY` since the previous close:
+    /// writes in place.
+    pub in_place_writes: u64,
+}
+
+impl BlackBoxCounts {
+    /// Saves as the black box sees them: renames onto the file plus writes in place.
+    pub fn saves(&self) -> u64 {
+        self.renames_onto + self.in_place_writes
+    }
+}
+
+/// Everything observed about one file under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileObservation {
+    /// The name the scenario gave the file (relative to the scratch folder, or absolute).
+    pub name: String,
+    /// The absolute path the child saw.
+    pub path: PathBuf,
+    /// Before the child started (after seeding).
+    pub before: FileSnapshot,
+    /// After the child and its process group were gone.
+    pub after: FileSnapshot,
+    /// The black box's counts.
+    pub black_box: BlackBoxCounts,
+}
+
+/// A process of the child's process group still alive after the child exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeakedProcess {
+    /// Its process id.
+    pub pid: u32,
+    /// Its command line, as `/proc/PID/cmdline` showed it.
+    pub cmdline: String,
+}
+
+/// One observed run: the input of every [oracle](crate::oracle::Oracle).
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// How the child ended.
+    pub outcome: ExitOutcome,
+    /// Whether the harness had to end it at its timeout.
+    pub timed_out: bool,
+    /// Signals the harness sent on journal markers, as `(marker, signal)`, in order.
+    pub signals_sent: Vec<(String, i32)>,
+    /// Its standard output (bounded; see [`crate::runner`]).
+    pub stdout: String,
+    /// Its standard error (bounded).
+    pub stderr: String,
+    /// From spawn to reaped.
+    pub wall: Duration,
+    /// The child's journal.
+    pub journal: Journal,
+    /// The files under test, in the order the scenario named them.
+    pub files: Vec<FileObservation>,
+    /// Whether the black box's queue overflowed (its counts are then a lower bound).
+    pub black_box_overflowed: bool,
+    /// Processes of the child's group found alive after it exited (they were then killed).
+    pub leaked: Vec<LeakedProcess>,
+}
+
+impl Observation {
+    /// The file under test with this name (as the scenario gave it).
+    pub fn file(&self, name: &str) -> Option<&FileObservation> {
+        self.files.iter().find(|f| f.name == name)
+    }
+
+    /// The non-empty lines of stderr.
+    pub fn stderr_lines(&self) -> impl Iterator<Item = &str> {
+        self.stderr.lines().filter(|l| !l.trim().is_empty())
+    }
+}

@@ -1,0 +1,193 @@
+//! What to run and what to watch: [`ChildSpec`] (a program that owns its `main`),
+//! [`FileUnderTest`] (a file the black box watches) and the supervision [`Limits`].
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::observation::ValidContent;
+
+/// Placeholder replaced, in a [`ChildSpec`]'s arguments and environment values, by the run's
+/// scratch folder (also exported as [`SCRATCH_ENV`]).
+pub const SCRATCH_PLACEHOLDER: &str = "{scratch}";
+
+/// The environment variable naming the run's fresh, empty scratch folder.
+pub const SCRATCH_ENV: &str = "EXIT_HARNESS_SCRATCH";
+
+/// Decides whether a file's bytes are a valid instance of the resource's format, and which keys
+/// it holds.
+pub type Validator = Arc<dyn Fn(&[u8]) -> Result<ValidContent, String> + Send + Sync>;
+
+/// A file the black box watches and snapshots.
+#[derive(Clone)]
+pub struct FileUnderTest {
+    pub(crate) name: String,
+    pub(crate) seed: Option<Vec<u8>>,
+    pub(crate) validator: Option<Validator>,
+}
+
+impl FileUnderTest {
+    /// A file, named relative to the run's scratch folder (or absolute).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into(), seed: None, validator: None }
+    }
+
+    /// Writes `bytes` to the file before the child starts (the "old" content).
+    #[must_use]
+    pub fn seeded(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.seed = Some(bytes.into());
+        self
+    }
+
+    /// Judges the file's content with `validator` in every snapshot.
+    #[must_use]
+    pub fn validated_by(
+        mut self,
+        validator: impl Fn(&[u8]) -> Result<ValidContent, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.validator = Some(Arc::new(validator));
+        self
+    }
+
+    /// The name as given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The absolute path of the file for a run whose scratch folder is `scratch`.
+    pub fn resolve(&self, scratch: &Path) -> PathBuf {
+        scratch.join(&self.name)
+    }
+}
+
+impl fmt::Debug for FileUnderTest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileUnderTest")
+            .field("name", &self.name)
+            .field("seed_bytes", &self.seed.as_ref().map(Vec::len))
+            .field("validator", &self.validator.is_some())
+            .finish()
+    }
+}
+
+/// Send signal `signal` to the child once its journal shows a `marker` event named `marker`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalOnMarker {
+    /// The marker name to wait for.
+    pub marker: String,
+    /// The signal number to send.
+    pub signal: i32,
+    /// Send it to the whole process group rather than the child alone.
+    pub to_group: bool,
+}
+
+/// How a run is supervised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// After this long the process group gets SIGTERM.
+    pub timeout: Duration,
+    /// After SIGTERM, this long before SIGKILL.
+    pub grace: Duration,
+    /// The most bytes kept of stdout and of stderr each (the head is kept).
+    pub output_cap: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(30), grace: Duration::from_secs(2), output_cap: 1 << 20 }
+    }
+}
+
+/// A program that owns its `main`, to run in a fresh process group (like `assert_cmd`).
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: Vec<(OsString, Option<OsString>)>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) limits: Limits,
+    pub(crate) triggers: Vec<SignalOnMarker>,
+}
+
+impl ChildSpec {
+    /// Runs `program` (a path, or a name looked up in `PATH`).
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            limits: Limits::default(),
+            triggers: Vec::new(),
+        }
+    }
+
+    /// Adds an argument; [`SCRATCH_PLACEHOLDER`] in it becomes the scratch folder.
+    #[must_use]
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds arguments.
+    #[must_use]
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable; [`SCRATCH_PLACEHOLDER`] in the value becomes the scratch
+    /// folder.
+    #[must_use]
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Removes an inherited environment variable.
+    #[must_use]
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), None));
+        self
+    }
+
+    /// Runs the child in `dir` (default: the scratch folder).
+    #[must_use]
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Ends the child (SIGTERM to its group, then SIGKILL after the grace) after `timeout`.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.limits.timeout = timeout;
+        self
+    }
+
+    /// Sets every supervision limit at once.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sends `signal` to the child when its journal shows the marker `marker`.
+    #[must_use]
+    pub fn signal_on_marker(mut self, marker: impl Into<String>, signal: i32) -> Self {
+        self.triggers.push(SignalOnMarker { marker: marker.into(), signal, to_group: false });
+        self
+    }
+
+    /// The program.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// The supervision limits.
+    pub fn get_limits(&self) -> &Limits {
+        &self.limits
+    }
+}

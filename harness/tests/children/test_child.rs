@@ -1,0 +1,95 @@
+//! `exit-harness-test-child`: a purpose-built child program for the harness's own tests.
+//!
+//! It exists only so the harness can be shown to catch bad children and pass good ones. Usage:
+//! `exit-harness-test-child ACTION...`, actions run in order:
+//!
+//! - `save:PATH` writes a temp file next to PATH, renames it onto PATH, journals `save` and
+//!   `committed` (key = the pid)
+//! - `merge-save:PATH` like `save`, but keeps the keys already in PATH (read, merge, rename)
+//! - `save-unjournaled:PATH` the same rename, but no journal line (a lying journal)
+//! - `journal-save:PATH` a `save` journal line without touching the file (another lie)
+//! - `write-in-place:PATH` rewrites PATH in place, journals `save`
+//! - `garbage:PATH` writes invalid bytes onto PATH (a torn file), no journal line
+//! - `stderr:TEXT` prints TEXT to stderr
+//! - `registry:LEN:LIVE` journals a registry sample
+//! - `marker:NAME` journals a marker
+//! - `sleep:MS` sleeps
+//! - `hang` sleeps forever
+//! - `leak` spawns a grandchild (`sleep 30`) and does not wait for it
+//! - `torn` writes half a journal line and kills itself with SIGKILL
+//! - `panic:TEXT` panics with TEXT
+//! - `exit:N` exits with status N
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use exit_harness::journal::{self, Event};
+
+fn rename_onto(path: &Path, content: &str) {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, content).expect("write temp");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+fn main() {
+    let pid = std::process::id().to_string();
+    for action in std::env::args().skip(1) {
+        let (verb, arg) = action.split_once(':').unwrap_or((&action, ""));
+        match verb {
+            "save" => {
+                let path = Path::new(arg);
+                rename_onto(path, &format!("valid\n{pid}\n"));
+                let _ = journal::record(&Event::save(path).with("entries", 1));
+                let _ = journal::record(&Event::committed(path, [&pid]));
+            }
+            "merge-save" => {
+                let path = Path::new(arg);
+                let old = std::fs::read_to_string(path).unwrap_or_else(|_| "valid\n".into());
+                rename_onto(path, &format!("{old}{pid}\n"));
+                let _ = journal::record(&Event::save(path));
+                let _ = journal::record(&Event::committed(path, [&pid]));
+            }
+            "save-unjournaled" => rename_onto(Path::new(arg), &format!("valid\n{pid}\n")),
+            "journal-save" => {
+                let _ = journal::record(&Event::save(arg));
+            }
+            "write-in-place" => {
+                std::fs::write(arg, format!("valid\n{pid}\n")).expect("write");
+                let _ = journal::record(&Event::save(arg));
+            }
+            "garbage" => std::fs::write(arg, "vali").expect("write"),
+            "stderr" => eprintln!("{arg}"),
+            "registry" => {
+                let (len, live) = arg.split_once(':').expect("registry:LEN:LIVE");
+                let event = Event::registry(len.parse().expect("len"), live.parse().expect("live"));
+                let _ = journal::record(&event);
+            }
+            "marker" => {
+                let _ = journal::record(&Event::marker(arg));
+            }
+            "sleep" => std::thread::sleep(Duration::from_millis(arg.parse().expect("ms"))),
+            "hang" => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+            "leak" => {
+                let child = std::process::Command::new("sleep").arg("30").spawn().expect("spawn");
+                std::mem::forget(child);
+            }
+            "torn" => {
+                let path = std::env::var_os(journal::JOURNAL_ENV).expect("journal env");
+                let mut file = std::fs::OpenOptions::new().append(true).open(path).expect("open");
+                file.write_all(br#"{"pid":1,"seq":9,"kind":"sa"#).expect("write");
+                let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+                std::thread::sleep(Duration::from_secs(5));
+            }
+            "panic" => panic!("{arg}"),
+            "exit" => std::process::exit(arg.parse().expect("code")),
+            other => {
+                eprintln!("exit-harness-test-child: unknown action {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The inline runner: closures in `#[test]`s, run in a child through rusty-fork.
+
+mod common;
+
+use common::{cache, fails, passes};
+use exit_harness::inline::Inline;
+use exit_harness::journal::{self, Event};
+use exit_harness::oracle::{ExitStatus, QuietStderr, SaveCount};
+use exit_harness::{ExitOutcome, fork_id, test_path};
+
+fn save(path: &std::path::Path) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, "valid\nk\n").unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+    let _ = journal::record(&Event::save(path));
+}
+
+#[test]
+fn an_inline_child_that_saves_once_passes() {
+    let obs = Inline::new(test_path!(an_inline_child_that_saves_once_passes))
+        .file(cache())
+        .run(fork_id!(), |ctx| save(&ctx.scratch.join("cache")))
+        .unwrap();
+    passes(&SaveCount::exactly(1), &obs);
+    passes(&QuietStderr::empty(), &obs);
+    passes(&ExitStatus::success(), &obs);
+}
+
+#[test]
+fn an_inline_child_that_saves_twice_and_talks_fails_with_separate_streams() {
+    let obs = Inline::new(test_path!(an_inline_child_that_saves_twice_and_talks_fails_with_separate_streams))
+        .file(cache())
+        .run(fork_id!(), |ctx| {
+            save(&ctx.scratch.join("cache"));
+            save(&ctx.scratch.join("cache"));
+            println!("to stdout");
+            eprintln!("to stderr");
+        })
+        .unwrap();
+    fails(&SaveCount::exactly(1), &obs, &["journal: 2 save(s), black box: 2"]);
+    fails(&QuietStderr::empty(), &obs, &["to stderr"]);
+    assert!(obs.stdout.contains("to stdout") && !obs.stdout.contains("to stderr"), "{}", obs.stdout);
+}
+
+#[test]
+fn an_inline_child_killed_at_a_marker() {
+    let obs = Inline::new(test_path!(an_inline_child_killed_at_a_marker))
+        .file(cache())
+        .signal_on_marker("ready", 9)
+        .run(fork_id!(), |_| {
+            let _ = journal::record(&Event::marker("ready"));
+            std::thread::sleep(std::time::Duration::from_secs(20));
+        })
+        .unwrap();
+    assert_eq!(obs.outcome, ExitOutcome::Signal(9));
+    passes(&SaveCount::none(), &obs);
+}

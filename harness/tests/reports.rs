@@ -1,0 +1,73 @@
+//! Reports and the command-line library, over a small catalog of test children.
+
+mod common;
+
+use std::process::ExitCode;
+
+use common::{cache, child};
+use exit_harness::cli::{main_with_args, run_cells};
+use exit_harness::oracle::{ExitStatus, QuietStderr, SaveCount};
+use exit_harness::report::{json, junit, table};
+use exit_harness::{Catalog, Cell};
+
+struct TestCatalog;
+
+impl Catalog for TestCatalog {
+    fn cells(&self) -> Vec<Cell> {
+        let judged = |name: &str, actions: &[&str]| {
+            Cell::new(name, "test", child([]).args(actions.iter().copied()))
+                .file(cache())
+                .oracle(SaveCount::exactly(1))
+                .oracle(QuietStderr::empty())
+                .oracle(ExitStatus::success())
+        };
+        vec![
+            judged("good/saves-once", &["save:{scratch}/cache"]),
+            judged("bad/saves-twice", &["save:{scratch}/cache", "save:{scratch}/cache"]),
+            judged("bad/noisy", &["save:{scratch}/cache", "stderr:Exception ignored"]),
+        ]
+    }
+}
+
+#[test]
+fn table_json_and_junit_show_pass_and_fail_with_evidence() {
+    let results = run_cells(&TestCatalog.cells(), 2, |_, _| {});
+    let names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["good/saves-once", "bad/saves-twice", "bad/noisy"]);
+
+    let text = table::render(&results);
+    assert!(text.contains("save_count") && text.contains("quiet_stderr"), "{text}");
+    assert!(text.contains("1/1 (exactly 1)") && text.contains("2/2 (exactly 1)"), "{text}");
+    assert!(text.contains("bad/saves-twice FAILED\n  save_count: cache: expected exactly 1"), "{text}");
+    assert!(text.contains("bad/noisy FAILED\n  quiet_stderr: 1 unexpected stderr line"), "{text}");
+    assert!(text.contains("3 cell(s): 1 passed, 2 failed"), "{text}");
+
+    let report: serde_json::Value = serde_json::from_str(&json::render(&results)).unwrap();
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["summary"]["failed"], 2);
+    assert_eq!(report["cells"][0]["passed"], true);
+    assert_eq!(report["cells"][0]["outcome"]["code"], 0);
+    assert_eq!(report["cells"][1]["saves"]["black_box"], 2);
+    assert_eq!(report["cells"][1]["verdicts"][0]["passed"], false);
+
+    let xml = junit::render(&results);
+    assert!(xml.contains(r#"tests="3" failures="2""#), "{xml}");
+    assert!(xml.contains(r#"<failure message="failed: quiet_stderr">"#), "{xml}");
+    assert!(xml.contains(r#"name="good/saves-once" time="#), "{xml}");
+}
+
+#[test]
+fn check_exit_code_follows_the_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit_path = dir.path().join("junit.xml");
+    let args = ["h", "check", "--filter", "good", "--jobs", "1", "--junit"];
+    let code =
+        main_with_args(&TestCatalog, args.iter().map(|a| a.to_string()).chain([junit_path.display().to_string()]));
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(std::fs::read_to_string(&junit_path).unwrap().contains("good/saves-once"));
+
+    assert_eq!(main_with_args(&TestCatalog, ["h", "check", "--json", "--filter", "bad"]), ExitCode::FAILURE);
+    assert_eq!(main_with_args(&TestCatalog, ["h", "check", "--filter", "nothing"]), ExitCode::from(2));
+    assert_eq!(main_with_args(&TestCatalog, ["h", "list"]), ExitCode::SUCCESS);
+    assert_eq!(main_with_args(&TestCatalog, ["h", "frobnicate"]), ExitCode::from(2));
+}

@@ -1,0 +1,90 @@
+//! The child runner: timeouts, signals on markers, torn journals, separate streams.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cache, child, observe};
+use exit_harness::{ChildSpec, ExitOutcome, FileUnderTest, Limits};
+
+#[test]
+fn stdout_and_stderr_are_kept_apart() {
+    let obs = observe(ChildSpec::new("sh").arg("-c").arg("echo out; echo err >&2"));
+    assert_eq!(obs.stdout, "out\n");
+    assert_eq!(obs.stderr, "err\n");
+    assert_eq!(obs.outcome, ExitOutcome::Code(0));
+}
+
+#[test]
+fn output_is_bounded() {
+    let limits = Limits { output_cap: 100, ..Limits::default() };
+    let obs =
+        ChildSpec::new("sh").arg("-c").arg("head -c 5000 /dev/zero | tr '\\0' x >&2").limits(limits).run(&[]).unwrap();
+    assert!(obs.stderr.starts_with(&"x".repeat(100)), "{}", obs.stderr);
+    assert!(obs.stderr.ends_with("[truncated 4900 bytes]\n"), "{}", obs.stderr);
+}
+
+#[test]
+fn a_hanging_child_is_terminated_at_the_timeout() {
+    let obs = child(["marker:ready", "hang"]).timeout(Duration::from_millis(200)).run(&[cache()]).unwrap();
+    assert!(obs.timed_out);
+    assert_eq!(obs.outcome, ExitOutcome::Signal(15));
+    assert!(obs.journal.has_marker("ready"));
+    assert!(obs.wall < Duration::from_secs(2), "{:?}", obs.wall);
+}
+
+#[test]
+fn a_child_ignoring_sigterm_gets_sigkill_after_the_grace() {
+    let limits = Limits { timeout: Duration::from_millis(150), grace: Duration::from_millis(150), ..Limits::default() };
+    let obs = ChildSpec::new("sh").arg("-c").arg("trap '' TERM; sleep 20").limits(limits).run(&[]).unwrap();
+    assert!(obs.timed_out);
+    assert_eq!(obs.outcome, ExitOutcome::Signal(9));
+    assert!(obs.leaked.is_empty(), "the whole group was killed: {:?}", obs.leaked);
+}
+
+#[test]
+fn a_signal_is_sent_when_the_journal_shows_the_marker() {
+    let obs = child(["marker:mid-program", "hang"]).signal_on_marker("mid-program", 15).run(&[cache()]).unwrap();
+    assert!(!obs.timed_out);
+    assert_eq!(obs.outcome, ExitOutcome::Signal(15));
+    assert_eq!(obs.signals_sent, vec![("mid-program".to_owned(), 15)]);
+}
+
+#[test]
+fn a_torn_journal_tail_is_reported_not_fatal() {
+    let obs = child(["marker:before", "torn"]).run(&[cache()]).unwrap();
+    assert_eq!(obs.outcome, ExitOutcome::Signal(9));
+    assert_eq!(obs.journal.entries.len(), 1);
+    assert_eq!(obs.journal.torn_tail.as_deref(), Some(r#"{"pid":1,"seq":9,"kind":"sa"#));
+}
+
+#[test]
+fn a_leaked_grandchild_is_reported_and_killed() {
+    let obs = observe(child(["leak"]));
+    let [leaked] = obs.leaked.as_slice() else { panic!("{:?}", obs.leaked) };
+    assert!(leaked.cmdline.contains("sleep 30"));
+    let gone = (0..200).any(|_| {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", leaked.pid)).unwrap_or_default();
+        let done = stat.is_empty() || stat.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z'));
+        if !done {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        done
+    });
+    assert!(gone, "the leaked process {} is still running", leaked.pid);
+}
+
+#[test]
+fn files_are_seeded_and_snapshotted() {
+    let obs = child(["marker:x"]).run(&[FileUnderTest::new("sub/old").seeded("valid\nk\n")]).unwrap();
+    let file = obs.file("sub/old").unwrap();
+    assert!(file.before.exists && file.after.exists);
+    assert_eq!(file.before.hash, file.after.hash);
+    assert!(file.path.is_absolute());
+}
+
+#[test]
+fn a_missing_program_is_a_typed_error() {
+    let err = ChildSpec::new("/nonexistent/program").run(&[]).unwrap_err();
+    assert!(err.to_string().contains("could not start /nonexistent/program"), "{err}");
+}

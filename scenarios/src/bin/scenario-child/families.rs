@@ -1,0 +1,352 @@
+//! What happens between building the engine and ending, per scenario family.
+
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use exit_harness::journal::Event as Line;
+use runtime_cache::{
+    Backend, CacheOptions, Durability, Engine, KernelSpec, RuntimeCache, RuntimeSettings, SyntheticCompiler,
+};
+use scenarios::plan::{ChildPlan, Family, InitFailure, SaveFailure};
+
+use crate::sys::{self, Forked};
+use crate::{end, holders, journal};
+
+/// Runs the plan's family in the process the harness spawned.
+pub fn run(plan: &ChildPlan) -> ExitCode {
+    if plan.ending.installs_handler()
+        && let Err(error) = runtime_cache::install_termination_handler()
+    {
+        return give_up(&format!("install_termination_handler: {error}"));
+    }
+    match &plan.family {
+        Family::SurviveToExit | Family::CorruptOnOpen => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            holders::end_holding(plan, engine)
+        }
+        Family::MidProgramDrop => {
+            drop(dirty_engine(plan, &plan.cache, 0));
+            journal::sample_registry(0);
+            journal::marker("mid-program");
+            end(plan.ending)
+        }
+        Family::Churn { engines, dirty_every } => churn(plan, *engines, *dirty_every),
+        Family::PartialInitFailure(cause) => partial_init_failure(plan, cause),
+        Family::Fork { child_exit } => fork(plan, *child_exit),
+        Family::Swap => {
+            let mut engine = dirty_engine(plan, &plan.cache, 0);
+            if let Err(error) = engine.set_settings(settings(plan, &plan.second_cache)) {
+                return give_up(&format!("set_settings: {error}"));
+            }
+            compile(&engine, plan.kernels, 1);
+            journal::marker("swapped");
+            holders::end_holding(plan, engine)
+        }
+        Family::Concurrent { processes } => {
+            let workers: Vec<Child> = (0..*processes).map(|index| spawn_worker(plan, index)).collect();
+            for index in 0..*processes {
+                wait_for_file(&format!("ready-{index}"));
+            }
+            touch("go");
+            finish_workers(workers)
+        }
+        Family::DropExitRace { rounds } => {
+            let mut code = ExitCode::SUCCESS;
+            for round in 0..*rounds {
+                if finish_workers(vec![spawn_worker(plan, round)]) != ExitCode::SUCCESS {
+                    code = ExitCode::FAILURE;
+                }
+            }
+            code
+        }
+        Family::CrashMidSave(_) => {
+            let code = finish_workers(vec![spawn_worker(plan, 0)]);
+            // The next open must succeed and clean up the crashed save's temp file.
+            match RuntimeCache::open(&plan.cache, CacheOptions::default()) {
+                Ok(cache) => journal::record(Line::new("reopened").with("entries", cache.len() as u64)),
+                Err(error) => return give_up(&format!("reopen after the crash failed: {error}")),
+            }
+            code
+        }
+        Family::SaveFails(SaveFailure::LockHeld) => {
+            let worker = spawn_worker(plan, 0);
+            wait_for_file("ready-0");
+            let lock = match File::options().create(true).truncate(false).write(true).open(lock_path(&plan.cache)) {
+                Ok(lock) => lock,
+                Err(error) => return give_up(&format!("open the lock file: {error}")),
+            };
+            if let Err(error) = lock.lock() {
+                return give_up(&format!("take the lock: {error}"));
+            }
+            touch("locked");
+            let code = finish_workers(vec![worker]);
+            drop(lock);
+            code
+        }
+        Family::SaveFails(SaveFailure::DiskFull) => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            let journal_len = std::env::var_os(exit_harness::journal::JOURNAL_ENV)
+                .and_then(|path| fs::metadata(path).ok())
+                .map_or(0, |metadata| metadata.len());
+            let old_len = fs::metadata(&plan.cache).map_or(0, |metadata| metadata.len());
+            // Room for the journal to grow, none for the new cache file.
+            let limit = journal_len.max(old_len) + 32 * 1024;
+            if let Err(error) = sys::limit_file_size(limit) {
+                return give_up(&format!("setrlimit: {error}"));
+            }
+            journal::record(Line::new("file_size_limit").with("bytes", limit));
+            holders::end_holding(plan, engine)
+        }
+    }
+}
+
+/// Runs worker `index` of a multi-process family.
+pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
+    match &plan.family {
+        Family::Concurrent { .. } => {
+            let engine = dirty_engine(plan, &plan.cache, index + 1);
+            journal::sample_registry(1);
+            touch(&format!("ready-{index}"));
+            wait_for_file("go");
+            drop(engine);
+            ExitCode::SUCCESS
+        }
+        Family::DropExitRace { .. } => {
+            let engine = dirty_engine(plan, &plan.cache, index + 1);
+            journal::sample_registry(1);
+            let barrier = Arc::new(Barrier::new(2));
+            let dropper_barrier = barrier.clone();
+            std::thread::spawn(move || {
+                dropper_barrier.wait();
+                drop(engine);
+            });
+            barrier.wait();
+            // Main returns (and the process exits) while the other thread drops the engine.
+            ExitCode::SUCCESS
+        }
+        Family::CrashMidSave(step) => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            journal::sample_registry(1);
+            let armed = fail::cfg_callback(step.failpoint(), || {
+                journal::marker("crash-point");
+                let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
+            });
+            if let Err(error) = armed {
+                return give_up(&format!("arm failpoint: {error}"));
+            }
+            drop(engine);
+            give_up("the save finished without reaching the crash point")
+        }
+        Family::SaveFails(SaveFailure::LockHeld) => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            touch("ready-0");
+            wait_for_file("locked");
+            holders::end_holding(plan, engine)
+        }
+        other => give_up(&format!("family {other:?} has no workers")),
+    }
+}
+
+fn churn(plan: &ChildPlan, engines: u32, dirty_every: u32) -> ExitCode {
+    record_rss();
+    for index in 0..engines {
+        let engine = match Engine::new(settings(plan, &plan.cache)) {
+            Ok(engine) => engine,
+            Err(error) => return give_up(&format!("engine {index}: {error}")),
+        };
+        if index % dirty_every.max(1) == 0 {
+            compile(&engine, 1, index);
+        }
+        if index % 500 == 0 {
+            journal::sample_registry(1);
+        }
+        drop(engine);
+        if index % 500 == 0 {
+            journal::sample_registry(0);
+            record_rss();
+        }
+    }
+    journal::sample_registry(0);
+    record_rss();
+    end(plan.ending)
+}
+
+fn partial_init_failure(plan: &ChildPlan, cause: &InitFailure) -> ExitCode {
+    let mut failing = settings(plan, &plan.cache);
+    let prepared = match cause {
+        InitFailure::Failpoint(_) => Ok(()),
+        InitFailure::PathIsFolder => fs::create_dir(&plan.cache),
+        InitFailure::ParentNotCreatable => {
+            failing.runtime_cache = Some(Path::new("blocker").join(&plan.cache));
+            fs::write("blocker", b"a regular file where a folder should be")
+        }
+        InitFailure::UntrustedFile => fs::set_permissions(&plan.cache, fs::Permissions::from_mode(0o666)),
+        InitFailure::NvrtcMissing => {
+            failing.backend = Backend::Nvrtc;
+            Ok(())
+        }
+    };
+    if let Err(error) = prepared {
+        return give_up(&format!("prepare {cause:?}: {error}"));
+    }
+    let registry_before = runtime_cache::exit_registry_len();
+    match Engine::new(failing) {
+        Ok(_) => return give_up(&format!("Engine::new succeeded despite {cause:?}")),
+        Err(error) => journal::record(Line::new("init_failed").with("error", error.to_string())),
+    }
+    let registry_after = runtime_cache::exit_registry_len();
+    journal::record(
+        Line::new("registry_unchanged").with("before", registry_before as u64).with("after", registry_after as u64),
+    );
+    journal::sample_registry(0);
+    if let InitFailure::Failpoint(name) = cause {
+        fail::remove(name);
+    }
+    // A later construction in the same process works.
+    let engine = dirty_engine(plan, &plan.second_cache, 1);
+    journal::marker("recovered");
+    holders::end_holding(plan, engine)
+}
+
+fn fork(plan: &ChildPlan, child_exit: Option<i32>) -> ExitCode {
+    let engine = dirty_engine(plan, &plan.cache, 0);
+    match sys::fork() {
+        Err(error) => give_up(&format!("fork: {error}")),
+        Ok(Forked::Child) => {
+            journal::marker("forked-child");
+            match child_exit {
+                Some(code) => std::process::exit(code),
+                // Returning drops the inherited engine here, then runs the inherited exit hook.
+                None => ExitCode::SUCCESS,
+            }
+        }
+        Ok(Forked::Parent(pid)) => {
+            match sys::wait_for(pid) {
+                Ok(status) => record_exit("fork_child_exit", ExitStatus::from_raw(status)),
+                Err(error) => return give_up(&format!("waitpid: {error}")),
+            }
+            holders::end_holding(plan, engine)
+        }
+    }
+}
+
+/// Engine settings for `cache` with the plan's synthetic compiler.
+fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
+    let durability = match plan.family {
+        // Thousands of saves: skip the fsync, which no oracle here can observe.
+        Family::Churn { .. } => Durability::None,
+        _ => Durability::SyncFile,
+    };
+    let lock_timeout = match plan.family {
+        Family::SaveFails(SaveFailure::LockHeld) => Duration::from_millis(300),
+        _ => Duration::from_secs(5),
+    };
+    RuntimeSettings {
+        runtime_cache: Some(PathBuf::from(cache)),
+        backend: Backend::Synthetic(SyntheticCompiler::new(plan.artifact_bytes, Duration::ZERO)),
+        cache_options: CacheOptions { durability, lock_timeout, ..CacheOptions::default() },
+    }
+}
+
+/// An engine on `cache` that has compiled `plan.kernels` kernels (so it is dirty).
+fn dirty_engine(plan: &ChildPlan, cache: &str, seed: u32) -> Engine {
+    match Engine::new(settings(plan, cache)) {
+        Ok(engine) => {
+            compile(&engine, plan.kernels, plan.kernel_seed * 1000 + seed);
+            engine
+        }
+        Err(error) => {
+            give_up(&format!("Engine::new({cache}): {error}"));
+            std::process::exit(70)
+        }
+    }
+}
+
+/// Compiles `count` distinct kernels named after `seed`.
+fn compile(engine: &Engine, count: u32, seed: u32) {
+    for index in 0..count {
+        let name = format!("k{seed}_{index}");
+        let source = format!("extern \"C\" __global__ void {name}(float* x) {{ x[threadIdx.x] *= {index}.0f; }}");
+        if let Err(error) = engine.kernel(&KernelSpec::new(format!("{name}.cu"), source, name)) {
+            give_up(&format!("compile: {error}"));
+            std::process::exit(70);
+        }
+    }
+}
+
+fn spawn_worker(plan: &ChildPlan, index: u32) -> Child {
+    let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("scenario-child"));
+    match Command::new(program).arg(plan.to_arg()).arg("--worker").arg(index.to_string()).spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            give_up(&format!("spawn worker {index}: {error}"));
+            std::process::exit(70)
+        }
+    }
+}
+
+/// Waits for every worker, journals how each ended, and fails if one could not be waited for.
+fn finish_workers(workers: Vec<Child>) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for mut worker in workers {
+        match worker.wait() {
+            Ok(status) => record_exit("worker_exit", status),
+            Err(error) => {
+                give_up(&format!("wait for worker: {error}"));
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
+}
+
+fn record_exit(kind: &str, status: ExitStatus) {
+    let line = Line::new(kind);
+    journal::record(match (status.code(), status.signal()) {
+        (Some(code), _) => line.with("code", code),
+        (_, Some(signal)) => line.with("signal", signal),
+        _ => line,
+    });
+}
+
+fn record_rss() {
+    let kib = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
+    journal::record(Line::new("rss").with("kib", kib));
+}
+
+fn lock_path(cache: &str) -> PathBuf {
+    PathBuf::from(format!("{cache}.lock"))
+}
+
+fn touch(name: &str) {
+    let _ = fs::write(name, b"");
+}
+
+/// Polls for `name` in the scratch folder (the harness's timeout bounds the wait).
+fn wait_for_file(name: &str) {
+    let started = Instant::now();
+    while !Path::new(name).exists() {
+        if started.elapsed() > Duration::from_secs(20) {
+            give_up(&format!("{name} never appeared"));
+            std::process::exit(70);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Reports a broken scenario (not a cache failure) on stderr, where every oracle will see it.
+fn give_up(why: &str) -> ExitCode {
+    eprintln!("scenario-child: {why}");
+    ExitCode::from(70)
+}

@@ -1,0 +1,69 @@
+//! Wires runtime-cache's observer to the harness journal: every cache event becomes a journal line.
+
+use exit_harness::journal::{self, Event as Line};
+use runtime_cache::Event;
+
+/// Installs the observer. Each event is one `write(2)` to the journal, safe at exit.
+pub fn wire_observer() {
+    runtime_cache::set_observer(|event| {
+        let _ = journal::record(&line_for(event));
+    });
+}
+
+fn line_for(event: &Event) -> Line {
+    match event {
+        Event::BackendSelected { reason } => Line::new("backend").with("reason", reason.as_str()),
+        Event::Opened { path, entries } => {
+            Line::new("opened").with("file", path_str(path)).with("entries", *entries as u64)
+        }
+        Event::Quarantined { path, moved_to, reason } => Line::new("quarantined")
+            .with("file", path_str(path))
+            .with("moved_to", path_str(moved_to))
+            .with("reason", reason.as_str()),
+        Event::TempFilesRemoved { path, count } => {
+            Line::new("temp_removed").with("file", path_str(path)).with("count", *count as u64)
+        }
+        Event::HookRegistered { token, registry_len } => {
+            Line::new("hook").with("op", "register").with("token", token.to_string()).with("len", *registry_len as u64)
+        }
+        Event::HookUnregistered { token, registry_len } => Line::new("hook")
+            .with("op", "unregister")
+            .with("token", token.to_string())
+            .with("len", *registry_len as u64),
+        Event::SaveStarted { path, trigger } => {
+            Line::new("save_started").with("file", path_str(path)).with("trigger", trigger.to_string())
+        }
+        Event::SaveCommitted { path, trigger, entries, bytes, keys } => {
+            // The committed keys go in their own line right after (see `committed`).
+            let _ = journal::record(&Line::committed(path, keys.iter().map(|key| key.to_hex())));
+            Line::save(path).with("trigger", trigger.to_string()).with("entries", *entries as u64).with("bytes", *bytes)
+        }
+        Event::SaveFailed { path, trigger, error } => {
+            Line::save_failed(path, error).with("trigger", trigger.to_string())
+        }
+        Event::SaveSkipped { path, trigger, reason } => Line::new("save_skipped")
+            .with("file", path_str(path))
+            .with("trigger", trigger.to_string())
+            .with("reason", reason.to_string()),
+        other => Line::new("cache_event").with("debug", format!("{other:?}")),
+    }
+}
+
+fn path_str(path: &std::path::Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Records a registry sample: the exit registry's size against the handles this program holds.
+pub fn sample_registry(live: u64) {
+    let _ = journal::record(&Line::registry(runtime_cache::exit_registry_len() as u64, live));
+}
+
+/// Records a named point of the program.
+pub fn marker(name: &str) {
+    let _ = journal::record(&Line::marker(name));
+}
+
+/// Records a free-form event.
+pub fn record(line: Line) {
+    let _ = journal::record(&line);
+}

@@ -1,0 +1,370 @@
+//! The scenario catalog: every row of the cache's contract table (DESIGN.md), for every holder,
+//! plus the families (mid-program drop, churn, partial init failure, fork, concurrent processes,
+//! crash mid-save, save failure, drop-exit race, swap, corrupt file), each a [`Cell`] with its
+//! expectation spelled out as oracles.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use exit_harness::oracle::{
+    ExitStatus, FileIntact, NoLeakedProcesses, NoLostEntries, QuietStderr, RegistryBound, SaveCount,
+};
+use exit_harness::{Catalog, Cell, ChildSpec, FileUnderTest, ValidContent};
+use runtime_cache::format::{self, FormatLimits};
+use runtime_cache::{CompilerIdentity, KernelKey, KernelSpec, SyntheticCompiler};
+use signal_hook::consts::{SIGABRT, SIGINT, SIGKILL, SIGTERM};
+
+use crate::checks::Check;
+use crate::plan::{ChildPlan, Ending, Family, Holder, InitFailure, SaveFailure, SaveStep};
+
+/// The panic message the child prints when its plan says to panic out of main.
+pub const PLANNED_PANIC: &str = "scenario-child: panicking out of main as planned";
+
+/// How big the heavy families are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// Engines in the churn cell.
+    pub churn_engines: u32,
+    /// Processes in the concurrent cell.
+    pub concurrent_processes: u32,
+    /// Processes (rounds) in the drop-exit race cell.
+    pub race_rounds: u32,
+}
+
+impl Default for Sizes {
+    /// The sizes CI runs: 10 000 engines, 8 processes, 25 rounds.
+    fn default() -> Self {
+        Self { churn_engines: 10_000, concurrent_processes: 8, race_rounds: 25 }
+    }
+}
+
+/// The runtime-cache catalog, bound to the child program that carries out its plans.
+#[derive(Clone, Debug)]
+pub struct RuntimeCacheCatalog {
+    child: PathBuf,
+    sizes: Sizes,
+}
+
+impl RuntimeCacheCatalog {
+    /// A catalog whose cells run `child` (the `scenario-child` program).
+    pub fn new(child: impl Into<PathBuf>, sizes: Sizes) -> Self {
+        Self { child: child.into(), sizes }
+    }
+
+    /// A catalog running the `scenario-child` program that sits next to the current executable
+    /// (where cargo puts both), with CI sizes.
+    pub fn locate() -> Self {
+        let exe = std::env::current_exe().unwrap_or_default();
+        let child = exe.with_file_name("scenario-child");
+        Self::new(child, Sizes::default())
+    }
+
+    /// The child program this catalog runs.
+    pub fn child(&self) -> &Path {
+        &self.child
+    }
+
+    fn spec(&self, plan: &ChildPlan) -> ChildSpec {
+        ChildSpec::new(&self.child).arg(plan.to_arg()).timeout(Duration::from_secs(60))
+    }
+}
+
+impl Catalog for RuntimeCacheCatalog {
+    fn cells(&self) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for holder in Holder::ALL {
+            for ending in Ending::ALL {
+                cells.push(self.survive_to_exit(holder, ending));
+            }
+        }
+        for ending in [Ending::ReturnFromMain, Ending::Exit(0), Ending::Panic] {
+            cells.push(self.mid_program_drop(ending));
+        }
+        cells.push(self.churn());
+        for cause in init_failures() {
+            cells.push(self.partial_init_failure(cause));
+        }
+        for child_exit in [None, Some(0)] {
+            cells.push(self.fork(child_exit));
+        }
+        cells.push(self.concurrent());
+        for step in SaveStep::ALL {
+            cells.push(self.crash_mid_save(step));
+        }
+        cells.push(self.save_fails(SaveFailure::DiskFull));
+        cells.push(self.save_fails(SaveFailure::LockHeld));
+        cells.push(self.drop_exit_race());
+        for ending in [Ending::ReturnFromMain, Ending::Exit(0)] {
+            cells.push(self.swap(ending));
+        }
+        cells.push(self.corrupt_on_open());
+        cells
+    }
+}
+
+/// The partial-init-failure causes: each failpoint, and the real causes.
+pub fn init_failures() -> Vec<InitFailure> {
+    let failpoints = ["lock", "read", "parse", "compiler-init", "before-hook-registration", "after-hook-registration"];
+    let mut causes: Vec<InitFailure> = failpoints.iter().map(|name| InitFailure::Failpoint(name.to_string())).collect();
+    causes.extend([
+        InitFailure::PathIsFolder,
+        InitFailure::ParentNotCreatable,
+        InitFailure::UntrustedFile,
+        InitFailure::NvrtcMissing,
+    ]);
+    causes
+}
+
+/// What the contract table says for a dirty handle alive at `ending`: saves, exit status and the
+/// stderr allowance.
+pub fn contract(ending: Ending) -> (u64, ExitStatus, QuietStderr) {
+    let quiet = QuietStderr::empty();
+    match ending {
+        Ending::ReturnFromMain => (1, ExitStatus::success(), quiet),
+        Ending::Exit(code) => (1, ExitStatus::code(code), quiet),
+        Ending::Panic => (1, ExitStatus::code(101), quiet.allow_panic(PLANNED_PANIC)),
+        Ending::SigTerm { handler } => (u64::from(handler), ExitStatus::signal(SIGTERM), quiet),
+        Ending::SigInt { handler } => (u64::from(handler), ExitStatus::signal(SIGINT), quiet),
+        Ending::Abort => (0, ExitStatus::signal(SIGABRT), quiet),
+        Ending::SigKill => (0, ExitStatus::signal(SIGKILL), quiet),
+    }
+}
+
+/// Validates a cache file by decoding it; its keys are the entries' hex keys.
+pub fn cache_file(name: &str) -> FileUnderTest {
+    FileUnderTest::new(name).validated_by(|bytes| {
+        let bytes = bytes::Bytes::copy_from_slice(bytes);
+        format::decode(&bytes, &FormatLimits::default())
+            .map(|entries| ValidContent::with_keys(entries.iter().map(|(key, _)| key.to_hex())))
+            .map_err(|error| error.to_string())
+    })
+}
+
+/// The oracles every cell carries.
+fn common(cell: Cell) -> Cell {
+    cell.oracle(NoLeakedProcesses).oracle(RegistryBound::new())
+}
+
+impl RuntimeCacheCatalog {
+    fn cell(&self, name: String, family: &str, plan: &ChildPlan) -> Cell {
+        common(Cell::new(name, family, self.spec(plan)))
+    }
+
+    /// survive to exit: the dirty handle lives to the end in `holder`.
+    pub fn survive_to_exit(&self, holder: Holder, ending: Ending) -> Cell {
+        let plan = ChildPlan::new(holder, ending, Family::SurviveToExit);
+        let (saves, status, stderr) = contract(ending);
+        let mut cell = self
+            .cell(format!("survive/{}/{}", holder.name(), ending.name()), "survive-to-exit", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(SaveCount::exactly(saves).of(&plan.cache))
+            .oracle(status)
+            .oracle(stderr);
+        cell = if saves == 0 {
+            cell.oracle(FileIntact::unchanged().of(&plan.cache))
+        } else {
+            cell.oracle(FileIntact::new().of(&plan.cache)).oracle(NoLostEntries::new().of(&plan.cache))
+        };
+        cell
+    }
+
+    /// mid-program drop: exactly one save, at the drop, before the `mid-program` marker.
+    pub fn mid_program_drop(&self, ending: Ending) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, ending, Family::MidProgramDrop);
+        let (_, status, stderr) = contract(ending);
+        self.cell(format!("mid-program-drop/{}", ending.name()), "mid-program-drop", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(Check::saved_before("mid-program", &plan.cache))
+            .oracle(status)
+            .oracle(stderr)
+            .oracle(NoLostEntries::new().of(&plan.cache))
+    }
+
+    /// engine churn: N engines, every 10th dirty: saves == dirty count, registry bounded, memory bounded.
+    pub fn churn(&self) -> Cell {
+        let engines = self.sizes.churn_engines;
+        let dirty_every = 10;
+        let plan = ChildPlan {
+            artifact_bytes: 64,
+            ..ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::Churn { engines, dirty_every })
+        };
+        let dirty = u64::from(engines.div_ceil(dirty_every));
+        Cell::new(format!("churn/{engines}-engines"), "engine-churn", self.spec(&plan))
+            .file(cache_file(&plan.cache))
+            .oracle(SaveCount::exactly(dirty).of(&plan.cache))
+            .oracle(RegistryBound::new().max_growth(0))
+            .oracle(Check::rss_growth_at_most(16 * 1024))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(NoLeakedProcesses)
+    }
+
+    /// partial init failure: typed error, registry unchanged, no save, no stderr, file
+    /// byte-identical, and a later construction in the same process works.
+    pub fn partial_init_failure(&self, cause: InitFailure) -> Cell {
+        let name = match &cause {
+            InitFailure::Failpoint(point) => format!("failpoint-{point}"),
+            InitFailure::PathIsFolder => "path-is-folder".into(),
+            InitFailure::ParentNotCreatable => "parent-not-creatable".into(),
+            InitFailure::UntrustedFile => "untrusted-file".into(),
+            InitFailure::NvrtcMissing => "nvrtc-missing".into(),
+        };
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::PartialInitFailure(cause.clone()));
+        let mut spec = self.spec(&plan);
+        match &cause {
+            InitFailure::Failpoint(point) => spec = spec.env("FAILPOINTS", format!("{point}=return")),
+            // No library on the loader's path: `Backend::Nvrtc` must fail with a typed error.
+            InitFailure::NvrtcMissing => spec = spec.env_remove("LD_LIBRARY_PATH"),
+            _ => {}
+        }
+        let mut cell = common(Cell::new(format!("partial-init/{name}"), "partial-init-failure", spec))
+            .file(cache_file(&plan.second_cache))
+            .oracle(SaveCount::exactly(1).of(&plan.second_cache))
+            .oracle(Check::journal_has("init_failed"))
+            .oracle(Check::registry_unchanged())
+            .oracle(Check::marker("recovered"))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty());
+        if cause != InitFailure::PathIsFolder {
+            cell = cell
+                .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+                .oracle(SaveCount::none().of(&plan.cache))
+                .oracle(FileIntact::unchanged().of(&plan.cache));
+        }
+        cell
+    }
+
+    /// fork child: the forked child never saves its parent's handle; the parent saves once.
+    pub fn fork(&self, child_exit: Option<i32>) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::Fork { child_exit });
+        let name = match child_exit {
+            None => "child-returns".to_string(),
+            Some(code) => format!("child-exit-{code}"),
+        };
+        self.cell(format!("fork/{name}"), "fork-child", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(Check::forked_child_saves_nothing())
+            .oracle(Check::all_events("fork_child_exit", "code", child_exit.unwrap_or(0) as u64, 1))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+            .oracle(NoLostEntries::new().of(&plan.cache))
+    }
+
+    /// concurrent processes: K processes share one path: K saves, no lost entries, valid file.
+    pub fn concurrent(&self) -> Cell {
+        let processes = self.sizes.concurrent_processes;
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::Concurrent { processes });
+        self.cell(format!("concurrent/{processes}-processes"), "concurrent-processes", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(SaveCount::exactly(u64::from(processes)).of(&plan.cache))
+            .oracle(Check::all_events("worker_exit", "code", 0, processes as usize))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(FileIntact::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
+    /// crash mid-save: SIGKILL at `step`; the file is the old or the new content, and the next
+    /// open succeeds (and cleans the temp file).
+    pub fn crash_mid_save(&self, step: SaveStep) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::CrashMidSave(step));
+        let mut cell = self
+            .cell(format!("crash-mid-save/{}", step.failpoint().trim_start_matches("save-")), "crash-mid-save", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(Check::marker("crash-point"))
+            .oracle(Check::all_events("worker_exit", "signal", SIGKILL as u64, 1))
+            .oracle(Check::journal_has("reopened"))
+            .oracle(FileIntact::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty());
+        if step != SaveStep::AfterRename {
+            cell = cell.oracle(Check::journal_has("temp_removed"));
+        }
+        cell
+    }
+
+    /// save failure: no panic, no stderr, failure journaled, old file intact, exit in time.
+    pub fn save_fails(&self, failure: SaveFailure) -> Cell {
+        let (name, holder, plan_bytes) = match failure {
+            SaveFailure::DiskFull => ("disk-full", Holder::Static, 64 * 1024),
+            SaveFailure::LockHeld => ("lock-held", Holder::Static, crate::plan::ARTIFACT_BYTES),
+        };
+        let plan = ChildPlan {
+            artifact_bytes: plan_bytes,
+            ..ChildPlan::new(holder, Ending::ReturnFromMain, Family::SaveFails(failure))
+        };
+        let spec = self.spec(&plan).timeout(Duration::from_secs(20));
+        common(Cell::new(format!("save-failure/{name}"), "save-failure", spec))
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(SaveCount::none().of(&plan.cache))
+            .oracle(Check::journal_has("save_failed"))
+            .oracle(FileIntact::unchanged().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
+    /// drop-exit race: a thread drops the engine while main exits, in many processes: exactly one
+    /// save in each.
+    pub fn drop_exit_race(&self) -> Cell {
+        let rounds = self.sizes.race_rounds;
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::DropExitRace { rounds });
+        self.cell(format!("drop-exit-race/{rounds}-rounds"), "drop-exit-race", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(SaveCount::exactly(u64::from(rounds)).of(&plan.cache))
+            .oracle(Check::all_events("worker_exit", "code", 0, rounds as usize))
+            .oracle(Check::one_save_per_saving_process(rounds as usize))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
+    /// swap: the old cache saves once at the swap, the new one once at the end.
+    pub fn swap(&self, ending: Ending) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, ending, Family::Swap);
+        let (_, status, stderr) = contract(ending);
+        self.cell(format!("swap/{}", ending.name()), "swap", &plan)
+            .file(cache_file(&plan.cache))
+            .file(cache_file(&plan.second_cache))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(SaveCount::exactly(1).of(&plan.second_cache))
+            .oracle(Check::saved_before("swapped", &plan.cache))
+            .oracle(status)
+            .oracle(stderr)
+            .oracle(NoLostEntries::new())
+    }
+
+    /// corrupt file on open: set aside byte-exact, cold start, a valid file at exit.
+    pub fn corrupt_on_open(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::CorruptOnOpen);
+        let garbage = b"RTKCACHE this is not a cache file: torn by a crash long ago".to_vec();
+        let set_aside = format!("{}.corrupt-0", plan.cache);
+        let set_aside: &'static str = Box::leak(set_aside.into_boxed_str());
+        self.cell("corrupt-on-open".into(), "corrupt-file", &plan)
+            .file(cache_file(&plan.cache).seeded(garbage.clone()))
+            .file(FileUnderTest::new(set_aside))
+            .oracle(Check::journal_has("quarantined"))
+            .oracle(Check::file_equals(set_aside, garbage))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+}
+
+/// A valid cache file holding two "old" entries, as a previous run would have left it.
+pub fn old_cache_bytes() -> Vec<u8> {
+    let compiler = SyntheticCompiler::new(crate::plan::ARTIFACT_BYTES, Duration::ZERO);
+    let identity = CompilerIdentity { name: "previous-run".into(), version: "1".into() };
+    let entries: Vec<(KernelKey, bytes::Bytes)> = (0..2)
+        .map(|index| {
+            let key = KernelKey::derive(&KernelSpec::new("old.cu", format!("// old kernel {index}"), "old"), &identity);
+            (key, compiler.artifact_for(&key))
+        })
+        .collect();
+    let mut out = Vec::new();
+    format::encode(&mut out, entries.iter().map(|(key, artifact)| (key, artifact))).expect("writing to a Vec");
+    out
+}

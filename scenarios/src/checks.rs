@@ -1,0 +1,166 @@
+//! Scenario-specific oracles: small named checks over the journal and the files, for the parts of
+//! the contract the harness's generic oracles do not know about (markers, forks, quarantine).
+
+use exit_harness::Observation;
+use exit_harness::oracle::{Oracle, OracleVerdict};
+
+/// A named check written as a function of the observation: `Ok(())` passes, `Err(evidence)` fails.
+pub struct Check {
+    name: &'static str,
+    check: Box<dyn Fn(&Observation) -> Result<(), String> + Send + Sync>,
+}
+
+impl Check {
+    /// A check named `name`.
+    pub fn new(name: &'static str, check: impl Fn(&Observation) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        Self { name, check: Box::new(check) }
+    }
+
+    /// Every journaled save of file `file` comes before marker `marker`, and there is at least one.
+    pub fn saved_before(marker: &'static str, file: &str) -> Self {
+        let suffix = format!("/{file}");
+        Self::new("saved_before_marker", move |obs| {
+            let lines = &obs.journal.entries;
+            let marker_at = lines
+                .iter()
+                .position(|entry| entry.kind == "marker" && entry.str_field("name") == Some(marker))
+                .ok_or_else(|| format!("marker `{marker}` is not in the journal"))?;
+            let saves: Vec<usize> = lines
+                .iter()
+                .enumerate()
+                .filter(|(_, entry)| {
+                    entry.kind == "save" && entry.str_field("file").is_some_and(|f| f.ends_with(&suffix))
+                })
+                .map(|(at, _)| at)
+                .collect();
+            match saves.iter().find(|&&at| at > marker_at) {
+                _ if saves.is_empty() => Err(format!("no save of {suffix} before marker `{marker}`")),
+                Some(&late) => Err(format!("save after marker `{marker}`: {}", lines[late].raw)),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// The journal holds at least one event of `kind`.
+    pub fn journal_has(kind: &'static str) -> Self {
+        Self::new("journal_has", move |obs| {
+            if obs.journal.of_kind(kind).next().is_some() {
+                Ok(())
+            } else {
+                Err(format!("no `{kind}` event in the journal ({} lines)", obs.journal.entries.len()))
+            }
+        })
+    }
+
+    /// The journal holds marker `name`.
+    pub fn marker(name: &'static str) -> Self {
+        Self::new("marker", move |obs| {
+            if obs.journal.has_marker(name) { Ok(()) } else { Err(format!("marker `{name}` is not in the journal")) }
+        })
+    }
+
+    /// Every `kind` event (e.g. `worker_exit`) has field `field` equal to `value`, and there are `count`.
+    pub fn all_events(kind: &'static str, field: &'static str, value: u64, count: usize) -> Self {
+        Self::new("worker_endings", move |obs| {
+            let events: Vec<_> = obs.journal.of_kind(kind).collect();
+            if events.len() != count {
+                return Err(format!("{} `{kind}` events, expected {count}", events.len()));
+            }
+            match events.iter().find(|entry| entry.u64_field(field) != Some(value)) {
+                Some(odd) => Err(format!("expected {field}={value}: {}", odd.raw)),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Exactly `processes` processes journaled a save, each exactly one.
+    pub fn one_save_per_saving_process(processes: usize) -> Self {
+        Self::new("one_save_per_process", move |obs| {
+            let mut by_pid = std::collections::BTreeMap::<u32, usize>::new();
+            for save in obs.journal.of_kind("save") {
+                *by_pid.entry(save.pid).or_default() += 1;
+            }
+            if let Some((pid, saves)) = by_pid.iter().find(|(_, saves)| **saves != 1) {
+                return Err(format!("process {pid} saved {saves} times"));
+            }
+            if by_pid.len() == processes {
+                Ok(())
+            } else {
+                Err(format!("{} processes saved, expected {processes}", by_pid.len()))
+            }
+        })
+    }
+
+    /// A process that marked itself `forked-child` journaled no save.
+    pub fn forked_child_saves_nothing() -> Self {
+        Self::new("fork_child_silent", |obs| {
+            let child = obs
+                .journal
+                .entries
+                .iter()
+                .find(|entry| entry.kind == "marker" && entry.str_field("name") == Some("forked-child"))
+                .ok_or("the forked child never ran (no `forked-child` marker)")?
+                .pid;
+            match obs.journal.of_kind("save").find(|entry| entry.pid == child) {
+                Some(save) => Err(format!("the forked child (pid {child}) saved: {}", save.raw)),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// The failed construction left the exit registry as it was.
+    pub fn registry_unchanged() -> Self {
+        Self::new("registry_unchanged", |obs| {
+            let event = obs.journal.of_kind("registry_unchanged").next().ok_or("no `registry_unchanged` sample")?;
+            match (event.u64_field("before"), event.u64_field("after")) {
+                (Some(before), Some(after)) if before == after => Ok(()),
+                _ => Err(format!("the failed construction changed the exit registry: {}", event.raw)),
+            }
+        })
+    }
+
+    /// File `name` exists after the run and is byte-identical to `expected` (a quarantined copy).
+    pub fn file_equals(name: &'static str, expected: Vec<u8>) -> Self {
+        let expected_hash = blake3::hash(&expected).to_hex().to_string();
+        Self::new("set_aside_byte_exact", move |obs| {
+            let file = obs.file(name).ok_or_else(|| format!("{name} is not a file under test"))?;
+            match &file.after.hash {
+                Some(hash) if *hash == expected_hash => Ok(()),
+                _ => Err(format!(
+                    "{name} after the run: {}; expected the {} original bytes",
+                    file.after.describe(),
+                    expected.len()
+                )),
+            }
+        })
+    }
+
+    /// Resident memory grew by at most `max_kib` between the first and last `rss` samples.
+    pub fn rss_growth_at_most(max_kib: u64) -> Self {
+        Self::new("memory_bounded", move |obs| {
+            let samples: Vec<u64> = obs.journal.of_kind("rss").filter_map(|entry| entry.u64_field("kib")).collect();
+            let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+                return Err("no `rss` samples in the journal".into());
+            };
+            let growth = last.saturating_sub(*first);
+            if growth <= max_kib {
+                Ok(())
+            } else {
+                Err(format!("resident memory grew {growth} KiB ({first} -> {last}), limit {max_kib} KiB"))
+            }
+        })
+    }
+}
+
+impl Oracle for Check {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn judge(&self, obs: &Observation) -> OracleVerdict {
+        match (self.check)(obs) {
+            Ok(()) => OracleVerdict::Pass,
+            Err(evidence) => OracleVerdict::fail(evidence),
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! What one scenario cell asks the child program to do: the [`ChildPlan`], passed to the child as
+//! one JSON argument. The catalog builds plans; the child program carries them out.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the engine (and so its engine-implicit cache handle) lives when the process ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Holder {
+    /// A local variable of `main`.
+    MainLocal,
+    /// A `static` (never dropped).
+    Static,
+    /// `Box::leak`.
+    BoxLeak,
+    /// `std::mem::forget`.
+    MemForget,
+    /// An `Arc` cycle (never dropped).
+    ArcCycle,
+    /// A `thread_local!` of the main thread (destroyed before atexit handlers run).
+    MainThreadLocal,
+    /// Owned by a thread that is still running when the process exits.
+    RunningThread,
+}
+
+impl Holder {
+    /// Every holder.
+    pub const ALL: [Holder; 7] = [
+        Holder::MainLocal,
+        Holder::Static,
+        Holder::BoxLeak,
+        Holder::MemForget,
+        Holder::ArcCycle,
+        Holder::MainThreadLocal,
+        Holder::RunningThread,
+    ];
+
+    /// Kebab-case name, as in cell names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Holder::MainLocal => "main-local",
+            Holder::Static => "static",
+            Holder::BoxLeak => "box-leak",
+            Holder::MemForget => "mem-forget",
+            Holder::ArcCycle => "arc-cycle",
+            Holder::MainThreadLocal => "main-thread-local",
+            Holder::RunningThread => "running-thread",
+        }
+    }
+}
+
+/// How the process ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ending {
+    /// `main` returns.
+    ReturnFromMain,
+    /// `std::process::exit(code)`.
+    Exit(i32),
+    /// A panic unwinds out of `main`.
+    Panic,
+    /// SIGTERM, with or without the termination handler.
+    SigTerm {
+        /// Whether `install_termination_handler()` was called.
+        handler: bool,
+    },
+    /// SIGINT, with or without the termination handler.
+    SigInt {
+        /// Whether `install_termination_handler()` was called.
+        handler: bool,
+    },
+    /// `std::process::abort()`.
+    Abort,
+    /// SIGKILL.
+    SigKill,
+}
+
+impl Ending {
+    /// Every ending of the contract table.
+    pub const ALL: [Ending; 9] = [
+        Ending::ReturnFromMain,
+        Ending::Exit(0),
+        Ending::Exit(3),
+        Ending::Panic,
+        Ending::SigTerm { handler: true },
+        Ending::SigTerm { handler: false },
+        Ending::SigInt { handler: true },
+        Ending::Abort,
+        Ending::SigKill,
+    ];
+
+    /// Kebab-case name, as in cell names.
+    pub fn name(self) -> String {
+        match self {
+            Ending::ReturnFromMain => "return".into(),
+            Ending::Exit(code) => format!("exit-{code}"),
+            Ending::Panic => "panic".into(),
+            Ending::SigTerm { handler: true } => "sigterm-handler".into(),
+            Ending::SigTerm { handler: false } => "sigterm".into(),
+            Ending::SigInt { handler: true } => "sigint-handler".into(),
+            Ending::SigInt { handler: false } => "sigint".into(),
+            Ending::Abort => "abort".into(),
+            Ending::SigKill => "sigkill".into(),
+        }
+    }
+
+    /// Whether the termination handler is installed for this ending.
+    pub fn installs_handler(self) -> bool {
+        matches!(self, Ending::SigTerm { handler: true } | Ending::SigInt { handler: true })
+    }
+}
+
+/// A point inside a save where the crash-mid-save family kills the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SaveStep {
+    /// The temp file exists, empty.
+    AfterTempCreated,
+    /// Half of the first chunk is written to the temp file.
+    MidWrite,
+    /// The temp file is complete and synced, not yet renamed.
+    BeforeRename,
+    /// The rename is done.
+    AfterRename,
+}
+
+impl SaveStep {
+    /// Every step.
+    pub const ALL: [SaveStep; 4] =
+        [SaveStep::AfterTempCreated, SaveStep::MidWrite, SaveStep::BeforeRename, SaveStep::AfterRename];
+
+    /// The runtime-cache failpoint at this step.
+    pub fn failpoint(self) -> &'static str {
+        match self {
+            SaveStep::AfterTempCreated => "save-after-temp-created",
+            SaveStep::MidWrite => "save-mid-write",
+            SaveStep::BeforeRename => "save-before-rename",
+            SaveStep::AfterRename => "save-after-rename",
+        }
+    }
+}
+
+/// Why a construction fails in the partial-init-failure family.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitFailure {
+    /// A runtime-cache failpoint set to return an error.
+    Failpoint(String),
+    /// The cache path is a folder.
+    PathIsFolder,
+    /// The cache's parent folder cannot be created (a path component is a regular file).
+    ParentNotCreatable,
+    /// The cache file is writable by others: refused as untrusted.
+    UntrustedFile,
+    /// `Backend::Nvrtc` with the library not loadable.
+    NvrtcMissing,
+}
+
+/// How a save fails in the save-failure family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SaveFailure {
+    /// RLIMIT_FSIZE below the file's size, SIGXFSZ ignored: the write fails with EFBIG.
+    DiskFull,
+    /// Another process holds `<path>.lock` for the whole run.
+    LockHeld,
+}
+
+/// What the child does between building its engine and ending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// The engine lives to the end, in `holder`.
+    SurviveToExit,
+    /// The engine is dropped mid-program, before the `mid-program` marker.
+    MidProgramDrop,
+    /// `engines` engines created and dropped one after another; every `dirty_every`-th compiles.
+    Churn {
+        /// How many engines.
+        engines: u32,
+        /// Every n-th engine is dirty.
+        dirty_every: u32,
+    },
+    /// Construction fails; then a later construction in the same process works.
+    PartialInitFailure(InitFailure),
+    /// A dirty engine, then `fork()`; the child ends by `child_exit` (None: returns from main).
+    Fork {
+        /// The forked child's `process::exit` code, or `None` to return from main.
+        child_exit: Option<i32>,
+    },
+    /// `processes` processes share one cache path, each compiles distinct kernels, all exit together.
+    Concurrent {
+        /// How many processes.
+        processes: u32,
+    },
+    /// SIGKILL at `step` of the exit save.
+    CrashMidSave(SaveStep),
+    /// The exit save fails.
+    SaveFails(SaveFailure),
+    /// An engine dropped on another thread while main exits, in `rounds` processes.
+    DropExitRace {
+        /// How many processes (rounds).
+        rounds: u32,
+    },
+    /// Settings moved to a second cache path mid-program.
+    Swap,
+    /// The cache file is corrupt when the engine opens it.
+    CorruptOnOpen,
+}
+
+/// Everything the child program needs for one cell.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildPlan {
+    /// The cache file's name inside the scratch folder.
+    pub cache: String,
+    /// The second cache file (swap family).
+    pub second_cache: String,
+    /// Where the engine lives.
+    pub holder: Holder,
+    /// How the process ends.
+    pub ending: Ending,
+    /// What happens in between.
+    pub family: Family,
+    /// Distinct kernels each engine compiles (0: the engine stays clean).
+    pub kernels: u32,
+    /// Distinguishes the kernels of concurrent processes.
+    pub kernel_seed: u32,
+    /// Synthetic artifact size in bytes.
+    pub artifact_bytes: usize,
+}
+
+/// The default synthetic artifact size of the catalog.
+pub const ARTIFACT_BYTES: usize = 512;
+
+impl ChildPlan {
+    /// A plan with one cache, three kernels, and the given holder, ending and family.
+    pub fn new(holder: Holder, ending: Ending, family: Family) -> Self {
+        Self {
+            cache: "kernels.rtc".into(),
+            second_cache: "swapped.rtc".into(),
+            holder,
+            ending,
+            family,
+            kernels: 3,
+            kernel_seed: 0,
+            artifact_bytes: ARTIFACT_BYTES,
+        }
+    }
+
+    /// The plan as the child's command-line argument.
+    pub fn to_arg(&self) -> String {
+        serde_json::to_string(self).expect("plans always serialize")
+    }
+
+    /// Parses the child's command-line argument.
+    pub fn from_arg(arg: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(arg)
+    }
+}
