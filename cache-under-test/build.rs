@@ -8,6 +8,7 @@
 //! - `nvrtc_system_wide`: `libnvrtc.so.12` is also visible without `LD_LIBRARY_PATH` (the loader
 //!   cache or a standard folder), so a child process cannot be made to miss it.
 //! - `cuda_driver_present`: the CUDA driver `libcuda.so.1` can be found (a GPU may still be absent).
+//! - `cuda_gpu_present`: the driver can be found and `/dev/nvidia0` exists.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(nvrtc_present)");
     println!("cargo::rustc-check-cfg=cfg(nvrtc_system_wide)");
     println!("cargo::rustc-check-cfg=cfg(cuda_driver_present)");
+    println!("cargo::rustc-check-cfg=cfg(cuda_gpu_present)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=LD_LIBRARY_PATH");
 
@@ -54,6 +56,9 @@ fn main() {
     }
     if library_path.iter().any(|dir| dir.join(DRIVER).is_file()) || visible_without_library_path(DRIVER) {
         println!("cargo::rustc-cfg=cuda_driver_present");
+        if Path::new("/dev/nvidia0").exists() {
+            println!("cargo::rustc-cfg=cuda_gpu_present");
+        }
     }
 }
 

@@ -18,6 +18,8 @@
 //!   registry's size equals the number of live autosave handles ([`exit_registry_len`]). A
 //!   `fork()`ed child never saves its parent's handles. The exit path never panics, never prints,
 //!   never touches a thread-local and finishes within [`set_exit_deadline`].
+//! - [`load_on_device`] proves a cached PTX artifact valid by loading it on a GPU, with typed
+//!   errors where the CUDA driver or a GPU is missing.
 //! - Everything that happens is reported as a typed [`Event`] to the [`set_observer`] hook and,
 //!   for failures, to the `log` crate under target `runtime_cache`.
 //!
@@ -31,9 +33,12 @@
 #![warn(missing_docs)]
 
 mod autosave;
+#[doc(hidden)]
+pub mod bench_support;
 mod bounded;
 mod cache;
 pub mod compiler;
+mod device;
 mod engine;
 mod error;
 pub mod format;
@@ -50,6 +55,7 @@ pub use cache::{CacheOptions, RuntimeCache, SaveOutcome};
 pub use compiler::{
     Backend, BackendSelection, CompileError, KernelCompiler, NvrtcCompiler, SyntheticCompiler, nvrtc_available,
 };
+pub use device::{DeviceError, DeviceReport, load_on_device};
 pub use engine::{Engine, Kernel, KernelOrigin, RuntimeSettings};
 pub use error::{CacheError, EngineError};
 pub use format::{FormatError, FormatLimits};

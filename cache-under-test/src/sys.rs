@@ -34,3 +34,11 @@ pub(crate) fn nvrtc_version() -> Option<(i32, i32)> {
     let status = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
     (status == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then_some((major, minor))
 }
+
+/// Whether `dlopen` finds the CUDA driver library (`libcuda.so.1`) by any of the names `cudarc`
+/// tries. Every driver call of `cudarc` panics when it is missing: probe with this first.
+pub(crate) fn cuda_driver_library_present() -> bool {
+    // SAFETY: as for `nvrtc_library_present`: `is_culib_present` only tries to open each candidate
+    // name with `libloading` and drops what it opened.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}

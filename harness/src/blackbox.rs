@@ -167,8 +167,6 @@ impl BlackBox {
     }
 }
 
-
-
 /// The state of `path` now.
 pub fn snapshot(path: &Path, validator: Option<&Validator>) -> io::Result<FileSnapshot> {
     let bytes = match std::fs::read(path) {

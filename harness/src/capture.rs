@@ -1,76 +1,75 @@
-//! Bounded capture of a child's stdout and stderr.
+//! Bounded capture of a child's stdout and stderr, pumped by the supervisor's poll loop.
 //!
-//! Each stream is read to its end on its own thread, so the child never blocks on a full pipe;
-//! only the first `cap` bytes are kept and the rest are counted and noted.
+//! Each pipe is non-blocking and read whenever `poll(2)` says it is readable, so the child never
+//! blocks on a full pipe and no thread is needed. Only the first `cap` bytes are kept; the rest
+//! are counted and noted as `[truncated N bytes]`.
 
-use std::io::Read;
-use std::sync::mpsc;
-use std::thread;
-use std::time::Instant;
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 
-/// A stream being read on a thread of its own.
+use rustix::io::Errno;
+
+/// One captured stream.
 pub(crate) struct Capture {
-    rx: mpsc::Receiver<String>,
+    stream: Option<OwnedFd>,
+    kept: Vec<u8>,
+    dropped: u64,
+    cap: usize,
 }
 
 impl Capture {
-    /// Starts reading `stream`, keeping its first `cap` bytes.
-    pub(crate) fn start(stream: Option<impl Read + Send + 'static>, cap: usize) -> Self {
-        let (tx, rx) = mpsc::channel();
-        match stream {
-            Some(mut stream) => {
-                let spawned = thread::Builder::new().name("exit-harness-capture".into()).spawn(move || {
-                    let _ = tx.send(read_bounded(&mut stream, cap));
-                });
-                if spawned.is_err() {
-                    // No thread: the stream's end is dropped; the child gets EPIPE, not a hang.
-                    let (tx, rx2) = mpsc::channel();
-                    let _ = tx.send("[exit-harness: could not start a capture thread]".into());
-                    return Self { rx: rx2 };
-                }
-            }
-            None => {
-                let _ = tx.send(String::new());
-            }
-        }
-        Self { rx }
+    /// Captures `stream` (made non-blocking), keeping its first `cap` bytes.
+    pub(crate) fn new(stream: Option<impl Into<OwnedFd>>, cap: usize) -> Self {
+        let stream = stream.map(Into::into).filter(|fd| rustix::io::ioctl_fionbio(fd, true).is_ok());
+        Self { stream, kept: Vec::new(), dropped: 0, cap }
     }
 
-    /// The captured text, waiting for the stream's end until `deadline`. A stream still open
-    /// then (held by a process that escaped the process group) is reported as such.
-    pub(crate) fn finish(self, deadline: Instant) -> String {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        self.rx
-            .recv_timeout(wait)
-            .unwrap_or_else(|_| "[exit-harness: stream still open after the process group ended; not captured]".into())
+    /// The pipe, while it is open.
+    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.stream.as_ref().map(|fd| fd.as_fd())
     }
-}
 
-/// Reads `stream` to its end, keeping the first `cap` bytes (lossy UTF-8).
-fn read_bounded(stream: &mut impl Read, cap: usize) -> String {
-    let mut kept = Vec::new();
-    let mut dropped: u64 = 0;
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let room = cap.saturating_sub(kept.len()).min(n);
-                kept.extend_from_slice(&buf[..room]);
-                dropped += (n - room) as u64;
+    /// Whether the pipe is still open (its writers have not all closed it).
+    pub(crate) fn is_open(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Reads everything available now; closes the pipe at its end.
+    pub(crate) fn pump(&mut self) {
+        let mut buf = [0u8; 16 * 1024];
+        while let Some(fd) = &self.stream {
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => self.stream = None,
+                Ok(n) => self.keep(&buf[..n]),
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => return,
+                Err(_) => self.stream = None,
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
         }
     }
-    let mut text = String::from_utf8_lossy(&kept).into_owned();
-    if dropped > 0 {
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&format!("[truncated {dropped} bytes]\n"));
+
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = self.cap.saturating_sub(self.kept.len()).min(bytes.len());
+        self.kept.extend_from_slice(&bytes[..room]);
+        self.dropped += (bytes.len() - room) as u64;
     }
-    text
+
+    /// The captured text (lossy UTF-8), with notes on truncation and on a pipe still open.
+    pub(crate) fn finish(self) -> String {
+        let mut text = String::from_utf8_lossy(&self.kept).into_owned();
+        let mut note = |line: String| {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&line);
+        };
+        if self.dropped > 0 {
+            note(format!("[truncated {} bytes]\n", self.dropped));
+        }
+        if self.stream.is_some() {
+            note("[exit-harness: stream still open after the process group ended]\n".into());
+        }
+        text
+    }
 }
 
 #[cfg(test)]
@@ -79,8 +78,9 @@ mod tests {
 
     #[test]
     fn keeps_the_head_and_notes_the_rest() {
-        let data = [b'x'; 100];
-        let text = read_bounded(&mut &data[..], 10);
-        assert_eq!(text, "xxxxxxxxxx\n[truncated 90 bytes]\n");
+        let mut capture = Capture::new(None::<OwnedFd>, 10);
+        capture.keep(&[b'x'; 60]);
+        capture.keep(&[b'y'; 40]);
+        assert_eq!(capture.finish(), "xxxxxxxxxx\n[truncated 90 bytes]\n");
     }
 }

@@ -4,25 +4,26 @@
 //! whole run, and nothing observed depends on them. They are sent to one lazily started thread
 //! that drops them in order; if that thread cannot be started, they are dropped in place.
 
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{OnceLock, mpsc};
 
 type Garbage = Box<dyn Send>;
 
 /// Drops `value` on the cleanup thread.
 pub(crate) fn later(value: impl Send + 'static) {
-    static THREAD: OnceLock<Option<Mutex<mpsc::Sender<Garbage>>>> = OnceLock::new();
+    static THREAD: OnceLock<Option<mpsc::Sender<Garbage>>> = OnceLock::new();
     let sender = THREAD.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Garbage>();
         let spawned = std::thread::Builder::new()
             .name("exit-harness-cleanup".into())
             .spawn(move || rx.into_iter().for_each(drop));
-        spawned.ok().map(|_| Mutex::new(tx))
+        spawned.ok().map(|_| tx)
     });
     let garbage: Garbage = Box::new(value);
-    let unsent = match sender.as_ref().map(|tx| tx.lock().map(|tx| tx.send(garbage))) {
-        Some(Ok(Ok(()))) => None,
-        Some(Ok(Err(mpsc::SendError(garbage)))) => Some(garbage),
-        _ => None,
-    };
-    drop(unsent);
+    match sender {
+        Some(tx) => {
+            // If the thread is gone, the value comes back in the error and is dropped here.
+            let _ = tx.send(garbage);
+        }
+        None => drop(garbage),
+    }
 }

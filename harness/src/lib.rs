@@ -50,8 +50,8 @@
 pub mod blackbox;
 mod capture;
 pub mod cell;
-pub mod cli;
 mod cleanup;
+pub mod cli;
 pub mod inline;
 pub mod journal;
 pub mod observation;

@@ -1,9 +1,10 @@
 //! The child runner: spawns a program in its own process group, supervises it, and assembles
 //! the [`Observation`].
 //!
-//! A run gets a fresh temporary folder holding the journal file and an empty `scratch/` folder
-//! (the child's working directory unless the spec says otherwise, exported as
-//! [`SCRATCH_ENV`]). The files under test are seeded and watched there (see [`crate::blackbox`]).
+//! A run gets a fresh, empty temporary scratch folder (the child's working directory unless the
+//! spec says otherwise, exported as [`SCRATCH_ENV`]) and a journal path beside it (exported as
+//! [`JOURNAL_ENV`]; the child creates the file on its first event). The files under test are
+//! seeded and watched in the scratch folder (see [`crate::blackbox`]).
 //!
 //! Supervision is event-driven: the parent `poll(2)`s a pidfd of the child together with the
 //! black box's inotify descriptor, so it wakes when the child exits or touches a watched folder.
@@ -66,22 +67,36 @@ pub enum RunError {
 
 /// The parent's side of one run, before and while the child runs.
 pub(crate) struct Run {
-    dir: tempfile::TempDir,
+    files: RunFiles,
     journal: PathBuf,
     scratch: PathBuf,
     black_box: BlackBox,
+}
+
+/// The run's folder and journal, removed on drop. The journal is a sibling of the folder (so it
+/// is not in the child's scratch folder) and is created by the child on its first event.
+struct RunFiles {
+    /// Held for its `Drop`, which removes the folder.
+    _dir: tempfile::TempDir,
+    journal: PathBuf,
+}
+
+impl Drop for RunFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.journal);
+    }
 }
 
 impl Run {
     /// Makes the run folder, creates the empty journal, seeds and watches the files under test.
     pub(crate) fn prepare(files: &[FileUnderTest]) -> Result<Self, RunError> {
         let dir = tempfile::Builder::new().prefix("exit-harness-").tempdir().map_err(RunError::Prepare)?;
-        let journal = dir.path().join("journal.jsonl");
-        let scratch = dir.path().join("scratch");
-        std::fs::create_dir(&scratch).map_err(RunError::Prepare)?;
-        std::fs::write(&journal, b"").map_err(RunError::Prepare)?;
+        let scratch = dir.path().to_owned();
+        let mut journal = scratch.clone().into_os_string();
+        journal.push(".journal.jsonl");
+        let journal = PathBuf::from(journal);
         let black_box = BlackBox::arm(files, &scratch)?;
-        Ok(Self { dir, journal, scratch, black_box })
+        Ok(Self { files: RunFiles { _dir: dir, journal: journal.clone() }, journal, scratch, black_box })
     }
 
     /// The scratch folder.
@@ -114,8 +129,8 @@ impl Run {
         started: Instant,
     ) -> Result<Observation, RunError> {
         let pid = Pid::from_child(child);
-        let stdout = Capture::start(child.stdout.take(), limits.output_cap);
-        let stderr = Capture::start(child.stderr.take(), limits.output_cap);
+        let mut stdout = Capture::new(child.stdout.take(), limits.output_cap);
+        let mut stderr = Capture::new(child.stderr.take(), limits.output_cap);
         let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok();
 
         let mut pending: Vec<&SignalOnMarker> = triggers.iter().collect();
@@ -144,15 +159,17 @@ impl Run {
                 wake = wake.min(now + MARKER_POLL);
             }
             let timeout = Timespec::try_from(wake.saturating_duration_since(now)).ok();
-            let mut fds = Vec::with_capacity(2);
+            let mut fds = Vec::with_capacity(4);
             fds.push(PollFd::from_borrowed_fd(self.black_box.fd(), PollFlags::IN));
             if let Some(fd) = &pidfd {
                 fds.push(PollFd::new(fd, PollFlags::IN));
             }
-            let _ = rustix::event::poll(&mut fds, timeout.as_ref());
+            poll_streams(&mut fds, &stdout, &stderr, timeout);
             if fds[0].revents().contains(PollFlags::IN) {
                 self.black_box.drain()?;
             }
+            stdout.pump();
+            stderr.pump();
         };
         let wall = started.elapsed();
         let outcome = match (status.code(), status.signal()) {
@@ -170,24 +187,45 @@ impl Run {
         if !leaked.is_empty() {
             process_group::kill_group(pid, Signal::KILL);
         }
+        // The pipes close when the last process holding them ends; one that escaped the group
+        // could hold them forever, so their ends are awaited only until a deadline.
+        let output_deadline = Instant::now() + OUTPUT_GRACE;
+        while stdout.is_open() || stderr.is_open() {
+            let now = Instant::now();
+            if now >= output_deadline {
+                break;
+            }
+            let timeout = Timespec::try_from(output_deadline - now).ok();
+            poll_streams(&mut Vec::new(), &stdout, &stderr, timeout);
+            stdout.pump();
+            stderr.pump();
+        }
         let (files, black_box_overflowed) = self.black_box.finish()?;
         let journal = Journal::read(&self.journal)?;
-        let output_deadline = Instant::now() + OUTPUT_GRACE;
         let observation = Observation {
             outcome,
             timed_out,
             signals_sent,
-            stdout: stdout.finish(output_deadline),
-            stderr: stderr.finish(output_deadline),
+            stdout: stdout.finish(),
+            stderr: stderr.finish(),
             wall,
             journal,
             files,
             black_box_overflowed,
             leaked,
         };
-        crate::cleanup::later(self.dir);
+        crate::cleanup::later(self.files);
         Ok(observation)
     }
+}
+
+/// Polls `fds` plus the open output pipes, up to `timeout`; readiness is left to the callers'
+/// non-blocking reads.
+fn poll_streams<'a>(fds: &mut Vec<PollFd<'a>>, stdout: &'a Capture, stderr: &'a Capture, timeout: Option<Timespec>) {
+    for fd in [stdout.fd(), stderr.fd()].into_iter().flatten() {
+        fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+    }
+    let _ = rustix::event::poll(fds, timeout.as_ref());
 }
 
 /// Sends the signals whose markers have appeared in the journal.

@@ -15,7 +15,7 @@
 //! - `marker:NAME` journals a marker
 //! - `sleep:MS` sleeps
 //! - `hang` sleeps forever
-//! - `leak` spawns a grandchild (`sleep 30`) and does not wait for it
+//! - `leak` spawns a grandchild (`sh -c '…; exec sleep 30'`) and does not wait for it
 //! - `torn` writes half a journal line and kills itself with SIGKILL
 //! - `panic:TEXT` panics with TEXT
 //! - `exit:N` exits with status N
@@ -74,12 +74,19 @@ fn main() {
                 std::thread::sleep(Duration::from_secs(3600));
             },
             "leak" => {
-                let child = std::process::Command::new("sleep").arg("30").spawn().expect("spawn");
+                // Wait until the grandchild runs its script, so its command line is known.
+                let mut child = std::process::Command::new("sh")
+                    .args(["-c", "echo started; exec sleep 30"])
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn");
+                let mut started = [0u8; 1];
+                let _ = std::io::Read::read(&mut child.stdout.take().expect("piped"), &mut started);
                 std::mem::forget(child);
             }
             "torn" => {
                 let path = std::env::var_os(journal::JOURNAL_ENV).expect("journal env");
-                let mut file = std::fs::OpenOptions::new().append(true).open(path).expect("open");
+                let mut file = std::fs::OpenOptions::new().append(true).create(true).open(path).expect("open");
                 file.write_all(br#"{"pid":1,"seq":9,"kind":"sa"#).expect("write");
                 let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
                 std::thread::sleep(Duration::from_secs(5));

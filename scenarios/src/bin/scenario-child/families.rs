@@ -15,7 +15,8 @@ use runtime_cache::{
 use scenarios::plan::{ChildPlan, Family, InitFailure, SaveFailure};
 
 use crate::sys::{self, Forked};
-use crate::{end, holders, journal};
+use crate::{end, holders};
+use scenarios::wiring;
 
 /// Runs the plan's family in the process the harness spawned.
 pub fn run(plan: &ChildPlan) -> ExitCode {
@@ -31,8 +32,8 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         }
         Family::MidProgramDrop => {
             drop(dirty_engine(plan, &plan.cache, 0));
-            journal::sample_registry(0);
-            journal::marker("mid-program");
+            wiring::sample_registry(0);
+            wiring::marker("mid-program");
             end(plan.ending)
         }
         Family::Churn { engines, dirty_every } => churn(plan, *engines, *dirty_every),
@@ -44,7 +45,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
                 return give_up(&format!("set_settings: {error}"));
             }
             compile(&engine, plan.kernels, 1);
-            journal::marker("swapped");
+            wiring::marker("swapped");
             holders::end_holding(plan, engine)
         }
         Family::Concurrent { processes } => {
@@ -68,7 +69,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             let code = finish_workers(vec![spawn_worker(plan, 0)]);
             // The next open must succeed and clean up the crashed save's temp file.
             match RuntimeCache::open(&plan.cache, CacheOptions::default()) {
-                Ok(cache) => journal::record(Line::new("reopened").with("entries", cache.len() as u64)),
+                Ok(cache) => wiring::record(Line::new("reopened").with("entries", cache.len() as u64)),
                 Err(error) => return give_up(&format!("reopen after the crash failed: {error}")),
             }
             code
@@ -99,7 +100,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             if let Err(error) = sys::limit_file_size(limit) {
                 return give_up(&format!("setrlimit: {error}"));
             }
-            journal::record(Line::new("file_size_limit").with("bytes", limit));
+            wiring::record(Line::new("file_size_limit").with("bytes", limit));
             holders::end_holding(plan, engine)
         }
     }
@@ -110,7 +111,7 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
     match &plan.family {
         Family::Concurrent { .. } => {
             let engine = dirty_engine(plan, &plan.cache, index + 1);
-            journal::sample_registry(1);
+            wiring::sample_registry(1);
             touch(&format!("ready-{index}"));
             wait_for_file("go");
             drop(engine);
@@ -118,7 +119,7 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
         }
         Family::DropExitRace { .. } => {
             let engine = dirty_engine(plan, &plan.cache, index + 1);
-            journal::sample_registry(1);
+            wiring::sample_registry(1);
             let barrier = Arc::new(Barrier::new(2));
             let dropper_barrier = barrier.clone();
             std::thread::spawn(move || {
@@ -131,9 +132,9 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
         }
         Family::CrashMidSave(step) => {
             let engine = dirty_engine(plan, &plan.cache, 0);
-            journal::sample_registry(1);
+            wiring::sample_registry(1);
             let armed = fail::cfg_callback(step.failpoint(), || {
-                journal::marker("crash-point");
+                wiring::marker("crash-point");
                 let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
             });
             if let Err(error) = armed {
@@ -163,15 +164,15 @@ fn churn(plan: &ChildPlan, engines: u32, dirty_every: u32) -> ExitCode {
             compile(&engine, 1, index);
         }
         if index % 500 == 0 {
-            journal::sample_registry(1);
+            wiring::sample_registry(1);
         }
         drop(engine);
         if index % 500 == 0 {
-            journal::sample_registry(0);
+            wiring::sample_registry(0);
             record_rss();
         }
     }
-    journal::sample_registry(0);
+    wiring::sample_registry(0);
     record_rss();
     end(plan.ending)
 }
@@ -197,19 +198,19 @@ fn partial_init_failure(plan: &ChildPlan, cause: &InitFailure) -> ExitCode {
     let registry_before = runtime_cache::exit_registry_len();
     match Engine::new(failing) {
         Ok(_) => return give_up(&format!("Engine::new succeeded despite {cause:?}")),
-        Err(error) => journal::record(Line::new("init_failed").with("error", error.to_string())),
+        Err(error) => wiring::record(Line::new("init_failed").with("error", error.to_string())),
     }
     let registry_after = runtime_cache::exit_registry_len();
-    journal::record(
+    wiring::record(
         Line::new("registry_unchanged").with("before", registry_before as u64).with("after", registry_after as u64),
     );
-    journal::sample_registry(0);
+    wiring::sample_registry(0);
     if let InitFailure::Failpoint(name) = cause {
         fail::remove(name);
     }
     // A later construction in the same process works.
     let engine = dirty_engine(plan, &plan.second_cache, 1);
-    journal::marker("recovered");
+    wiring::marker("recovered");
     holders::end_holding(plan, engine)
 }
 
@@ -218,7 +219,7 @@ fn fork(plan: &ChildPlan, child_exit: Option<i32>) -> ExitCode {
     match sys::fork() {
         Err(error) => give_up(&format!("fork: {error}")),
         Ok(Forked::Child) => {
-            journal::marker("forked-child");
+            wiring::marker("forked-child");
             match child_exit {
                 Some(code) => std::process::exit(code),
                 // Returning drops the inherited engine here, then runs the inherited exit hook.
@@ -307,7 +308,7 @@ fn finish_workers(workers: Vec<Child>) -> ExitCode {
 
 fn record_exit(kind: &str, status: ExitStatus) {
     let line = Line::new(kind);
-    journal::record(match (status.code(), status.signal()) {
+    wiring::record(match (status.code(), status.signal()) {
         (Some(code), _) => line.with("code", code),
         (_, Some(signal)) => line.with("signal", signal),
         _ => line,
@@ -322,7 +323,7 @@ fn record_rss() {
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
         .unwrap_or(0);
-    journal::record(Line::new("rss").with("kib", kib));
+    wiring::record(Line::new("rss").with("kib", kib));
 }
 
 fn lock_path(cache: &str) -> PathBuf {

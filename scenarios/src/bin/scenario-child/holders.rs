@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use runtime_cache::Engine;
 use scenarios::plan::{ChildPlan, Holder};
 
-use crate::{end, journal};
+use crate::end;
+use scenarios::wiring;
 
 static STATIC_ENGINE: OnceLock<Engine> = OnceLock::new();
 
@@ -23,7 +24,7 @@ struct Cycle {
 
 /// Moves `engine` into `plan.holder` and ends the process with it still there.
 pub fn end_holding(plan: &ChildPlan, engine: Engine) -> ExitCode {
-    journal::sample_registry(1);
+    wiring::sample_registry(1);
     match plan.holder {
         Holder::MainLocal => {
             let _engine = engine;

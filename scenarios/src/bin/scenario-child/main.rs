@@ -10,13 +10,13 @@
 
 mod families;
 mod holders;
-mod journal;
 #[allow(unsafe_code)]
 mod sys;
 
 use std::process::ExitCode;
 
 use scenarios::plan::{ChildPlan, Ending};
+use scenarios::wiring;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     // FAILPOINTS from the environment configures runtime-cache's failpoints for this process.
     // The scenario stays configured until the process ends (exit-time saves included).
     std::mem::forget(fail::FailScenario::setup());
-    journal::wire_observer();
+    wiring::wire_observer();
     match worker {
         Some(index) => families::worker(&plan, index),
         None => families::run(&plan),
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 /// Ends the process as `ending` says. `ReturnFromMain` returns the exit code for `main` to return;
 /// every other ending does not return.
 pub fn end(ending: Ending) -> ExitCode {
-    journal::marker("ending");
+    wiring::marker("ending");
     match ending {
         Ending::ReturnFromMain => ExitCode::SUCCESS,
         Ending::Exit(code) => std::process::exit(code),

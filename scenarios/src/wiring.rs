@@ -1,4 +1,5 @@
 //! Wires runtime-cache's observer to the harness journal: every cache event becomes a journal line.
+//! Used by the child program and by the inline (rusty-fork) tests alike.
 
 use exit_harness::journal::{self, Event as Line};
 use runtime_cache::Event;
