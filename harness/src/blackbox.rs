@@ -15,6 +15,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
@@ -60,7 +61,10 @@ pub struct BlackBox {
 impl BlackBox {
     /// Seeds the files under test (creating their folders), snapshots them and starts watching.
     pub fn arm(files: &[FileUnderTest], scratch: &Path) -> Result<Self, BlackBoxError> {
-        let inotify = Inotify::init().map_err(BlackBoxError::Inotify)?;
+        let inotify = match POOL.lock().ok().and_then(|mut pool| pool.pop()) {
+            Some(inotify) => inotify,
+            None => Inotify::init().map_err(BlackBoxError::Inotify)?,
+        };
         let mask = WatchMask::MOVED_TO | WatchMask::CLOSE_WRITE | WatchMask::MODIFY;
         let mut by_name = HashMap::new();
         let mut watched = Vec::with_capacity(files.len());
@@ -160,11 +164,36 @@ impl BlackBox {
                 black_box: file.counts,
             });
         }
-        // Closing an inotify descriptor waits for an RCU grace period in the kernel
-        // (`synchronize_srcu`): several milliseconds, ten times a whole do-nothing run.
-        crate::cleanup::later(self.inotify);
+        recycle(self.inotify, self.by_name.into_keys().map(|(wd, _)| wd));
         Ok((observed, self.overflowed))
     }
+}
+
+/// Idle inotify instances, without watches, for the next run.
+static POOL: Mutex<Vec<Inotify>> = Mutex::new(Vec::new());
+
+/// The most idle instances kept (each counts against the per-user limit, 128 by default).
+const POOL_MAX: usize = 16;
+
+/// Returns `inotify` to the pool after removing its watches. Closing an inotify descriptor
+/// waits for an RCU grace period in the kernel (`synchronize_srcu`): several milliseconds, ten
+/// times a whole do-nothing run. Watch descriptors are never reused by an instance, so events
+/// of a past run left in its queue match nothing of the next.
+fn recycle(mut inotify: Inotify, watches: impl Iterator<Item = WatchDescriptor>) {
+    let mut watcher = inotify.watches();
+    for wd in watches {
+        let _ = watcher.remove(wd);
+    }
+    // Empty the queue (the removals' IN_IGNORED, any late event), so no overflow carries over.
+    let mut buffer = [0u8; 4096];
+    while inotify.read_events(&mut buffer).is_ok_and(|events| events.count() > 0) {}
+    if let Ok(mut pool) = POOL.lock()
+        && pool.len() < POOL_MAX
+    {
+        pool.push(inotify);
+        return;
+    }
+    crate::cleanup::later(inotify);
 }
 
 /// The state of `path` now.

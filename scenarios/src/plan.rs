@@ -170,6 +170,8 @@ pub enum SaveFailure {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
+    /// Nothing at all: the child returns at once (the baseline of the overhead benchmark).
+    Nothing,
     /// The engine lives to the end, in `holder`.
     SurviveToExit,
     /// The engine is dropped mid-program, before the `mid-program` marker.

@@ -26,6 +26,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         return give_up(&format!("install_termination_handler: {error}"));
     }
     match &plan.family {
+        Family::Nothing => ExitCode::SUCCESS,
         Family::SurviveToExit | Family::CorruptOnOpen => {
             let engine = dirty_engine(plan, &plan.cache, 0);
             holders::end_holding(plan, engine)
