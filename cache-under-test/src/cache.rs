@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::autosave::{AutosaveState, Claim};
 use crate::bounded;
+use crate::defect::{self, Defect};
 use crate::error::CacheError;
 use crate::format::FormatLimits;
 use crate::key::KernelKey;
@@ -66,6 +67,9 @@ pub enum SaveOutcome {
 #[derive(Debug)]
 pub struct RuntimeCache {
     shared: Arc<Shared>,
+    /// Saves once at drop, or at exit if still alive.
+    autosave: bool,
+    /// Its exit-registry entry, while one is registered.
     hook: Option<HookToken>,
 }
 
@@ -97,6 +101,11 @@ impl RuntimeCache {
     pub fn open(path: impl AsRef<Path>, options: CacheOptions) -> Result<Self, CacheError> {
         let path =
             std::path::absolute(path.as_ref()).map_err(|source| CacheError::io("resolve", path.as_ref(), source))?;
+        // Defect early-register: a hook goes in before the fallible steps, with no rollback.
+        let early = match options.autosave && defect::active(Defect::EarlyRegister) {
+            true => Some(registry::register(Weak::<Shared>::new() as Weak<dyn ExitSave>)?),
+            false => None,
+        };
         store::prepare_path(&path)?;
         let on_disk = {
             let _lock = FileLock::acquire(&path, Instant::now() + options.lock_timeout)?;
@@ -112,8 +121,12 @@ impl RuntimeCache {
             contents: Mutex::new(Contents { entries, dirty: HashSet::new(), last_seen: on_disk.stamp }),
             options,
         });
-        let mut cache = RuntimeCache { shared, hook: None };
-        if cache.shared.options.autosave {
+        let autosave = shared.options.autosave;
+        let mut cache = RuntimeCache { shared, autosave, hook: None };
+        if let Some(early) = early {
+            registry::unregister(early);
+        }
+        if autosave && !defect::active(Defect::DropOnly) {
             fail::fail_point!("before-hook-registration", |_| Err(CacheError::Failpoint("before-hook-registration")));
             let weak: Weak<dyn ExitSave> = Arc::downgrade(&cache.shared) as Weak<dyn ExitSave>;
             cache.hook = Some(registry::register(weak)?);
@@ -125,6 +138,7 @@ impl RuntimeCache {
                 Err(CacheError::Failpoint("after-hook-registration"))
             });
         }
+        defect::count_save_in_thread_local();
         observer::emit(|| Event::Opened { path: cache.shared.path.clone(), entries: loaded });
         Ok(cache)
     }
@@ -163,9 +177,9 @@ impl RuntimeCache {
         !bounded::lock(&self.shared.contents).dirty.is_empty()
     }
 
-    /// Whether this handle autosaves (and is registered for exit).
+    /// Whether this handle autosaves (at drop, or at exit if it is still alive).
     pub fn autosaves(&self) -> bool {
-        self.hook.is_some()
+        self.autosave
     }
 
     /// Saves now if dirty (lock, re-read, merge, write temp, rename). The autosave stays armed:
@@ -178,16 +192,31 @@ impl RuntimeCache {
     /// Ends this handle's autosave now with `trigger`, exactly as a drop would (used when an
     /// engine swaps to another cache path): saves once if dirty, then unregisters.
     pub(crate) fn finish(mut self, trigger: Trigger) {
+        if defect::active(Defect::SwapDoubleSave) {
+            // Saves, leaves the entries dirty, and lets the drop below save them again.
+            let deadline = Instant::now() + self.shared.options.lock_timeout;
+            let _ = self.shared.save_reporting(trigger, deadline);
+            return;
+        }
         self.finish_autosave(trigger);
     }
 
     fn finish_autosave(&mut self, trigger: Trigger) {
-        if let Some(token) = self.hook.take() {
-            // Save while still registered: an exit racing this drop on another thread then finds
-            // the handle, sees the save in progress and waits for it (bounded), instead of ending
-            // the process in the middle of it with nothing saved.
-            let deadline = Instant::now() + self.shared.options.lock_timeout;
-            self.shared.autosave(trigger, deadline);
+        if !std::mem::take(&mut self.autosave) {
+            return;
+        }
+        if defect::active(Defect::StrongHook) {
+            // The registry keeps the handle alive: nothing happens until exit.
+            return registry::pin(self.shared.clone());
+        }
+        // Save while still registered: an exit racing this drop on another thread then finds
+        // the handle, sees the save in progress and waits for it (bounded), instead of ending
+        // the process in the middle of it with nothing saved.
+        let deadline = Instant::now() + self.shared.options.lock_timeout;
+        self.shared.autosave(trigger, deadline);
+        if let Some(token) = self.hook.take()
+            && !defect::active(Defect::NoUnregister)
+        {
             registry::unregister(token);
         }
     }
@@ -218,7 +247,9 @@ impl Shared {
         let _serial = bounded::lock_until(&self.saving, deadline).ok_or(CacheError::DeadlineExceeded)?;
         let (entries, dirty, last_seen) = {
             let contents = bounded::lock_until(&self.contents, deadline).ok_or(CacheError::DeadlineExceeded)?;
-            if contents.dirty.is_empty() {
+            // Defect no-once-guard: every autosave trigger writes, dirty or not.
+            let unconditional = defect::active(Defect::NoOnceGuard) && trigger != Trigger::Explicit;
+            if contents.dirty.is_empty() && !unconditional {
                 return Ok(SaveOutcome::Clean);
             }
             (contents.entries.clone(), contents.dirty.clone(), contents.last_seen)
@@ -232,7 +263,9 @@ impl Shared {
         if let Some(mut guard) = bounded::lock_until(&self.contents, deadline) {
             let contents = &mut *guard;
             // Still dirty: entries inserted, or replaced, while the save ran.
-            contents.dirty.retain(|key| contents.entries.get(key) != entries.get(key));
+            if !(defect::active(Defect::SwapDoubleSave) && trigger == Trigger::Swap) {
+                contents.dirty.retain(|key| contents.entries.get(key) != entries.get(key));
+            }
             for (key, artifact) in &committed.merged_from_disk {
                 contents.entries.entry(*key).or_insert_with(|| artifact.clone());
             }
@@ -255,10 +288,12 @@ impl Shared {
 
 impl ExitSave for Shared {
     fn autosave(&self, trigger: Trigger, deadline: Instant) {
-        if std::process::id() != self.owner_pid {
+        if std::process::id() != self.owner_pid && !defect::active(Defect::ForkUnaware) {
             return self.skipped(trigger, SkipReason::ForkedChild);
         }
-        match self.autosave.claim() {
+        // Defect no-once-guard: every trigger wins.
+        let claim = if defect::active(Defect::NoOnceGuard) { Claim::Won } else { self.autosave.claim() };
+        match claim {
             Claim::Won => {}
             Claim::InProgress => {
                 // The exit path waits (bounded) for a drop saving on another thread, so the
@@ -268,6 +303,7 @@ impl ExitSave for Shared {
             }
             Claim::Done => return self.skipped(trigger, SkipReason::AlreadySaved),
         }
+        defect::count_save_in_thread_local();
         if Instant::now() >= deadline {
             self.skipped(trigger, SkipReason::DeadlineExceeded);
         } else {

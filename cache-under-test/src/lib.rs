@@ -38,6 +38,8 @@ pub mod bench_support;
 mod bounded;
 mod cache;
 pub mod compiler;
+#[cfg_attr(not(feature = "defects"), allow(dead_code))]
+mod defect;
 mod device;
 mod engine;
 mod error;
@@ -55,6 +57,8 @@ pub use cache::{CacheOptions, RuntimeCache, SaveOutcome};
 pub use compiler::{
     Backend, BackendSelection, CompileError, KernelCompiler, NvrtcCompiler, SyntheticCompiler, nvrtc_available,
 };
+#[cfg(feature = "defects")]
+pub use defect::{DEFECT_ENV, Defect};
 pub use device::{DeviceError, DeviceReport, load_on_device};
 pub use engine::{Engine, Kernel, KernelOrigin, RuntimeSettings};
 pub use error::{CacheError, EngineError};

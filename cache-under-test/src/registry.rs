@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::bounded;
+use crate::defect::{self, Defect};
 use crate::error::CacheError;
 use crate::observer::{self, Event, Trigger};
 use crate::sys;
@@ -115,6 +116,14 @@ pub(crate) fn unregister(token: HookToken) {
     observer::emit(|| Event::HookUnregistered { token, registry_len: len });
 }
 
+/// For [`Defect::StrongHook`]: strong refs that keep dropped handles alive until exit.
+static PINNED: Mutex<Vec<Arc<dyn ExitSave>>> = Mutex::new(Vec::new());
+
+/// For [`Defect::StrongHook`]: the registry takes a strong ref to a dropped handle.
+pub(crate) fn pin(handle: Arc<dyn ExitSave>) {
+    bounded::lock(&PINNED).push(handle);
+}
+
 /// Autosaves every live registered handle, within `deadline` in total.
 pub(crate) fn save_all(trigger: Trigger, deadline: Instant) {
     // A forked child may find the lock held by a parent thread that does not exist here.
@@ -125,6 +134,9 @@ pub(crate) fn save_all(trigger: Trigger, deadline: Instant) {
             return;
         }
     };
+    if defect::active(Defect::NoisyExit) && trigger == Trigger::Exit {
+        eprintln!("runtime-cache: saving {} cache(s) at exit", live.len());
+    }
     for handle in live {
         handle.autosave(trigger, deadline);
     }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::defect::{self, Defect};
 use crate::error::CacheError;
 use crate::format::{self, FormatLimits};
 use crate::key::KernelKey;
@@ -232,12 +233,17 @@ pub(crate) fn save(
         Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(source) => return Err(CacheError::io("inspect", path, source)),
     };
-    let merged_from_disk: Vec<(KernelKey, Bytes)> = if current.is_some() && current != last_seen {
+    // Defect no-merge: never re-read, so the last writer wins.
+    let changed = current.is_some() && current != last_seen && !defect::active(Defect::NoMerge);
+    let merged_from_disk: Vec<(KernelKey, Bytes)> = if changed {
         read_merging_view(path, limits)?.entries.into_iter().filter(|(key, _)| !ours.contains_key(key)).collect()
     } else {
         Vec::new()
     };
 
+    if defect::active(Defect::InPlaceWrite) {
+        return save_in_place(path, ours, merged_from_disk);
+    }
     let folder = folder_of(path);
     let temp = tempfile::Builder::new()
         .prefix(&temp_prefix(path))
@@ -264,6 +270,22 @@ pub(crate) fn save(
             .and_then(|dir| dir.sync_all())
             .map_err(|source| CacheError::io("sync folder", folder, source))?;
     }
+    let stamp = fs::metadata(path).ok().map(|metadata| FileStamp::of(&metadata));
+    Ok(Committed { entries: ours.len() + merged_from_disk.len(), bytes, merged_from_disk, stamp })
+}
+
+/// For [`Defect::InPlaceWrite`]: truncates the cache file and rewrites it where it is, so a crash
+/// mid-write leaves it torn.
+fn save_in_place(
+    path: &Path,
+    ours: &HashMap<KernelKey, Bytes>,
+    merged_from_disk: Vec<(KernelKey, Bytes)>,
+) -> Result<Committed, CacheError> {
+    let file = File::create(path).map_err(|source| CacheError::io("open", path, source))?;
+    let all = ours.iter().chain(merged_from_disk.iter().map(|(key, artifact)| (key, artifact)));
+    let mut out = BufWriter::new(MidWriteFailpoint::new(&file));
+    let bytes = format::encode(&mut out, all).map_err(|source| CacheError::io("write", path, source))?;
+    out.flush().map_err(|source| CacheError::io("write", path, source))?;
     let stamp = fs::metadata(path).ok().map(|metadata| FileStamp::of(&metadata));
     Ok(Committed { entries: ours.len() + merged_from_disk.len(), bytes, merged_from_disk, stamp })
 }

@@ -74,7 +74,13 @@ where
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match cli.command {
+    run(catalog, cli.command)
+}
+
+/// Runs one parsed subcommand over `catalog`: for binaries that add subcommands of their own
+/// (flatten [`Command`] into their own `Subcommand` enum and hand its variants here).
+pub fn run(catalog: &dyn Catalog, command: Command) -> ExitCode {
+    match command {
         Command::List { filter } => {
             let mut out = std::io::stdout().lock();
             for cell in select(catalog.cells(), filter.as_deref()) {

@@ -11,7 +11,7 @@ use exit_harness::oracle::{
 };
 use exit_harness::{Catalog, Cell, ChildSpec, FileUnderTest, ValidContent};
 use runtime_cache::format::{self, FormatLimits};
-use runtime_cache::{CompilerIdentity, KernelKey, KernelSpec, SyntheticCompiler};
+use runtime_cache::{CompilerIdentity, DEFECT_ENV, Defect, KernelKey, KernelSpec, SyntheticCompiler};
 use signal_hook::consts::{SIGABRT, SIGINT, SIGKILL, SIGTERM};
 
 use crate::checks::Check;
@@ -38,17 +38,32 @@ impl Default for Sizes {
     }
 }
 
+impl Sizes {
+    /// The sizes of a defect hunt, run once per defect: 1 000 engines, 8 processes, 25 rounds.
+    pub fn defect_hunt() -> Self {
+        Self { churn_engines: 1_000, ..Self::default() }
+    }
+}
+
 /// The runtime-cache catalog, bound to the child program that carries out its plans.
 #[derive(Clone, Debug)]
 pub struct RuntimeCacheCatalog {
     child: PathBuf,
     sizes: Sizes,
+    defect: Option<Defect>,
 }
 
 impl RuntimeCacheCatalog {
     /// A catalog whose cells run `child` (the `scenario-child` program).
     pub fn new(child: impl Into<PathBuf>, sizes: Sizes) -> Self {
-        Self { child: child.into(), sizes }
+        Self { child: child.into(), sizes, defect: None }
+    }
+
+    /// The same catalog, run against `defect` of runtime-cache's defect zoo (every child gets
+    /// `RUNTIME_CACHE_DEFECT`).
+    pub fn with_defect(mut self, defect: Defect) -> Self {
+        self.defect = Some(defect);
+        self
     }
 
     /// A catalog running the `scenario-child` program that sits next to the current executable
@@ -65,7 +80,11 @@ impl RuntimeCacheCatalog {
     }
 
     fn spec(&self, plan: &ChildPlan) -> ChildSpec {
-        ChildSpec::new(&self.child).arg(plan.to_arg()).timeout(Duration::from_secs(60))
+        let spec = ChildSpec::new(&self.child).arg(plan.to_arg()).timeout(Duration::from_secs(60));
+        match self.defect {
+            Some(defect) => spec.env(DEFECT_ENV, defect.name()),
+            None => spec,
+        }
     }
 }
 
@@ -296,7 +315,8 @@ impl RuntimeCacheCatalog {
             artifact_bytes: plan_bytes,
             ..ChildPlan::new(holder, Ending::ReturnFromMain, Family::SaveFails(failure))
         };
-        let spec = self.spec(&plan).timeout(Duration::from_secs(20));
+        // Bounded lock waits end in well under a second; the timeout catches unbounded ones.
+        let spec = self.spec(&plan).timeout(Duration::from_secs(10));
         common(Cell::new(format!("save-failure/{name}"), "save-failure", spec))
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
             .oracle(SaveCount::none().of(&plan.cache))

@@ -5,6 +5,7 @@
 //! - [`catalog`]: every row of the cache's contract table for every holder, plus the families,
 //!   each a harness `Cell` whose expectation is a list of oracles.
 //! - [`checks`]: the scenario-specific oracles (markers, forks, quarantine, memory).
+//! - [`defects`]: the catalog against runtime-cache's defect zoo: what caught what.
 //! - [`wiring`]: runtime-cache's observer, written to the harness journal.
 //!
 //! The `exit-harness` binary of this package runs the catalog (`exit-harness list | check`).
@@ -13,5 +14,6 @@
 
 pub mod catalog;
 pub mod checks;
+pub mod defects;
 pub mod plan;
 pub mod wiring;
