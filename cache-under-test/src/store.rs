@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -36,24 +36,53 @@ pub enum Durability {
 }
 
 /// Identifies one version of the cache file: a save renames a new inode into place, so a changed
-/// stamp means another process saved since we last looked.
+/// stamp means another process saved since we last looked. The file's own checksum (its last 8
+/// bytes) is part of the stamp, so a recycled inode number within one mtime tick cannot pass for
+/// the file we saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FileStamp {
     dev: u64,
     ino: u64,
     len: u64,
     mtime_ns: i128,
+    trailer: [u8; 8],
 }
 
 impl FileStamp {
-    fn of(metadata: &fs::Metadata) -> Self {
+    fn of(metadata: &fs::Metadata, trailer: [u8; 8]) -> Self {
         Self {
             dev: metadata.dev(),
             ino: metadata.ino(),
             len: metadata.len(),
             mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec()),
+            trailer,
         }
     }
+
+    /// The stamp of the file at `path` now (`None` if it does not exist): one `stat` and one
+    /// 8-byte read.
+    fn read(path: &Path) -> io::Result<Option<Self>> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let metadata = file.metadata()?;
+        let mut trailer = [0u8; 8];
+        if metadata.len() >= 8 {
+            file.read_exact_at(&mut trailer, metadata.len() - 8)?;
+        }
+        Ok(Some(Self::of(&metadata, trailer)))
+    }
+}
+
+/// The last 8 bytes of `bytes` (the checksum trailer of a well-formed file).
+fn trailer_of(bytes: &[u8]) -> [u8; 8] {
+    let mut trailer = [0u8; 8];
+    if let Some(tail) = bytes.len().checked_sub(8).map(|start| &bytes[start..]) {
+        trailer.copy_from_slice(tail);
+    }
+    trailer
 }
 
 /// The file's content as last read.
@@ -133,7 +162,8 @@ fn read_trusted(path: &Path, limits: &FormatLimits) -> Result<Option<(Bytes, Fil
         .take(limits.max_file_bytes + 1)
         .read_to_end(&mut bytes)
         .map_err(|source| CacheError::io("read", path, source))?;
-    Ok(Some((Bytes::from(bytes), FileStamp::of(&metadata))))
+    let stamp = FileStamp::of(&metadata, trailer_of(&bytes));
+    Ok(Some((Bytes::from(bytes), stamp)))
 }
 
 /// Kernels are code that runs on the GPU: a file that someone else could have written is refused
@@ -228,11 +258,7 @@ pub(crate) fn save(
     ours: &HashMap<KernelKey, Bytes>,
     last_seen: Option<FileStamp>,
 ) -> Result<Committed, CacheError> {
-    let current = match fs::metadata(path) {
-        Ok(metadata) => Some(FileStamp::of(&metadata)),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
-        Err(source) => return Err(CacheError::io("inspect", path, source)),
-    };
+    let current = FileStamp::read(path).map_err(|source| CacheError::io("inspect", path, source))?;
     // Defect no-merge: never re-read, so the last writer wins.
     let changed = current.is_some() && current != last_seen && !defect::active(Defect::NoMerge);
     let merged_from_disk: Vec<(KernelKey, Bytes)> = if changed {
@@ -270,7 +296,7 @@ pub(crate) fn save(
             .and_then(|dir| dir.sync_all())
             .map_err(|source| CacheError::io("sync folder", folder, source))?;
     }
-    let stamp = fs::metadata(path).ok().map(|metadata| FileStamp::of(&metadata));
+    let stamp = FileStamp::read(path).ok().flatten();
     Ok(Committed { entries: ours.len() + merged_from_disk.len(), bytes, merged_from_disk, stamp })
 }
 
@@ -286,7 +312,7 @@ fn save_in_place(
     let mut out = BufWriter::new(MidWriteFailpoint::new(&file));
     let bytes = format::encode(&mut out, all).map_err(|source| CacheError::io("write", path, source))?;
     out.flush().map_err(|source| CacheError::io("write", path, source))?;
-    let stamp = fs::metadata(path).ok().map(|metadata| FileStamp::of(&metadata));
+    let stamp = FileStamp::read(path).ok().flatten();
     Ok(Committed { entries: ours.len() + merged_from_disk.len(), bytes, merged_from_disk, stamp })
 }
 

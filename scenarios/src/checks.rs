@@ -4,10 +4,13 @@
 use exit_harness::Observation;
 use exit_harness::oracle::{Oracle, OracleVerdict};
 
+/// The judgement of a [`Check`]: `Ok(())` passes, `Err(evidence)` fails.
+type Judgement = Box<dyn Fn(&Observation) -> Result<(), String> + Send + Sync>;
+
 /// A named check written as a function of the observation: `Ok(())` passes, `Err(evidence)` fails.
 pub struct Check {
     name: &'static str,
-    check: Box<dyn Fn(&Observation) -> Result<(), String> + Send + Sync>,
+    check: Judgement,
 }
 
 impl Check {

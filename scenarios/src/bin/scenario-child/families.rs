@@ -76,13 +76,17 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             code
         }
         Family::SaveFails(SaveFailure::LockHeld) => {
-            let worker = spawn_worker(plan, 0);
-            wait_for_file("ready-0");
             let lock = match File::options().create(true).truncate(false).write(true).open(lock_path(&plan.cache)) {
                 Ok(lock) => lock,
                 Err(error) => return give_up(&format!("open the lock file: {error}")),
             };
+            // The worker opens its cache first (opening takes the lock too), then we hold the lock
+            // for good while it ends.
+            let mut worker = spawn_worker(plan, 0);
+            wait_for_file("ready-0");
             if let Err(error) = lock.lock() {
+                let _ = worker.kill();
+                let _ = worker.wait();
                 return give_up(&format!("take the lock: {error}"));
             }
             touch("locked");
