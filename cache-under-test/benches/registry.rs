@@ -2,7 +2,7 @@
 //! registrations (target: flat in the live count, <= 100 ns).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use runtime_cache::bench_support::DummyRegistration;
+use runtime_cache::testing::DummyRegistration;
 
 fn register_unregister(c: &mut Criterion) {
     let mut group = c.benchmark_group("registry_register_unregister");

@@ -33,8 +33,6 @@
 #![warn(missing_docs)]
 
 mod autosave;
-#[doc(hidden)]
-pub mod bench_support;
 mod bounded;
 mod cache;
 pub mod compiler;
@@ -52,6 +50,8 @@ mod store;
 #[allow(unsafe_code)]
 mod sys;
 mod termination;
+#[doc(hidden)]
+pub mod testing;
 
 pub use cache::{CacheOptions, RuntimeCache, SaveOutcome};
 pub use compiler::{

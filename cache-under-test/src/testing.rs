@@ -1,6 +1,10 @@
-//! **Benchmark support, not part of the API.** Drives the crate-private exit registry with a
-//! no-op target, so `benches/registry.rs` can time register + unregister alone (a real
-//! [`crate::RuntimeCache::open`] also locks and reads a file).
+//! **Test and benchmark support, not part of the API.**
+//!
+//! - [`DummyRegistration`] drives the crate-private exit registry with a no-op target, so
+//!   `benches/registry.rs` can time register + unregister alone (a real
+//!   [`crate::RuntimeCache::open`] also locks and reads a file).
+//! - [`run_exit_hooks_now`] calls the exit hook by hand, as the upstream pull request's tests did,
+//!   so those tests can be ported as they are and compared with tests that really exit.
 
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::Instant;
@@ -8,6 +12,12 @@ use std::time::Instant;
 use crate::error::CacheError;
 use crate::observer::Trigger;
 use crate::registry::{self, ExitSave, HookToken};
+
+/// Runs the exit path now, on this thread, exactly as the `atexit` callback would: every live
+/// autosave handle saves once (or not, if it already did). The process goes on afterwards.
+pub fn run_exit_hooks_now() {
+    registry::save_all(Trigger::Exit, registry::exit_deadline_from_now());
+}
 
 struct Noop;
 
