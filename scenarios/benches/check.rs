@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use exit_harness::Catalog;
-use exit_harness::oracle::{ExitStatus, NoLeakedProcesses, QuietStderr, RegistryBound, SaveCount};
+use exit_harness::oracle::{ExitStatus, NoLeakedProcesses, QuietStderr, SaveCount};
 use exit_harness::{Cell, ChildSpec};
 use scenarios::catalog::{RuntimeCacheCatalog, Sizes, cache_file};
 use scenarios::plan::{ChildPlan, Ending, Family, Holder};
@@ -33,7 +33,6 @@ fn main() {
         .oracle(SaveCount::none())
         .oracle(ExitStatus::success())
         .oracle(QuietStderr::empty())
-        .oracle(RegistryBound::new())
         .oracle(NoLeakedProcesses);
     let (mut bare, mut harnessed) = (Vec::new(), Vec::new());
     for _ in 0..60 {
