@@ -121,23 +121,25 @@ impl RuntimeCache {
             contents: Mutex::new(Contents { entries, dirty: HashSet::new(), last_seen: on_disk.stamp }),
             options,
         });
-        let autosave = shared.options.autosave;
-        let mut cache = RuntimeCache { shared, autosave, hook: None };
         if let Some(early) = early {
             registry::unregister(early);
         }
-        if autosave && !defect::active(Defect::DropOnly) {
+        // Registration is the last step; no `RuntimeCache` (and so no `Drop`) exists before it
+        // succeeds, so a failure here cannot trigger an autosave either.
+        let autosave = shared.options.autosave;
+        let hook = if autosave && !defect::active(Defect::DropOnly) {
             fail::fail_point!("before-hook-registration", |_| Err(CacheError::Failpoint("before-hook-registration")));
-            let weak: Weak<dyn ExitSave> = Arc::downgrade(&cache.shared) as Weak<dyn ExitSave>;
-            cache.hook = Some(registry::register(weak)?);
+            let token = registry::register(Arc::downgrade(&shared) as Weak<dyn ExitSave>)?;
             fail::fail_point!("after-hook-registration", |_| {
-                // Roll back: leave the registry as it was, without attempting a save.
-                if let Some(token) = cache.hook.take() {
-                    registry::unregister(token);
-                }
+                // Roll back: leave the registry as it was.
+                registry::unregister(token);
                 Err(CacheError::Failpoint("after-hook-registration"))
             });
-        }
+            Some(token)
+        } else {
+            None
+        };
+        let cache = RuntimeCache { shared, autosave, hook };
         defect::count_save_in_thread_local();
         observer::emit(|| Event::Opened { path: cache.shared.path.clone(), entries: loaded });
         Ok(cache)
