@@ -7,6 +7,7 @@
 //! - [`checks`]: the scenario-specific oracles (markers, forks, quarantine, memory).
 //! - [`defects`]: the catalog against runtime-cache's defect zoo: what caught what.
 //! - [`wiring`]: runtime-cache's observer, written to the harness journal.
+//! - [`fuzz`]: churn fuzzing against a reference model, and the regression reproducers.
 //!
 //! The `exit-harness` binary of this package runs the catalog (`exit-harness list | check`).
 #![forbid(unsafe_code)]
@@ -15,5 +16,6 @@
 pub mod catalog;
 pub mod checks;
 pub mod defects;
+pub mod fuzz;
 pub mod plan;
 pub mod wiring;

@@ -193,7 +193,9 @@ fn partial_init_failure(plan: &ChildPlan, cause: &InitFailure) -> ExitCode {
         }
         InitFailure::UntrustedFile => fs::set_permissions(&plan.cache, fs::Permissions::from_mode(0o666)),
         InitFailure::NvrtcMissing if runtime_cache::nvrtc_available() => {
-            return give_up("NVRTC is installed system-wide (found with LD_LIBRARY_PATH unset): this cell cannot make it missing");
+            return give_up(
+                "NVRTC is installed system-wide (found with LD_LIBRARY_PATH unset): this cell cannot make it missing",
+            );
         }
         InitFailure::NvrtcMissing => {
             failing.backend = Backend::Nvrtc;

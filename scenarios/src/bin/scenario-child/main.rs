@@ -5,10 +5,12 @@
 //! every cell runs on any machine), places the engine where the plan's holder says, performs the
 //! family's events, and ends the process the way the plan's ending says. Families that need more
 //! than one process (concurrent, drop-exit race, crash mid-save, lock held) run this same program
-//! again as workers: `scenario-child PLAN --worker N`.
+//! again as workers: `scenario-child PLAN --worker N`. The fuzzer runs it as `scenario-child
+//! fuzz-case CASE_JSON` or as a fork server, `scenario-child serve` (see `fuzz_case`).
 #![deny(unsafe_code)]
 
 mod families;
+mod fuzz_case;
 mod holders;
 #[allow(unsafe_code)]
 mod sys;
@@ -24,6 +26,9 @@ fn main() -> ExitCode {
         eprintln!("usage: scenario-child PLAN_JSON [--worker N]");
         return ExitCode::from(2);
     };
+    if let Some(code) = fuzz_case::dispatch(&plan_arg, args.by_ref()) {
+        return code;
+    }
     let plan = match ChildPlan::from_arg(&plan_arg) {
         Ok(plan) => plan,
         Err(error) => {

@@ -50,3 +50,63 @@ pub fn limit_file_size(bytes: u64) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Forks a process that may have other threads: threads that own an engine and park forever,
+/// and signal-hook's thread blocked in `read`. Used by the fuzz case's `fork` and `spawn` ops.
+pub fn fork_with_idle_threads() -> std::io::Result<Forked> {
+    // SAFETY: the other threads of a fuzz case hold no lock when parked (a thread owning an
+    // engine parks right after taking it; signal-hook's thread waits in `read(2)`), glibc's
+    // `fork` resets its own allocator locks in the child, and the child touches only its own
+    // copies of the cache's state before it ends.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// Turns core dumps off for this process and its children (an `abort` ending should not write
+/// a core file per case).
+pub fn no_core_dumps() {
+    let limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a valid rlimit that lives for the duration of the call.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) };
+}
+
+/// Prepares a fork server's freshly forked child: its own process group, a SIGALRM after
+/// `alarm_secs`, stdin from `/dev/null`, stdout and stderr into `stdout`/`stderr`, and the
+/// environment variables `env`.
+pub fn become_case_process(
+    alarm_secs: u32,
+    stdout: &std::fs::File,
+    stderr: &std::fs::File,
+    env: &[(&str, &std::path::Path)],
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: setpgid(0, 0) and alarm affect only this process; dup2 targets the standard
+    // descriptors with descriptors this function holds open for the duration of the calls.
+    unsafe {
+        if libc::setpgid(0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::alarm(alarm_secs);
+        for (from, to) in [(null.as_raw_fd(), 0), (stdout.as_raw_fd(), 1), (stderr.as_raw_fd(), 2)] {
+            if libc::dup2(from, to) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    for (key, value) in env {
+        // SAFETY: this runs in a freshly forked child of the single-threaded fork server, so no
+        // other thread can read or write the environment concurrently.
+        unsafe { std::env::set_var(key, value) };
+    }
+    Ok(())
+}
+
+/// Sends SIGKILL to every process left in process group `group`; true if there was one.
+pub fn kill_group(group: libc::pid_t) -> bool {
+    // SAFETY: kill with a negative pid signals that process group only; no memory is involved.
+    unsafe { libc::kill(-group, libc::SIGKILL) == 0 }
+}

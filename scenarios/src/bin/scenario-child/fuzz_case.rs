@@ -1,0 +1,280 @@
+//! The fuzzer's two modes of this program:
+//!
+//! - `scenario-child fuzz-case CASE_JSON`: runs one [`Case`] (spawned by the harness's runner).
+//! - `scenario-child serve`: the fork server. Initialised once and single-threaded, it reads one
+//!   [`ServeRequest`] per line from stdin, forks a child per case, which runs it to its real
+//!   ending, reaps the child, kills what is left of its process group, and answers one line:
+//!   the raw wait status and whether anything was left (`STATUS 0|1`).
+//!
+//! A case reports through the journal: `fuzz_process` (which process this is), `fuzz_op` after
+//! each op (its number, the exit registry's size, hit or miss), `fuzz_child_exit` for each
+//! forked or spawned process, and `fuzz_ending` when the ending begins, plus every cache event
+//! through the observer.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitCode, ExitStatus};
+use std::sync::{Mutex, mpsc};
+use std::time::Duration;
+
+use exit_harness::journal::{Event as Line, JOURNAL_ENV};
+use exit_harness::spec::SCRATCH_ENV;
+use runtime_cache::{Backend, CacheOptions, Durability, Engine, KernelOrigin, RuntimeSettings};
+use scenarios::fuzz::fork_server::{SERVE_ARG, ServeRequest};
+use scenarios::fuzz::ops::{self, Case, End, MAIN, Op, Place};
+use scenarios::fuzz::spawn::FUZZ_CASE_ARG;
+use scenarios::plan::Ending;
+use scenarios::wiring;
+
+use crate::sys::{self, Forked};
+
+/// How long a forked case may run before SIGALRM ends it.
+const CASE_ALARM_SECS: u32 = 20;
+
+static STATIC_ENGINES: Mutex<Vec<Engine>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static THREAD_LOCAL_ENGINES: RefCell<Vec<Engine>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs the fuzzer's modes; `None` when `first` names neither (a catalog plan follows).
+pub fn dispatch(first: &str, mut rest: impl Iterator<Item = String>) -> Option<ExitCode> {
+    match first {
+        FUZZ_CASE_ARG => Some(match rest.next().as_deref().map(Case::from_arg) {
+            Some(Ok(case)) => {
+                prepare();
+                run_case(&case)
+            }
+            Some(Err(error)) => give_up(&format!("bad case: {error}")),
+            None => give_up("usage: scenario-child fuzz-case CASE_JSON"),
+        }),
+        SERVE_ARG => Some(serve()),
+        _ => None,
+    }
+}
+
+/// What every case process sets up before its first op (the fork server does it once).
+fn prepare() {
+    std::mem::forget(fail::FailScenario::setup());
+    wiring::wire_observer();
+    sys::no_core_dumps();
+}
+
+fn serve() -> ExitCode {
+    prepare();
+    // Warm up what every case needs, so that each forked child finds it done.
+    let _ = ops::kernel_key_hex("warm-up");
+    let _ = Backend::Synthetic(ops::compiler()).select();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(0) => return ExitCode::SUCCESS,
+            Ok(_) => {}
+            Err(error) => return give_up(&format!("serve: read a request: {error}")),
+        }
+        let request: ServeRequest = match serde_json::from_str(&line) {
+            Ok(request) => request,
+            Err(error) => return give_up(&format!("serve: bad request: {error}")),
+        };
+        let (status, leaked) = match sys::fork() {
+            Err(error) => return give_up(&format!("serve: fork: {error}")),
+            // The child runs the case to its real ending: returning from here returns from main.
+            Ok(Forked::Child) => return enter_case(&request),
+            Ok(Forked::Parent(pid)) => match sys::wait_for(pid) {
+                Ok(status) => (status, sys::kill_group(pid)),
+                Err(error) => return give_up(&format!("serve: waitpid: {error}")),
+            },
+        };
+        let mut out = std::io::stdout();
+        if writeln!(out, "{status} {}", u8::from(leaked)).and_then(|()| out.flush()).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+}
+
+/// In the fork server's child: becomes the case's process, then runs the case.
+fn enter_case(request: &ServeRequest) -> ExitCode {
+    let open = |path: &PathBuf| std::fs::File::create(path);
+    let setup = open(&request.stdout).and_then(|stdout| {
+        let stderr = open(&request.stderr)?;
+        let env = [(JOURNAL_ENV, request.journal.as_path()), (SCRATCH_ENV, request.dir.as_path())];
+        sys::become_case_process(CASE_ALARM_SECS, &stdout, &stderr, &env)?;
+        std::env::set_current_dir(&request.dir)
+    });
+    match setup {
+        Ok(()) => run_case(&request.case),
+        Err(error) => give_up(&format!("serve: set up the case process: {error}")),
+    }
+}
+
+fn settings(path: &str) -> RuntimeSettings {
+    RuntimeSettings {
+        runtime_cache: Some(PathBuf::from(path)),
+        backend: Backend::Synthetic(ops::compiler()),
+        // Thousands of cases: no fsync, which no check here can observe.
+        cache_options: CacheOptions {
+            durability: Durability::None,
+            lock_timeout: Duration::from_secs(2),
+            ..CacheOptions::default()
+        },
+    }
+}
+
+fn new_engine(path: &str) -> Engine {
+    Engine::new(settings(path)).unwrap_or_else(|error| {
+        give_up(&format!("Engine::new({path}): {error}"));
+        std::process::exit(70)
+    })
+}
+
+fn compile(engine: &Engine, kernel: &str) -> KernelOrigin {
+    match engine.kernel(&ops::kernel_spec(kernel)) {
+        Ok(kernel) => kernel.origin,
+        Err(error) => {
+            give_up(&format!("compile {kernel}: {error}"));
+            std::process::exit(70)
+        }
+    }
+}
+
+fn role(name: &str) {
+    wiring::record(Line::new("fuzz_process").with("role", name));
+}
+
+/// Runs `case` in this process and ends it as the case says.
+fn run_case(case: &Case) -> ExitCode {
+    role(MAIN);
+    let mut engines: BTreeMap<u32, Engine> = BTreeMap::new();
+    for (index, op) in case.ops.iter().enumerate() {
+        let n = index + 1;
+        let mut line = Line::new("fuzz_op").with("n", n as u64).with("op", op.to_string());
+        let mut owned = |id: &u32| {
+            engines.remove(id).unwrap_or_else(|| {
+                give_up(&format!("op {n} `{op}`: e{id} is not owned by the case"));
+                std::process::exit(70)
+            })
+        };
+        match op {
+            Op::Create { engine, path, handler } => {
+                if *handler && let Err(error) = runtime_cache::install_termination_handler() {
+                    return give_up(&format!("install_termination_handler: {error}"));
+                }
+                engines.insert(*engine, new_engine(path));
+            }
+            Op::Compile { engine, kernel } => {
+                let handle = owned(engine);
+                let origin = match compile(&handle, kernel) {
+                    KernelOrigin::CacheHit => "hit",
+                    KernelOrigin::Compiled => "miss",
+                };
+                line = line.with("origin", origin);
+                engines.insert(*engine, handle);
+            }
+            Op::Save { engine } => {
+                let handle = owned(engine);
+                // A failed save is journaled by the observer (`save_failed`); the verdict sees it.
+                if let Some(cache) = handle.runtime_cache() {
+                    let _ = cache.save();
+                }
+                engines.insert(*engine, handle);
+            }
+            Op::Drop { engine } => drop(owned(engine)),
+            Op::Leak { engine } => {
+                let _leaked: &'static Engine = Box::leak(Box::new(owned(engine)));
+            }
+            Op::Move { engine, to } => place(owned(engine), *to),
+            Op::Swap { engine, path } => {
+                let mut handle = owned(engine);
+                if let Err(error) = handle.set_settings(settings(path)) {
+                    return give_up(&format!("set_settings({path}): {error}"));
+                }
+                engines.insert(*engine, handle);
+            }
+            Op::Fork { ending } => match sys::fork_with_idle_threads() {
+                Err(error) => return give_up(&format!("fork: {error}")),
+                Ok(Forked::Child) => {
+                    role(&ops::process_name(op, n).unwrap_or_default());
+                    return end(*ending);
+                }
+                Ok(Forked::Parent(pid)) => child_exit(op, n, pid),
+            },
+            Op::Spawn { path, kernel } => match sys::fork_with_idle_threads() {
+                Err(error) => return give_up(&format!("fork: {error}")),
+                Ok(Forked::Child) => {
+                    role(&ops::process_name(op, n).unwrap_or_default());
+                    let engine = new_engine(path);
+                    compile(&engine, kernel);
+                    drop(engine);
+                    std::process::exit(0)
+                }
+                Ok(Forked::Parent(pid)) => child_exit(op, n, pid),
+            },
+        }
+        wiring::record(line.with("registry", runtime_cache::exit_registry_len() as u64));
+    }
+    wiring::record(
+        Line::new("fuzz_ending")
+            .with("ending", case.ending.to_string())
+            .with("registry", runtime_cache::exit_registry_len() as u64),
+    );
+    // Engines still owned are locals: dropped on return and on unwinding, not on exit or signal.
+    end(case.ending)
+}
+
+fn place(engine: Engine, to: Place) {
+    match to {
+        Place::Static => STATIC_ENGINES.lock().unwrap_or_else(|p| p.into_inner()).push(engine),
+        Place::ThreadLocal => THREAD_LOCAL_ENGINES.with(|engines| engines.borrow_mut().push(engine)),
+        Place::Thread => {
+            let (ready, is_ready) = mpsc::channel();
+            std::thread::spawn(move || {
+                let _engine = engine;
+                let _ = ready.send(());
+                loop {
+                    std::thread::park();
+                }
+            });
+            let _ = is_ready.recv();
+        }
+    }
+}
+
+/// Waits for the process op `n` made and journals how it ended.
+fn child_exit(op: &Op, n: usize, pid: libc::pid_t) {
+    let line = Line::new("fuzz_child_exit").with("role", ops::process_name(op, n).unwrap_or_default());
+    match sys::wait_for(pid) {
+        Ok(raw) => {
+            let status = ExitStatus::from_raw(raw);
+            wiring::record(match (status.code(), status.signal()) {
+                (Some(code), _) => line.with("code", code),
+                (_, Some(signal)) => line.with("signal", signal),
+                _ => line,
+            });
+        }
+        Err(error) => {
+            give_up(&format!("waitpid: {error}"));
+        }
+    }
+}
+
+fn end(ending: End) -> ExitCode {
+    crate::end(match ending {
+        End::Return => Ending::ReturnFromMain,
+        End::Exit(code) => Ending::Exit(code),
+        End::Panic => Ending::Panic,
+        End::SigTerm => Ending::SigTerm { handler: false },
+        End::SigInt => Ending::SigInt { handler: false },
+        End::Abort => Ending::Abort,
+        End::SigKill => Ending::SigKill,
+    })
+}
+
+/// Reports a broken case (not a cache failure) on stderr, where the verdict will see it.
+fn give_up(why: &str) -> ExitCode {
+    eprintln!("scenario-child: {why}");
+    ExitCode::from(70)
+}

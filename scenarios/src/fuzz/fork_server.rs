@@ -1,0 +1,188 @@
+//! The fork server's parent side: one long-lived `scenario-child serve` process, initialised
+//! once and single-threaded, forks one child per case (as AFL's fork server does), so a case
+//! costs a `fork()` instead of an `exec()` of a fresh program.
+//!
+//! Protocol, one line each way per case: the parent writes a [`ServeRequest`] as JSON; the
+//! server forks, the child moves into its own process group, arms a 20 s `alarm`, points
+//! stdin/stdout/stderr at `/dev/null` and two files, enters the case's scratch folder, sets the
+//! journal variables and runs the case to its real ending (returning from `main`, exiting,
+//! panicking or dying by a signal). The server reaps it, kills whatever is left of its process
+//! group, and answers `STATUS LEAKED` (the raw wait status, and 1 if anything was left).
+//!
+//! The parent then reads the journal, the captured output and the cache files (decoded with
+//! [`runtime_cache::format::decode`]) into an [`Observation`], so that the same
+//! [verdict](super::verdict) judges fork-server and spawned runs. A fork-server run has no
+//! inotify black box; the decoded files are its second channel.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use exit_harness::journal::Journal;
+use exit_harness::observation::{BlackBoxCounts, FileObservation, FileSnapshot, LeakedProcess};
+use exit_harness::{ExitOutcome, Observation, ValidContent};
+use runtime_cache::format::{self, FormatLimits};
+use runtime_cache::{DEFECT_ENV, Defect};
+use serde::{Deserialize, Serialize};
+
+use super::ops::Case;
+
+/// The child program's first argument for fork-server mode.
+pub const SERVE_ARG: &str = "serve";
+
+/// One case for the server: where to run it and what it is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServeRequest {
+    /// The case's fresh, empty scratch folder (its working directory).
+    pub dir: PathBuf,
+    /// The journal file (outside the scratch folder).
+    pub journal: PathBuf,
+    /// Where the case's stdout goes.
+    pub stdout: PathBuf,
+    /// Where the case's stderr goes.
+    pub stderr: PathBuf,
+    /// The case.
+    pub case: Case,
+}
+
+/// A running fork server.
+#[derive(Debug)]
+pub struct ForkServer {
+    process: Child,
+    requests: ChildStdin,
+    replies: BufReader<ChildStdout>,
+    base: tempfile::TempDir,
+    next: u64,
+}
+
+impl ForkServer {
+    /// Starts `child` (the `scenario-child` program) in fork-server mode, against `defect` of the
+    /// defect zoo if given.
+    pub fn start(child: &Path, defect: Option<Defect>) -> std::io::Result<Self> {
+        let base = tempfile::Builder::new().prefix("exit-harness-fuzz-").tempdir()?;
+        let mut command = Command::new(child);
+        command.arg(SERVE_ARG).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        command.env_remove("RUST_BACKTRACE").env_remove("RUST_LIB_BACKTRACE");
+        match defect {
+            Some(defect) => command.env(DEFECT_ENV, defect.name()),
+            None => command.env_remove(DEFECT_ENV),
+        };
+        let mut process = command.spawn()?;
+        let requests = process.stdin.take().ok_or_else(|| std::io::Error::other("no stdin pipe"))?;
+        let replies = BufReader::new(process.stdout.take().ok_or_else(|| std::io::Error::other("no stdout pipe"))?);
+        Ok(Self { process, requests, replies, base, next: 0 })
+    }
+
+    /// Runs `case` in a forked child and observes it.
+    pub fn run(&mut self, case: &Case) -> Result<Observation, String> {
+        self.next += 1;
+        let stem = self.base.path().join(self.next.to_string());
+        let with = |suffix: &str| PathBuf::from(format!("{}{suffix}", stem.display()));
+        let request = ServeRequest {
+            dir: stem.clone(),
+            journal: with(".journal"),
+            stdout: with(".stdout"),
+            stderr: with(".stderr"),
+            case: case.clone(),
+        };
+        std::fs::create_dir(&request.dir).map_err(|error| format!("create {}: {error}", request.dir.display()))?;
+        let started = Instant::now();
+        let line = serde_json::to_string(&request).map_err(|error| error.to_string())?;
+        writeln!(self.requests, "{line}").and_then(|()| self.requests.flush()).map_err(|e| self.broken(e))?;
+        let mut reply = String::new();
+        match self.replies.read_line(&mut reply) {
+            Ok(0) => return Err(self.broken("the fork server closed its output")),
+            Ok(_) => {}
+            Err(error) => return Err(self.broken(error)),
+        }
+        let wall = started.elapsed();
+        let mut words = reply.split_whitespace().map(str::parse::<i32>);
+        let (Some(Ok(status)), Some(Ok(leaked))) = (words.next(), words.next()) else {
+            return Err(format!("the fork server answered `{}`", reply.trim()));
+        };
+        let observation = observe(&request, case, status, leaked != 0, wall);
+        for path in [&request.journal, &request.stdout, &request.stderr] {
+            let _ = std::fs::remove_file(path);
+        }
+        let _ = std::fs::remove_dir_all(&request.dir);
+        observation
+    }
+
+    fn broken(&mut self, error: impl std::fmt::Display) -> String {
+        let status = self.process.try_wait().ok().flatten();
+        format!("the fork server broke ({error}); its status: {status:?}")
+    }
+}
+
+impl Drop for ForkServer {
+    fn drop(&mut self) {
+        // Closing its input ends the server's loop.
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Assembles the observation of one forked case.
+fn observe(
+    request: &ServeRequest,
+    case: &Case,
+    status: i32,
+    leaked: bool,
+    wall: std::time::Duration,
+) -> Result<Observation, String> {
+    let status = std::process::ExitStatus::from_raw(status);
+    let outcome = match (status.code(), status.signal()) {
+        (Some(code), _) => ExitOutcome::Code(code),
+        (None, Some(signal)) => ExitOutcome::Signal(signal),
+        (None, None) => ExitOutcome::Code(-1),
+    };
+    let journal = Journal::read(&request.journal).map_err(|error| error.to_string())?;
+    let read = |path: &Path| String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+    let files = case
+        .files()
+        .into_iter()
+        .map(|name| {
+            let path = request.dir.join(&name);
+            FileObservation {
+                after: snapshot(&path),
+                before: FileSnapshot::absent(),
+                black_box: BlackBoxCounts::default(),
+                name,
+                path,
+            }
+        })
+        .collect();
+    let leaked = match leaked {
+        true => vec![LeakedProcess { pid: 0, cmdline: "(a process of the case's group outlived it)".into() }],
+        false => Vec::new(),
+    };
+    Ok(Observation {
+        outcome,
+        timed_out: false,
+        signals_sent: Vec::new(),
+        stdout: read(&request.stdout),
+        stderr: read(&request.stderr),
+        wall,
+        journal,
+        files,
+        black_box_overflowed: false,
+        leaked,
+    })
+}
+
+/// A file as it is now: absent, or its size, hash and decoded keys.
+fn snapshot(path: &Path) -> FileSnapshot {
+    let Ok(bytes) = std::fs::read(path) else { return FileSnapshot::absent() };
+    let bytes = bytes::Bytes::from(bytes);
+    let validity = format::decode(&bytes, &FormatLimits::default())
+        .map(|entries| ValidContent::with_keys(entries.iter().map(|(key, _)| key.to_hex())))
+        .map_err(|error| error.to_string());
+    FileSnapshot {
+        exists: true,
+        size: bytes.len() as u64,
+        hash: Some(blake3::hash(&bytes).to_hex().to_string()),
+        validity: Some(validity),
+    }
+}

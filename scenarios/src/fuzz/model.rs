@@ -1,0 +1,300 @@
+//! The reference model: what the contract (DESIGN.md) says a [`Case`] must do, predicted
+//! without running anything.
+//!
+//! It tracks, per engine, its cache file, the kernels its handle holds and whether it is dirty;
+//! per file, the kernels on disk; per process, the saves of each file. A save of a dirty handle
+//! merges: the file becomes the union of what it held and what the handle holds, and the handle
+//! learns what the file held. A clean handle never writes. A handle saves exactly once at drop,
+//! at swap, or (alive and dirty) at the ending when the contract table says so. A forked child
+//! saves nothing of its parent's.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use exit_harness::ExitOutcome;
+use signal_hook::consts::{SIGABRT, SIGINT, SIGKILL, SIGTERM};
+
+use super::ops::{Case, End, MAIN, Op, process_name};
+
+/// Saves per process per file: `saves["main"]["a.rtc"] == 1`.
+pub type Saves = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// Whether a compile finds its kernel in the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Found: nothing compiled.
+    Hit,
+    /// Compiled now.
+    Miss,
+}
+
+impl Origin {
+    /// `hit` or `miss`, as the child journals it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Hit => "hit",
+            Origin::Miss => "miss",
+        }
+    }
+}
+
+/// What must hold right after one operation (in the case's own process).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The exit registry's size: the live autosave handles.
+    pub registry: u64,
+    /// For a compile: hit or miss.
+    pub origin: Option<Origin>,
+    /// Saves so far, of every process.
+    pub saves: Saves,
+}
+
+/// What must hold at the end of the run: what a reproducer writes down as its expectations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectations {
+    /// How the case's process ends.
+    pub exit: ExitOutcome,
+    /// Whether stderr may hold the planned panic's message (else it must be empty).
+    pub panic_message: bool,
+    /// The exit registry's size when the ending begins (live handles).
+    pub registry: u64,
+    /// Saves per process per file, over the whole run (zeros included for every file the
+    /// process could have saved).
+    pub saves: Saves,
+    /// The kernels each cache file holds afterwards (empty: the file does not exist).
+    pub entries: BTreeMap<String, BTreeSet<String>>,
+    /// How each forked or spawned process ended.
+    pub children: BTreeMap<String, ExitOutcome>,
+}
+
+/// The model's full prediction for a case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prediction {
+    /// After each operation.
+    pub steps: Vec<Step>,
+    /// At the end.
+    pub expect: Expectations,
+}
+
+/// A case that breaks the rules: which op (1-based) and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("op {op}: {message}")]
+pub struct CaseError {
+    /// The 1-based operation number.
+    pub op: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Clone, Debug)]
+struct EngineState {
+    path: String,
+    kernels: BTreeSet<String>,
+    dirty: bool,
+    /// Still owned by the case (not leaked or moved): operations may act on it.
+    owned: bool,
+}
+
+struct State {
+    engines: BTreeMap<u32, EngineState>,
+    retired: BTreeSet<u32>,
+    files: BTreeMap<String, BTreeSet<String>>,
+    saves: Saves,
+    handler: bool,
+    panics: bool,
+    children: BTreeMap<String, ExitOutcome>,
+}
+
+impl State {
+    /// A save by `process` of a handle: merge, count, clean.
+    fn save(&mut self, process: &str, engine: &mut EngineState) {
+        if !engine.dirty {
+            return;
+        }
+        let on_disk = self.files.entry(engine.path.clone()).or_default();
+        on_disk.extend(engine.kernels.iter().cloned());
+        engine.kernels.clone_from(on_disk);
+        engine.dirty = false;
+        *self.saves.entry(process.into()).or_default().entry(engine.path.clone()).or_default() += 1;
+    }
+
+    fn note_file(&mut self, process: &str, path: &str) {
+        self.saves.entry(process.into()).or_default().entry(path.into()).or_default();
+    }
+
+    fn loaded(&self, path: &str) -> BTreeSet<String> {
+        self.files.get(path).cloned().unwrap_or_default()
+    }
+}
+
+/// Predicts `case`, or says which op breaks the rules (an engine used before `create`, after
+/// `drop`/`leak`/`move`, or created twice).
+pub fn predict(case: &Case) -> Result<Prediction, CaseError> {
+    let mut state = State {
+        engines: BTreeMap::new(),
+        retired: BTreeSet::new(),
+        files: BTreeMap::new(),
+        saves: BTreeMap::from([(MAIN.into(), BTreeMap::new())]),
+        handler: false,
+        panics: false,
+        children: BTreeMap::new(),
+    };
+    let mut steps = Vec::with_capacity(case.ops.len());
+    for (index, op) in case.ops.iter().enumerate() {
+        let n = index + 1;
+        let fail = |message: String| CaseError { op: n, message };
+        let mut origin = None;
+        if let Some(id) = op.acts_on() {
+            match state.engines.get(&id) {
+                Some(engine) if engine.owned => {}
+                Some(_) => return Err(fail(format!("e{id} was leaked or moved; the case no longer owns it"))),
+                None if state.retired.contains(&id) => return Err(fail(format!("e{id} was dropped"))),
+                None => return Err(fail(format!("e{id} was never created"))),
+            }
+        }
+        match op {
+            Op::Create { engine, path, handler } => {
+                if state.engines.contains_key(engine) || state.retired.contains(engine) {
+                    return Err(fail(format!("e{engine} already exists")));
+                }
+                state.handler |= handler;
+                state.note_file(MAIN, path);
+                let kernels = state.loaded(path);
+                state.engines.insert(*engine, EngineState { path: path.clone(), kernels, dirty: false, owned: true });
+            }
+            Op::Compile { engine, kernel } => {
+                let engine = state.engines.get_mut(engine).expect("checked above");
+                origin = Some(if engine.kernels.insert(kernel.clone()) {
+                    engine.dirty = true;
+                    Origin::Miss
+                } else {
+                    Origin::Hit
+                });
+            }
+            Op::Save { engine } => {
+                let mut handle = state.engines.remove(engine).expect("checked above");
+                state.save(MAIN, &mut handle);
+                state.engines.insert(*engine, handle);
+            }
+            Op::Drop { engine } => {
+                let mut handle = state.engines.remove(engine).expect("checked above");
+                state.save(MAIN, &mut handle);
+                state.retired.insert(*engine);
+            }
+            Op::Leak { engine } | Op::Move { engine, .. } => {
+                state.engines.get_mut(engine).expect("checked above").owned = false;
+            }
+            Op::Swap { engine, path } => {
+                let mut handle = state.engines.remove(engine).expect("checked above");
+                if handle.path != *path {
+                    // The new cache opens first, then the old one saves once (trigger swap).
+                    let kernels = state.loaded(path);
+                    state.save(MAIN, &mut handle);
+                    state.note_file(MAIN, path);
+                    handle = EngineState { path: path.clone(), kernels, dirty: false, owned: true };
+                }
+                state.engines.insert(*engine, handle);
+            }
+            Op::Fork { ending } => {
+                let name = process_name(op, n).expect("fork names a process");
+                for path in state.engines.values().map(|e| e.path.clone()).collect::<Vec<_>>() {
+                    state.note_file(&name, &path);
+                }
+                state.saves.entry(name.clone()).or_default();
+                state.panics |= *ending == End::Panic;
+                state.children.insert(name, outcome(*ending));
+            }
+            Op::Spawn { path, kernel } => {
+                let name = process_name(op, n).expect("spawn names a process");
+                state.note_file(&name, path);
+                let mut worker =
+                    EngineState { path: path.clone(), kernels: state.loaded(path), dirty: false, owned: true };
+                worker.dirty = worker.kernels.insert(kernel.clone());
+                state.save(&name, &mut worker);
+                state.children.insert(name, ExitOutcome::Code(0));
+            }
+        }
+        steps.push(Step { registry: state.engines.len() as u64, origin, saves: state.saves.clone() });
+    }
+    let registry = state.engines.len() as u64;
+    let saves_at_end = match case.ending {
+        End::Return | End::Exit(_) | End::Panic => true,
+        End::SigTerm | End::SigInt => state.handler,
+        End::Abort | End::SigKill => false,
+    };
+    if saves_at_end {
+        let mut engines = std::mem::take(&mut state.engines);
+        for engine in engines.values_mut() {
+            state.save(MAIN, engine);
+        }
+    }
+    state.panics |= case.ending == End::Panic;
+    let entries = state
+        .saves
+        .values()
+        .flat_map(|files| files.keys())
+        .map(|path| (path.clone(), state.files.get(path).cloned().unwrap_or_default()));
+    let entries = entries.collect();
+    Ok(Prediction {
+        steps,
+        expect: Expectations {
+            exit: outcome(case.ending),
+            panic_message: state.panics,
+            registry,
+            saves: state.saves,
+            entries,
+            children: state.children,
+        },
+    })
+}
+
+/// The exit outcome an ending produces.
+pub fn outcome(ending: End) -> ExitOutcome {
+    match ending {
+        End::Return => ExitOutcome::Code(0),
+        End::Exit(code) => ExitOutcome::Code(code),
+        End::Panic => ExitOutcome::Code(101),
+        End::SigTerm => ExitOutcome::Signal(SIGTERM),
+        End::SigInt => ExitOutcome::Signal(SIGINT),
+        End::Abort => ExitOutcome::Signal(SIGABRT),
+        End::SigKill => ExitOutcome::Signal(SIGKILL),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(ops: &[&str], ending: End) -> Case {
+        Case { ops: ops.iter().map(|op| op.parse().unwrap()).collect(), ending }
+    }
+
+    #[test]
+    fn a_spawned_process_and_a_later_save_merge() {
+        let p =
+            predict(&case(&["create e0 a.rtc", "compile e0 k1", "spawn a.rtc k2", "save e0"], End::Return)).unwrap();
+        assert_eq!(p.expect.entries["a.rtc"], BTreeSet::from(["k1".into(), "k2".into()]));
+        assert_eq!(p.expect.saves["main"]["a.rtc"], 1);
+        assert_eq!(p.expect.saves["spawn-3"]["a.rtc"], 1);
+    }
+
+    #[test]
+    fn swap_saves_the_old_cache_once_and_the_new_one_at_exit() {
+        let p = predict(&case(&["create e0 a.rtc", "compile e0 k1", "swap e0 b.rtc", "compile e0 k1"], End::Exit(3)))
+            .unwrap();
+        assert_eq!(p.expect.saves["main"], BTreeMap::from([("a.rtc".into(), 1), ("b.rtc".into(), 1)]));
+        assert_eq!(p.expect.exit, ExitOutcome::Code(3));
+    }
+
+    #[test]
+    fn a_hit_stays_clean_and_sigterm_without_handler_saves_nothing() {
+        let p = predict(&case(&["spawn a.rtc k1", "create e0 a.rtc", "compile e0 k1"], End::SigTerm)).unwrap();
+        assert_eq!(p.steps[2].origin, Some(Origin::Hit));
+        assert_eq!(p.expect.saves["main"]["a.rtc"], 0);
+    }
+
+    #[test]
+    fn using_a_moved_engine_is_rejected_with_its_op() {
+        let error = predict(&case(&["create e0 a.rtc", "move e0 static", "save e0"], End::Return)).unwrap_err();
+        assert_eq!(error.op, 3);
+    }
+}

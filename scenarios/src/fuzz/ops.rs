@@ -1,0 +1,407 @@
+//! The fuzzer's vocabulary: a [`Case`] is a list of [`Op`]s that one child process performs on
+//! engines and cache files, then one [`End`]ing from the contract table.
+//!
+//! Every operation has a one-line text form, used by reproducers and in every report:
+//!
+//! | text | what the child does |
+//! | --- | --- |
+//! | `create e0 a.rtc [handler]` | `Engine::new` on `a.rtc` (installing the termination handler first) |
+//! | `compile e0 k1` | compiles kernel `k1` (a hit or a miss, the model says which) |
+//! | `save e0` | an explicit `RuntimeCache::save` |
+//! | `drop e0` | drops the engine |
+//! | `leak e0` | `Box::leak`s it: alive at exit |
+//! | `move e0 static` / `thread-local` / `thread` | moves it into a `static`, a main-thread `thread_local!`, or a thread that runs until exit |
+//! | `swap e0 b.rtc` | `set_settings` moving its cache to `b.rtc` |
+//! | `fork exit(3)` | `fork()`s; the child ends at once as said (`return`, `exit(N)`, `panic`, `abort`, `sigkill`) |
+//! | `spawn a.rtc k2` | another process on `a.rtc`: opens a fresh engine, compiles `k2`, drops it (saving), exits, all before the next operation |
+//!
+//! Only engines still owned by the case (created, not yet dropped, leaked or moved) can be
+//! operated on; [`crate::fuzz::model`] rejects a case that breaks that rule, naming the op.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use runtime_cache::{CompilerIdentity, KernelCompiler, KernelKey, KernelSpec, SyntheticCompiler};
+use serde::{Deserialize, Serialize};
+
+/// Synthetic artifact size of every fuzzed kernel (small: the fuzzer is about lifecycles).
+pub const ARTIFACT_BYTES: usize = 64;
+
+/// The panic message of a `panic` ending (the same as the catalog's planned panic).
+pub const PLANNED_PANIC: &str = crate::catalog::PLANNED_PANIC;
+
+/// Where a case moves an engine so that it lives to exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Place {
+    /// A `static` (never dropped).
+    Static,
+    /// A `thread_local!` of the main thread (destroyed before atexit handlers run).
+    ThreadLocal,
+    /// A thread still running at exit.
+    Thread,
+}
+
+impl Place {
+    /// Every place.
+    pub const ALL: [Place; 3] = [Place::Static, Place::ThreadLocal, Place::Thread];
+
+    fn name(self) -> &'static str {
+        match self {
+            Place::Static => "static",
+            Place::ThreadLocal => "thread-local",
+            Place::Thread => "thread",
+        }
+    }
+}
+
+/// How a process ends (a row of the contract table). Whether SIGTERM/SIGINT find the
+/// termination handler installed depends on the case's `create ... handler` ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum End {
+    /// `main` returns.
+    Return,
+    /// `std::process::exit(code)`.
+    Exit(i32),
+    /// A panic unwinds out of `main`.
+    Panic,
+    /// SIGTERM.
+    SigTerm,
+    /// SIGINT.
+    SigInt,
+    /// `std::process::abort()`.
+    Abort,
+    /// SIGKILL.
+    SigKill,
+}
+
+impl End {
+    /// Endings a `fork`ed child may take (a forked child has no signal-handling thread, so the
+    /// termination signals are left out).
+    pub fn fits_forked_child(self) -> bool {
+        !matches!(self, End::SigTerm | End::SigInt)
+    }
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::Return => f.write_str("return"),
+            End::Exit(code) => write!(f, "exit({code})"),
+            End::Panic => f.write_str("panic"),
+            End::SigTerm => f.write_str("sigterm"),
+            End::SigInt => f.write_str("sigint"),
+            End::Abort => f.write_str("abort"),
+            End::SigKill => f.write_str("sigkill"),
+        }
+    }
+}
+
+impl FromStr for End {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Ok(match text.trim() {
+            "return" => End::Return,
+            "panic" => End::Panic,
+            "sigterm" => End::SigTerm,
+            "sigint" => End::SigInt,
+            "abort" => End::Abort,
+            "sigkill" => End::SigKill,
+            other => {
+                let code = other.strip_prefix("exit(").and_then(|rest| rest.strip_suffix(')'));
+                match code.map(str::parse::<u8>) {
+                    Some(Ok(code)) => End::Exit(i32::from(code)),
+                    _ => {
+                        return Err(format!(
+                            "unknown ending `{other}` (expected return, exit(N) with N in 0..=255, panic, sigterm, \
+                             sigint, abort or sigkill)"
+                        ));
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// One operation of a case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// Creates engine `engine` with its cache at `path`, installing the termination handler
+    /// first when `handler`.
+    Create {
+        /// The new engine's number.
+        engine: u32,
+        /// Its cache file (a name in the scratch folder).
+        path: String,
+        /// Whether to install the termination handler first.
+        handler: bool,
+    },
+    /// Compiles kernel `kernel` on engine `engine`.
+    Compile {
+        /// The engine.
+        engine: u32,
+        /// The kernel's name.
+        kernel: String,
+    },
+    /// Saves engine `engine`'s cache explicitly.
+    Save {
+        /// The engine.
+        engine: u32,
+    },
+    /// Drops engine `engine`.
+    Drop {
+        /// The engine.
+        engine: u32,
+    },
+    /// Leaks engine `engine` (`Box::leak`).
+    Leak {
+        /// The engine.
+        engine: u32,
+    },
+    /// Moves engine `engine` to `to`, where it lives to exit.
+    Move {
+        /// The engine.
+        engine: u32,
+        /// Where to.
+        to: Place,
+    },
+    /// Moves engine `engine`'s cache to `path` (`set_settings`).
+    Swap {
+        /// The engine.
+        engine: u32,
+        /// The new cache file.
+        path: String,
+    },
+    /// Forks; the child ends at once by `ending`.
+    Fork {
+        /// How the forked child ends.
+        ending: End,
+    },
+    /// Another process on `path` compiles `kernel` and saves, to completion.
+    Spawn {
+        /// The shared cache file.
+        path: String,
+        /// The kernel the other process compiles.
+        kernel: String,
+    },
+}
+
+impl Op {
+    /// The engine this operation acts on, if any (not for `create`, which makes one).
+    pub fn acts_on(&self) -> Option<u32> {
+        match self {
+            Op::Compile { engine, .. }
+            | Op::Save { engine }
+            | Op::Drop { engine }
+            | Op::Leak { engine }
+            | Op::Move { engine, .. }
+            | Op::Swap { engine, .. } => Some(*engine),
+            Op::Create { .. } | Op::Fork { .. } | Op::Spawn { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Create { engine, path, handler } => {
+                write!(f, "create e{engine} {path}{}", if *handler { " handler" } else { "" })
+            }
+            Op::Compile { engine, kernel } => write!(f, "compile e{engine} {kernel}"),
+            Op::Save { engine } => write!(f, "save e{engine}"),
+            Op::Drop { engine } => write!(f, "drop e{engine}"),
+            Op::Leak { engine } => write!(f, "leak e{engine}"),
+            Op::Move { engine, to } => write!(f, "move e{engine} {}", to.name()),
+            Op::Swap { engine, path } => write!(f, "swap e{engine} {path}"),
+            Op::Fork { ending } => write!(f, "fork {ending}"),
+            Op::Spawn { path, kernel } => write!(f, "spawn {path} {kernel}"),
+        }
+    }
+}
+
+impl FromStr for Op {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let arity = |n: usize, usage: &str| {
+            if words.len() == n { Ok(()) } else { Err(format!("`{}` takes the form `{usage}`", text.trim())) }
+        };
+        match words.first().copied() {
+            Some("create") => {
+                let handler = match words.get(3) {
+                    None => false,
+                    Some(&"handler") => true,
+                    Some(other) => return Err(format!("`create` ends with `handler` or nothing, not `{other}`")),
+                };
+                if words.len() > 4 || words.len() < 3 {
+                    arity(3, "create eN FILE [handler]")?;
+                }
+                Ok(Op::Create { engine: engine(words[1])?, path: file(words[2])?, handler })
+            }
+            Some("compile") => {
+                arity(3, "compile eN KERNEL")?;
+                Ok(Op::Compile { engine: engine(words[1])?, kernel: kernel(words[2])? })
+            }
+            Some("save") => arity(2, "save eN").and_then(|()| Ok(Op::Save { engine: engine(words[1])? })),
+            Some("drop") => arity(2, "drop eN").and_then(|()| Ok(Op::Drop { engine: engine(words[1])? })),
+            Some("leak") => arity(2, "leak eN").and_then(|()| Ok(Op::Leak { engine: engine(words[1])? })),
+            Some("move") => {
+                arity(3, "move eN static|thread-local|thread")?;
+                let to = Place::ALL
+                    .into_iter()
+                    .find(|place| place.name() == words[2])
+                    .ok_or_else(|| format!("cannot move to `{}` (static, thread-local or thread)", words[2]))?;
+                Ok(Op::Move { engine: engine(words[1])?, to })
+            }
+            Some("swap") => {
+                arity(3, "swap eN FILE")?;
+                Ok(Op::Swap { engine: engine(words[1])?, path: file(words[2])? })
+            }
+            Some("fork") => {
+                arity(2, "fork ENDING")?;
+                let ending: End = words[1].parse()?;
+                if !ending.fits_forked_child() {
+                    return Err(format!("a forked child cannot end by `{ending}` (it has no signal-handling thread)"));
+                }
+                Ok(Op::Fork { ending })
+            }
+            Some("spawn") => {
+                arity(3, "spawn FILE KERNEL")?;
+                Ok(Op::Spawn { path: file(words[1])?, kernel: kernel(words[2])? })
+            }
+            Some(other) => {
+                Err(format!("unknown operation `{other}` (create, compile, save, drop, leak, move, swap, fork, spawn)"))
+            }
+            None => Err("empty operation".into()),
+        }
+    }
+}
+
+fn engine(word: &str) -> Result<u32, String> {
+    word.strip_prefix('e')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("`{word}` is not an engine (e0, e1, ...)"))
+}
+
+fn file(word: &str) -> Result<String, String> {
+    let ok = !word.starts_with('.')
+        && word.len() <= 64
+        && word.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok { Ok(word.to_owned()) } else { Err(format!("`{word}` is not a cache file name (like a.rtc)")) }
+}
+
+fn kernel(word: &str) -> Result<String, String> {
+    let ok = !word.is_empty() && word.len() <= 32 && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok { Ok(word.to_owned()) } else { Err(format!("`{word}` is not a kernel name (like k1)")) }
+}
+
+/// One fuzz case: what a child process does, then how it ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    /// The operations, in order.
+    pub ops: Vec<Op>,
+    /// How the process ends.
+    pub ending: End,
+}
+
+impl Case {
+    /// The case as the child's command-line argument (JSON).
+    pub fn to_arg(&self) -> String {
+        serde_json::to_string(self).expect("cases always serialize")
+    }
+
+    /// Parses the child's command-line argument.
+    pub fn from_arg(arg: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(arg)
+    }
+
+    /// Every cache file the case names, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut files: Vec<String> = self
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Create { path, .. } | Op::Swap { path, .. } | Op::Spawn { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, op) in self.ops.iter().enumerate() {
+            writeln!(f, "  {:>2}. {op}", index + 1)?;
+        }
+        write!(f, "  end: {}", self.ending)
+    }
+}
+
+/// The name of the process a `fork` or `spawn` at (1-based) op `n` creates: `fork-3`, `spawn-5`.
+pub fn process_name(op: &Op, n: usize) -> Option<String> {
+    match op {
+        Op::Fork { .. } => Some(format!("fork-{n}")),
+        Op::Spawn { .. } => Some(format!("spawn-{n}")),
+        _ => None,
+    }
+}
+
+/// The name of the case's own process.
+pub const MAIN: &str = "main";
+
+/// The synthetic compiler every fuzz engine uses.
+pub fn compiler() -> SyntheticCompiler {
+    SyntheticCompiler::new(ARTIFACT_BYTES, Duration::ZERO)
+}
+
+/// The kernel spec named `name` (the same source for the child and the model).
+pub fn kernel_spec(name: &str) -> KernelSpec {
+    let source = format!("extern \"C\" __global__ void {name}(float* x) {{ x[threadIdx.x] += 1.0f; }}");
+    KernelSpec::new(format!("{name}.cu"), source, name)
+}
+
+/// The hex cache key of kernel `name`, as the cache file holds it.
+pub fn kernel_key_hex(name: &str) -> String {
+    let compiler = compiler();
+    let identity: &CompilerIdentity = compiler.identity();
+    KernelKey::derive(&kernel_spec(name), identity).to_hex()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_round_trips_through_its_text() {
+        let ops = [
+            "create e0 a.rtc",
+            "create e3 b.rtc handler",
+            "compile e0 k1",
+            "save e0",
+            "drop e0",
+            "leak e1",
+            "move e2 thread-local",
+            "move e2 static",
+            "move e2 thread",
+            "swap e0 b.rtc",
+            "fork exit(3)",
+            "fork sigkill",
+            "spawn a.rtc k2",
+        ];
+        for text in ops {
+            let op: Op = text.parse().unwrap();
+            assert_eq!(op.to_string(), text);
+        }
+        assert!("fork sigterm".parse::<Op>().is_err());
+        assert!("create e0 ../x".parse::<Op>().is_err());
+        assert!("compile x k".parse::<Op>().unwrap_err().contains("not an engine"));
+    }
+}
