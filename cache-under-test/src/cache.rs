@@ -19,7 +19,7 @@ use crate::registry::{self, ExitSave, HookToken};
 use crate::store::{self, Durability, FileStamp};
 
 /// How a cache reads, locks and writes its file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheOptions {
     /// fsync policy of a save.
     pub durability: Durability,
@@ -67,8 +67,8 @@ pub enum SaveOutcome {
 #[derive(Debug)]
 pub struct RuntimeCache {
     shared: Arc<Shared>,
-    /// Saves once at drop, or at exit if still alive.
-    autosave: bool,
+    /// The one autosave (at drop, swap, or exit if still alive) is still to come.
+    autosave_pending: bool,
     /// Its exit-registry entry, while one is registered.
     hook: Option<HookToken>,
 }
@@ -139,7 +139,7 @@ impl RuntimeCache {
         } else {
             None
         };
-        let cache = RuntimeCache { shared, autosave, hook };
+        let cache = RuntimeCache { shared, autosave_pending: autosave, hook };
         defect::count_save_in_thread_local();
         observer::emit(|| Event::Opened { path: cache.shared.path.clone(), entries: loaded });
         Ok(cache)
@@ -179,9 +179,10 @@ impl RuntimeCache {
         !bounded::lock(&self.shared.contents).dirty.is_empty()
     }
 
-    /// Whether this handle autosaves (at drop, or at exit if it is still alive).
+    /// Whether this handle's autosave is still to come (at drop, or at exit if it is still
+    /// alive); false for a cache opened without autosave, and after an engine swapped it out.
     pub fn autosaves(&self) -> bool {
-        self.autosave
+        self.autosave_pending
     }
 
     /// Saves now if dirty (lock, re-read, merge, write temp, rename). The autosave stays armed:
@@ -204,8 +205,13 @@ impl RuntimeCache {
     }
 
     fn finish_autosave(&mut self, trigger: Trigger) {
-        if !std::mem::take(&mut self.autosave) {
+        if !std::mem::take(&mut self.autosave_pending) {
             return;
+        }
+        if std::process::id() != self.shared.owner_pid && !defect::active(Defect::ForkUnaware) {
+            // A forked child's copy of its parent's handle: not ours to save, and the registry
+            // is the child's own copy (its lock may have been held by a parent thread at fork).
+            return self.shared.skipped(trigger, SkipReason::ForkedChild);
         }
         if defect::active(Defect::StrongHook) {
             // The registry keeps the handle alive: nothing happens until exit.
@@ -246,7 +252,15 @@ impl Shared {
     }
 
     fn save_now(&self, trigger: Trigger, deadline: Instant) -> Result<SaveOutcome, CacheError> {
-        let _serial = bounded::lock_until(&self.saving, deadline).ok_or(CacheError::DeadlineExceeded)?;
+        let exiting = matches!(trigger, Trigger::Exit | Trigger::Signal(_));
+        let (_serial, deadline) = if exiting {
+            (bounded::lock_until(&self.saving, deadline).ok_or(CacheError::DeadlineExceeded)?, deadline)
+        } else {
+            // Mid-program, wait for a save running on another thread (itself bounded by the lock
+            // timeout) rather than give up and lose what was inserted after its snapshot.
+            let serial = bounded::lock(&self.saving);
+            (serial, Instant::now() + self.options.lock_timeout)
+        };
         let (entries, dirty, last_seen) = {
             let contents = bounded::lock_until(&self.contents, deadline).ok_or(CacheError::DeadlineExceeded)?;
             // Defect no-once-guard: every autosave trigger writes, dirty or not.
@@ -262,7 +276,9 @@ impl Shared {
             let _lock = FileLock::acquire(&self.path, lock_deadline)?;
             store::save(&self.path, &self.options.limits, self.options.durability, &entries, last_seen)?
         };
-        if let Some(mut guard) = bounded::lock_until(&self.contents, deadline) {
+        // The file is committed: record that, even if the exit deadline passed meanwhile (the
+        // contents lock is only ever held for a moment).
+        if let Some(mut guard) = bounded::lock_until(&self.contents, Instant::now() + Duration::from_millis(100)) {
             let contents = &mut *guard;
             // Still dirty: entries inserted, or replaced, while the save ran.
             if !(defect::active(Defect::SwapDoubleSave) && trigger == Trigger::Swap) {
@@ -300,8 +316,12 @@ impl ExitSave for Shared {
             Claim::InProgress => {
                 // The exit path waits (bounded) for a drop saving on another thread, so the
                 // process does not end in the middle of that save.
-                self.autosave.wait_done(deadline);
-                return self.skipped(trigger, SkipReason::AlreadySaved);
+                let reason = if self.autosave.wait_done(deadline) {
+                    SkipReason::AlreadySaved
+                } else {
+                    SkipReason::DeadlineExceeded
+                };
+                return self.skipped(trigger, reason);
             }
             Claim::Done => return self.skipped(trigger, SkipReason::AlreadySaved),
         }

@@ -97,12 +97,14 @@ impl Engine {
         Ok(Kernel { key, artifact, origin: KernelOrigin::Compiled })
     }
 
-    /// Changes the settings. If the cache path changes, the new cache is opened first (on error
-    /// nothing changes), then the old one saves exactly once, with trigger `swap`, and is closed:
-    /// it does not save again at drop or exit.
+    /// Changes the settings. If the cache path or its options change, the new cache is opened
+    /// first (on error nothing changes), then the old one saves exactly once, with trigger `swap`,
+    /// and is closed: it does not save again at drop or exit.
     pub fn set_settings(&mut self, settings: RuntimeSettings) -> Result<(), EngineError> {
         let selection = if settings.backend != self.settings.backend { Some(settings.backend.select()?) } else { None };
-        if settings.runtime_cache != self.settings.runtime_cache {
+        if settings.runtime_cache != self.settings.runtime_cache
+            || settings.cache_options != self.settings.cache_options
+        {
             let new_cache = open_engine_cache(&settings)?;
             if let Some(old) = std::mem::replace(&mut self.cache, new_cache) {
                 old.finish(Trigger::Swap);

@@ -65,6 +65,17 @@ pub enum CacheError {
         #[source]
         source: FormatError,
     },
+    /// The file is written in a format version this build does not read, or is over this
+    /// process's [`crate::FormatLimits`]: it may be valid for another build, so it is neither set
+    /// aside nor overwritten.
+    #[error("{} cannot be used by this build: {source}", path.display())]
+    Unsupported {
+        /// The cache path.
+        path: PathBuf,
+        /// The version or limit it is over.
+        #[source]
+        source: FormatError,
+    },
     /// The exit path ran out of its total time budget before this handle's turn.
     #[error("exit deadline passed before the save could run")]
     DeadlineExceeded,

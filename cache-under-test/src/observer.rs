@@ -41,7 +41,7 @@ impl fmt::Display for Trigger {
     }
 }
 
-/// Why an autosave wrote nothing.
+/// Why a save wrote nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SkipReason {
     /// Nothing was dirty: a clean handle never writes.
@@ -50,7 +50,8 @@ pub enum SkipReason {
     ForkedChild,
     /// Another trigger already saved this handle (drop vs exit vs signal: the first one wins).
     AlreadySaved,
-    /// The exit path's total deadline passed before this handle's turn.
+    /// The exit path's total deadline passed before this handle's turn, or before a save of it
+    /// running on another thread finished.
     DeadlineExceeded,
 }
 
@@ -140,7 +141,7 @@ pub enum Event {
         /// The error, rendered.
         error: String,
     },
-    /// An autosave wrote nothing.
+    /// A save wrote nothing (an autosave for any [`SkipReason`]; an explicit save when clean).
     SaveSkipped {
         /// The cache path.
         path: PathBuf,
@@ -169,7 +170,14 @@ pub fn clear_observer() {
 
 /// Delivers `event` to the observer, if any. Never panics, never prints.
 pub(crate) fn emit(event: impl FnOnce() -> Event) {
-    let hook = OBSERVER.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    // `try_read`: only `set_observer` writes, for an instant; a forked child may inherit the lock
+    // mid-write from a parent thread, and the exit path must not block on it. Such an event is
+    // dropped.
+    let hook = match OBSERVER.try_read() {
+        Ok(slot) => slot.clone(),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner().clone(),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
     if let Some(hook) = hook {
         let event = event();
         let _ = catch_unwind(AssertUnwindSafe(|| hook(&event)));

@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use crate::defect::{self, Defect};
 use crate::error::CacheError;
-use crate::format::{self, FormatLimits};
+use crate::format::{self, FormatError, FormatLimits};
 use crate::key::KernelKey;
 use crate::observer::{self, Event};
 use crate::sys;
@@ -126,6 +126,10 @@ fn read_merging_view(path: &Path, limits: &FormatLimits) -> Result<OnDisk, Cache
     fail::fail_point!("parse", |_| Err(CacheError::Failpoint("parse")));
     match format::decode(&bytes, limits) {
         Ok(entries) => Ok(OnDisk { entries, stamp: Some(stamp) }),
+        // Valid for another build or configuration: not ours to set aside, nor to overwrite.
+        Err(reason @ (FormatError::UnsupportedVersion { .. } | FormatError::OverLimit { .. })) => {
+            Err(CacheError::Unsupported { path: path.to_owned(), source: reason })
+        }
         Err(reason) => {
             let moved_to = quarantine(path)?;
             log::warn!(target: "runtime_cache", "{} is corrupt ({reason}); set aside as {}", path.display(), moved_to.display());
@@ -291,10 +295,12 @@ pub(crate) fn save(
     fail::fail_point!("save-before-rename", |_| Err(CacheError::Failpoint("save-before-rename")));
     temp.persist(path).map_err(|error| CacheError::io("rename into", path, error.error))?;
     fail::fail_point!("save-after-rename", |_| Err(CacheError::Failpoint("save-after-rename")));
-    if durability == Durability::SyncFileAndFolder {
-        File::open(folder)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|source| CacheError::io("sync folder", folder, source))?;
+    if durability == Durability::SyncFileAndFolder
+        && let Err(error) = File::open(folder).and_then(|dir| dir.sync_all())
+    {
+        // The new file is in place whatever happens now: the save is committed, only its
+        // durability across a power loss is in doubt.
+        log::warn!(target: "runtime_cache", "saved {}, but syncing {} failed: {error}", path.display(), folder.display());
     }
     let stamp = FileStamp::read(path).ok().flatten();
     Ok(Committed { entries: ours.len() + merged_from_disk.len(), bytes, merged_from_disk, stamp })

@@ -42,3 +42,18 @@ pub(crate) fn cuda_driver_library_present() -> bool {
     // name with `libloading` and drops what it opened.
     unsafe { cudarc::driver::sys::is_culib_present() }
 }
+
+/// Makes a `fork()`ed child die by `signal`'s default action, as if no handler were installed:
+/// the signal-hook thread that would have handled it exists only in the process that installed it.
+pub(crate) fn default_action_in_forked_children(signal: i32, installer_pid: u32) -> std::io::Result<()> {
+    // SAFETY: the action only calls `getpid` (through `std::process::id`) and signal-hook's
+    // `emulate_default_handler`, both async-signal-safe; it captures two plain integers.
+    unsafe {
+        signal_hook::low_level::register(signal, move || {
+            if std::process::id() != installer_pid {
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
+            }
+        })
+    }
+    .map(|_| ())
+}

@@ -4,7 +4,8 @@
 //!
 //! Saving is not async-signal-safe, so nothing is saved inside the signal handler itself:
 //! `signal-hook` forwards the signal to a dedicated thread, which saves (within the exit deadline)
-//! and then restores the default disposition and re-raises.
+//! and then restores the default disposition and re-raises. A `fork()`ed child has no such thread,
+//! so in a child these signals take their default action, as if no handler were installed.
 
 use std::sync::OnceLock;
 
@@ -13,6 +14,7 @@ use signal_hook::iterator::Signals;
 
 use crate::observer::Trigger;
 use crate::registry;
+use crate::sys;
 
 /// The signals the handler saves on.
 pub const TERMINATION_SIGNALS: [i32; 3] = [SIGTERM, SIGINT, SIGHUP];
@@ -26,6 +28,10 @@ static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
 pub fn install_termination_handler() -> std::io::Result<()> {
     INSTALLED
         .get_or_init(|| {
+            let installer = std::process::id();
+            for signal in TERMINATION_SIGNALS {
+                sys::default_action_in_forked_children(signal, installer).map_err(|error| error.to_string())?;
+            }
             let mut signals = Signals::new(TERMINATION_SIGNALS).map_err(|error| error.to_string())?;
             std::thread::Builder::new()
                 .name("runtime-cache-signals".into())

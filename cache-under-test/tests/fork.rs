@@ -154,3 +154,37 @@ fn a_drop_racing_the_exit_saves_exactly_once() {
         assert_eq!(RuntimeCache::open(&path, CacheOptions::default()).unwrap().len(), 50, "round {round}");
     }
 }
+
+/// The termination handler's signal thread exists only in the process that installed it: a forked
+/// child that gets SIGTERM must still die by it (not catch it and hang), and save nothing.
+#[test]
+fn a_forked_child_of_a_process_with_the_termination_handler_dies_by_sigterm() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtk");
+    let child_path = path.clone();
+    // The handler is installed in a child (A), so this test binary keeps default dispositions.
+    let status = support::fork_and_wait(move || {
+        if runtime_cache::install_termination_handler().is_err() {
+            return 2;
+        }
+        let cache = RuntimeCache::open(&child_path, autosave()).unwrap();
+        let (key, artifact) = entry(7);
+        cache.insert(key, artifact);
+        // Grandchild (B): raises SIGTERM at itself and then waits to die by it.
+        let grandchild = support::fork_child(|| {
+            let _ = signal_hook::low_level::raise(signal_hook::consts::SIGTERM);
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            0
+        });
+        let verdict = match support::wait_for_at_most(grandchild, std::time::Duration::from_secs(10)) {
+            Some(ChildStatus::Signaled(signal)) if signal == signal_hook::consts::SIGTERM => 0,
+            Some(_) => 4,
+            None => 3,
+        };
+        std::mem::forget(cache);
+        verdict
+    });
+    assert_eq!(status, ChildStatus::Exited(0), "3: the grandchild caught SIGTERM and hung; 4: it ended otherwise");
+    assert!(!path.exists(), "nothing was to be saved: A ended with _exit and B by SIGTERM");
+}

@@ -126,7 +126,7 @@ pub fn running_as_root() -> bool {
     sys::effective_uid() == 0
 }
 
-pub use sys::{ChildStatus, change_owner_and_become, fork_and_wait, fork_child, wait_for};
+pub use sys::{ChildStatus, change_owner_and_become, fork_and_wait, fork_child, wait_for, wait_for_at_most};
 
 /// The only `unsafe` of the tests.
 mod sys {
@@ -186,6 +186,31 @@ mod sys {
             ChildStatus::Exited(libc::WEXITSTATUS(status))
         } else {
             ChildStatus::Signaled(libc::WTERMSIG(status))
+        }
+    }
+
+    /// Waits up to `limit` for the forked child `pid`; if it is still running then, kills it
+    /// (SIGKILL), reaps it and returns `None`.
+    pub fn wait_for_at_most(pid: i32, limit: std::time::Duration) -> Option<ChildStatus> {
+        let started = std::time::Instant::now();
+        loop {
+            let mut status = 0;
+            // SAFETY: `pid` is our child; `status` is a live, writable `c_int`.
+            let waited = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if waited == pid {
+                return Some(if libc::WIFEXITED(status) {
+                    ChildStatus::Exited(libc::WEXITSTATUS(status))
+                } else {
+                    ChildStatus::Signaled(libc::WTERMSIG(status))
+                });
+            }
+            if started.elapsed() > limit {
+                // SAFETY: `pid` is our own, still unreaped child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                wait_for(pid);
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 
