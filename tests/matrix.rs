@@ -16,6 +16,7 @@ fn run_family(family: &str) {
     let cells: Vec<_> = catalog().cells().into_iter().filter(|cell| cell.family == family).collect();
     assert!(!cells.is_empty(), "no cell in family {family}");
     let results: Vec<CellResult> = cells.iter().map(|cell| cell.run()).collect();
+    exit_harness::finish_cleanup();
     let failures: Vec<String> = results
         .iter()
         .filter(|result| !result.passed())
@@ -77,4 +78,14 @@ fn swap() {
 #[test]
 fn corrupt_file() {
     run_family("corrupt-file");
+}
+
+#[test]
+fn explicit_save() {
+    run_family("explicit-save");
+}
+
+#[test]
+fn warm_start() {
+    run_family("warm-start");
 }

@@ -133,12 +133,14 @@ fn upstream_tests_catch_only_some_defects() {
             .iter()
             .copied()
             .filter(|test| {
-                let status = Command::new(&me)
-                    .args([test, "--exact", "--test-threads=1", "--quiet"])
+                let run = Command::new(&me)
+                    .args([test, "--exact", "--test-threads=1"])
                     .env(DEFECT_ENV, defect.name())
                     .output()
                     .expect("re-run the test binary");
-                !status.status.success()
+                let stdout = String::from_utf8_lossy(&run.stdout);
+                assert!(stdout.contains("running 1 test"), "{test} did not select exactly one test:\n{stdout}");
+                !run.status.success()
             })
             .collect();
         report.push_str(&format!(

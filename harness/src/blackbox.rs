@@ -76,7 +76,9 @@ impl BlackBox {
                 std::fs::create_dir_all(dir).map_err(file_err)?;
             }
             if let Some(seed) = &file.seed {
-                std::fs::write(&path, seed).map_err(file_err)?;
+                // 0600 whatever the umask: a seeded file stands for one its owner wrote, and
+                // resources that refuse group- or world-writable files must accept it.
+                write_private(&path, seed).map_err(file_err)?;
             }
         }
         for (index, file) in files.iter().enumerate() {
@@ -212,4 +214,13 @@ pub fn snapshot(path: &Path, validator: Option<&Validator>) -> io::Result<FileSn
                 .unwrap_or_else(|_| Err("the validator panicked".into()))
         }),
     })
+}
+
+/// Writes `bytes` to `path` (created or truncated) with mode 0600.
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)
 }

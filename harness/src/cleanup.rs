@@ -3,6 +3,8 @@
 //! Closing an inotify descriptor and deleting a run folder cost more than a do-nothing child's
 //! whole run, and nothing observed depends on them. They are sent to one lazily started thread
 //! that drops them in order; if that thread cannot be started, they are dropped in place.
+//! [`finish`] waits for everything sent so far, so that a process does not end with run folders
+//! still on disk.
 
 use std::sync::{OnceLock, mpsc};
 
@@ -26,4 +28,18 @@ pub(crate) fn later(value: impl Send + 'static) {
         }
         None => drop(garbage),
     }
+}
+
+/// Waits (at most 10 s) until everything handed to [`later`] so far has been dropped.
+pub fn finish() {
+    /// Dropped on the cleanup thread after everything sent before it.
+    struct Barrier(mpsc::Sender<()>);
+    impl Drop for Barrier {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    later(Barrier(tx));
+    let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
 }

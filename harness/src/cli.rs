@@ -80,6 +80,12 @@ where
 /// Runs one parsed subcommand over `catalog`: for binaries that add subcommands of their own
 /// (flatten [`Command`] into their own `Subcommand` enum and hand its variants here).
 pub fn run(catalog: &dyn Catalog, command: Command) -> ExitCode {
+    let code = run_command(catalog, command);
+    crate::finish_cleanup();
+    code
+}
+
+fn run_command(catalog: &dyn Catalog, command: Command) -> ExitCode {
     match command {
         Command::List { filter } => {
             let mut out = std::io::stdout().lock();

@@ -51,6 +51,7 @@ pub mod blackbox;
 mod capture;
 pub mod cell;
 mod cleanup;
+pub use cleanup::finish as finish_cleanup;
 pub mod cli;
 pub mod inline;
 pub mod journal;

@@ -117,6 +117,10 @@ impl Catalog for RuntimeCacheCatalog {
             cells.push(self.swap(ending));
         }
         cells.push(self.corrupt_on_open());
+        for compile_after in [false, true] {
+            cells.push(self.explicit_save(compile_after));
+        }
+        cells.push(self.warm_start());
         cells
     }
 }
@@ -266,6 +270,7 @@ impl RuntimeCacheCatalog {
             .file(cache_file(&plan.cache))
             .oracle(SaveCount::exactly(1).of(&plan.cache))
             .oracle(Check::forked_child_saves_nothing())
+            .oracle(Check::skipped_because("forked child"))
             .oracle(Check::all_events("fork_child_exit", "code", child_exit.unwrap_or(0) as u64, 1))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
@@ -317,8 +322,12 @@ impl RuntimeCacheCatalog {
         };
         // Bounded lock waits end in well under a second; the timeout catches unbounded ones.
         let spec = self.spec(&plan).timeout(Duration::from_secs(10));
-        common(Cell::new(format!("save-failure/{name}"), "save-failure", spec))
-            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+        let mut cell = common(Cell::new(format!("save-failure/{name}"), "save-failure", spec));
+        if failure == SaveFailure::LockHeld {
+            // The worker's exit deadline is 300 ms, its lock timeout 5 s: the exit gives up in time.
+            cell = cell.oracle(Check::within(("marker", Some("ending")), "save_failed", Duration::from_secs(2)));
+        }
+        cell.file(cache_file(&plan.cache).seeded(old_cache_bytes()))
             .oracle(SaveCount::none().of(&plan.cache))
             .oracle(Check::journal_has("save_failed"))
             .oracle(FileIntact::unchanged().of(&plan.cache))
@@ -336,6 +345,7 @@ impl RuntimeCacheCatalog {
             .oracle(SaveCount::exactly(u64::from(rounds)).of(&plan.cache))
             .oracle(Check::all_events("worker_exit", "code", 0, rounds as usize))
             .oracle(Check::one_save_per_saving_process(rounds as usize))
+            .oracle(Check::never_skipped_because("exit deadline exceeded"))
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
@@ -351,15 +361,53 @@ impl RuntimeCacheCatalog {
             .oracle(SaveCount::exactly(1).of(&plan.cache))
             .oracle(SaveCount::exactly(1).of(&plan.second_cache))
             .oracle(Check::saved_before("swapped", &plan.cache))
+            .oracle(Check::save_trigger(&plan.cache, "swap"))
             .oracle(status)
             .oracle(stderr)
             .oracle(NoLostEntries::new())
     }
 
+    /// explicit save: one save at the `save()` call; at exit, a second only if the engine is
+    /// dirty again.
+    pub fn explicit_save(&self, compile_after: bool) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Exit(0), Family::ExplicitSave { compile_after });
+        let name = if compile_after { "dirty-again-at-exit" } else { "clean-at-exit" };
+        let cell = self
+            .cell(format!("explicit-save/{name}"), "explicit-save", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+            .oracle(NoLostEntries::new().of(&plan.cache));
+        if compile_after {
+            cell.oracle(SaveCount::exactly(2).of(&plan.cache))
+                .oracle(Check::save_triggers(&plan.cache, &["explicit", "exit"]))
+        } else {
+            cell.oracle(SaveCount::exactly(1).of(&plan.cache))
+                .oracle(Check::save_triggers(&plan.cache, &["explicit"]))
+                .oracle(Check::skipped_because("clean"))
+        }
+    }
+
+    /// warm start: a second process finds every kernel in the file the first one saved, compiles
+    /// nothing, and (clean) writes nothing.
+    pub fn warm_start(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::WarmStart);
+        self.cell("warm-start".into(), "warm-start", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(Check::hits_after("warm", plan.kernels as usize))
+            .oracle(Check::skipped_because("clean"))
+            .oracle(Check::all_events("worker_exit", "code", 0, 1))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
     /// corrupt file on open: set aside byte-exact, cold start, a valid file at exit.
     pub fn corrupt_on_open(&self) -> Cell {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::CorruptOnOpen);
-        let garbage = b"RTKCACHE this is not a cache file: torn by a crash long ago".to_vec();
+        // A torn file: the first half of a valid one, as a writer without temp-and-rename leaves it.
+        let mut garbage = old_cache_bytes();
+        garbage.truncate(garbage.len() / 2);
         let set_aside = format!("{}.corrupt-0", plan.cache);
         let set_aside: &'static str = Box::leak(set_aside.into_boxed_str());
         self.cell("corrupt-on-open".into(), "corrupt-file", &plan)

@@ -64,7 +64,7 @@ impl Check {
 
     /// Every `kind` event (e.g. `worker_exit`) has field `field` equal to `value`, and there are `count`.
     pub fn all_events(kind: &'static str, field: &'static str, value: u64, count: usize) -> Self {
-        Self::new("worker_endings", move |obs| {
+        Self::new("process_endings", move |obs| {
             let events: Vec<_> = obs.journal.of_kind(kind).collect();
             if events.len() != count {
                 return Err(format!("{} `{kind}` events, expected {count}", events.len()));
@@ -90,6 +90,107 @@ impl Check {
                 Ok(())
             } else {
                 Err(format!("{} processes saved, expected {processes}", by_pid.len()))
+            }
+        })
+    }
+
+    /// The saves of file `file`, in journal order, have exactly these triggers.
+    pub fn save_triggers(file: &str, triggers: &'static [&'static str]) -> Self {
+        let suffix = format!("/{file}");
+        Self::new("save_triggers", move |obs| {
+            let seen: Vec<&str> = obs
+                .journal
+                .of_kind("save")
+                .filter(|save| save.str_field("file").is_some_and(|f| f.ends_with(&suffix)))
+                .map(|save| save.str_field("trigger").unwrap_or("?"))
+                .collect();
+            if seen == triggers {
+                Ok(())
+            } else {
+                Err(format!("saves of {suffix} by trigger: {seen:?}, expected {triggers:?}"))
+            }
+        })
+    }
+
+    /// Every save of file `file` has trigger `trigger` (e.g. `swap`), and there is at least one.
+    pub fn save_trigger(file: &str, trigger: &'static str) -> Self {
+        let suffix = format!("/{file}");
+        Self::new("save_trigger", move |obs| {
+            let saves: Vec<_> = obs
+                .journal
+                .of_kind("save")
+                .filter(|save| save.str_field("file").is_some_and(|f| f.ends_with(&suffix)))
+                .collect();
+            match saves.iter().find(|save| save.str_field("trigger") != Some(trigger)) {
+                _ if saves.is_empty() => Err(format!("no save of {suffix}")),
+                Some(other) => Err(format!("expected trigger `{trigger}`: {}", other.raw)),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Some save was skipped for `reason` (as runtime-cache words it, e.g. `forked child`).
+    pub fn skipped_because(reason: &'static str) -> Self {
+        Self::new("save_skipped", move |obs| {
+            if obs.journal.of_kind("save_skipped").any(|skip| skip.str_field("reason") == Some(reason)) {
+                Ok(())
+            } else {
+                let skips: Vec<&str> = obs.journal.of_kind("save_skipped").map(|skip| skip.raw.as_str()).collect();
+                Err(format!("no save skipped because `{reason}`; skips: {skips:?}"))
+            }
+        })
+    }
+
+    /// No save was skipped for `reason`.
+    pub fn never_skipped_because(reason: &'static str) -> Self {
+        Self::new("save_skipped", move |obs| {
+            match obs.journal.of_kind("save_skipped").find(|skip| skip.str_field("reason") == Some(reason)) {
+                Some(skip) => Err(format!("a save was skipped because `{reason}`: {}", skip.raw)),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Every `kernel` event after marker `marker` is a cache hit, and there are `count`.
+    pub fn hits_after(marker: &'static str, count: usize) -> Self {
+        Self::new("cache_hits", move |obs| {
+            let lines = &obs.journal.entries;
+            let from = lines
+                .iter()
+                .position(|entry| entry.kind == "marker" && entry.str_field("name") == Some(marker))
+                .ok_or_else(|| format!("marker `{marker}` is not in the journal"))?;
+            let kernels: Vec<_> = lines[from..].iter().filter(|entry| entry.kind == "kernel").collect();
+            if kernels.len() != count {
+                return Err(format!("{} kernels after `{marker}`, expected {count}", kernels.len()));
+            }
+            match kernels.iter().find(|kernel| kernel.str_field("origin") != Some("hit")) {
+                Some(miss) => Err(format!("recompiled instead of a cache hit: {}", miss.raw)),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Event `to` comes at most `limit` after event `from` (both of kind `marker` or any kind,
+    /// matched by kind and, for markers, name), in the same process.
+    pub fn within(from: (&'static str, Option<&'static str>), to: &'static str, limit: std::time::Duration) -> Self {
+        Self::new("within_deadline", move |obs| {
+            let start = obs
+                .journal
+                .entries
+                .iter()
+                .find(|entry| entry.kind == from.0 && from.1.is_none_or(|name| entry.str_field("name") == Some(name)))
+                .ok_or_else(|| format!("no `{}` event", from.1.unwrap_or(from.0)))?;
+            let end = obs
+                .journal
+                .entries
+                .iter()
+                .find(|entry| entry.kind == to && entry.pid == start.pid)
+                .ok_or_else(|| format!("no `{to}` event from process {}", start.pid))?;
+            let took = std::time::Duration::from_micros(end.t_us.saturating_sub(start.t_us));
+            if took <= limit {
+                Ok(())
+            } else {
+                Err(format!("`{to}` came {took:?} after `{}`, limit {limit:?}", from.1.unwrap_or(from.0)))
             }
         })
     }

@@ -138,6 +138,8 @@ fn raw_op() -> impl Strategy<Value = RawOp> {
         Just(End::Exit(0)),
         Just(End::Exit(7)),
         Just(End::Panic),
+        Just(End::SigTerm),
+        Just(End::SigInt),
         Just(End::Abort),
         Just(End::SigKill)
     ];

@@ -208,6 +208,14 @@ pub enum Family {
     Swap,
     /// The cache file is corrupt when the engine opens it.
     CorruptOnOpen,
+    /// An explicit `save()` mid-program; with `compile_after`, more kernels are compiled after it.
+    ExplicitSave {
+        /// Whether the engine is dirty again after the explicit save.
+        compile_after: bool,
+    },
+    /// A first process compiles and saves; then this one opens the same file and compiles the
+    /// same kernels: every one a cache hit, and nothing to save.
+    WarmStart,
 }
 
 /// Everything the child program needs for one cell.

@@ -80,8 +80,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    match cli.command {
-        Command::Harness(command) => exit_harness::cli::run(&catalog, command),
+    let code = run(&catalog, cli.command);
+    // Run folders are removed in the background; let that finish before the process ends.
+    exit_harness::finish_cleanup();
+    code
+}
+
+fn run(catalog: &RuntimeCacheCatalog, command: Command) -> ExitCode {
+    match command {
+        Command::Harness(command) => exit_harness::cli::run(catalog, command),
         Command::Defects { json, jobs } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
             let on_terminal = std::io::stderr().is_terminal();

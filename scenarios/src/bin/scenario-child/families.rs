@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use exit_harness::journal::Event as Line;
 use runtime_cache::{
-    Backend, CacheOptions, Durability, Engine, KernelSpec, RuntimeCache, RuntimeSettings, SyntheticCompiler,
+    Backend, CacheOptions, Durability, Engine, KernelOrigin, KernelSpec, RuntimeCache, RuntimeSettings,
+    SyntheticCompiler,
 };
 use scenarios::plan::{ChildPlan, Family, InitFailure, SaveFailure};
 
@@ -48,6 +49,32 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             compile(&engine, plan.kernels, 1);
             wiring::marker("swapped");
             holders::end_holding(plan, engine)
+        }
+        Family::ExplicitSave { compile_after } => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            let saved = engine.runtime_cache().map(|cache| cache.save());
+            if let Some(Err(error)) = saved {
+                return give_up(&format!("explicit save: {error}"));
+            }
+            wiring::marker("saved");
+            if *compile_after {
+                compile(&engine, plan.kernels, 1);
+            }
+            holders::end_holding(plan, engine)
+        }
+        Family::WarmStart => {
+            let code = finish_workers(vec![spawn_worker(plan, 0)]);
+            wiring::marker("warm");
+            // The same kernels again, in this process: every one must come from the cache.
+            let engine = match Engine::new(settings(plan, &plan.cache)) {
+                Ok(engine) => engine,
+                Err(error) => return give_up(&format!("Engine::new: {error}")),
+            };
+            compile(&engine, plan.kernels, 0);
+            wiring::sample_registry(1);
+            drop(engine);
+            wiring::sample_registry(0);
+            code
         }
         Family::Concurrent { processes } => {
             let workers: Vec<Child> = (0..*processes).map(|index| spawn_worker(plan, index)).collect();
@@ -148,7 +175,13 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
             drop(engine);
             give_up("the save finished without reaching the crash point")
         }
+        Family::WarmStart => {
+            drop(dirty_engine(plan, &plan.cache, 0));
+            ExitCode::SUCCESS
+        }
         Family::SaveFails(SaveFailure::LockHeld) => {
+            // The exit's total budget, not the (longer) lock timeout, bounds the exit.
+            runtime_cache::set_exit_deadline(EXIT_DEADLINE_WHEN_LOCKED);
             let engine = dirty_engine(plan, &plan.cache, 0);
             touch("ready-0");
             wait_for_file("locked");
@@ -253,10 +286,7 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
         Family::Churn { .. } => Durability::None,
         _ => Durability::SyncFile,
     };
-    let lock_timeout = match plan.family {
-        Family::SaveFails(SaveFailure::LockHeld) => Duration::from_millis(300),
-        _ => Duration::from_secs(5),
-    };
+    let lock_timeout = Duration::from_secs(5);
     RuntimeSettings {
         runtime_cache: Some(PathBuf::from(cache)),
         backend: Backend::Synthetic(SyntheticCompiler::new(plan.artifact_bytes, Duration::ZERO)),
@@ -278,14 +308,23 @@ fn dirty_engine(plan: &ChildPlan, cache: &str, seed: u32) -> Engine {
     }
 }
 
-/// Compiles `count` distinct kernels named after `seed`.
+/// The exit deadline of the lock-held cell's worker: far below its 5 s lock timeout.
+const EXIT_DEADLINE_WHEN_LOCKED: Duration = Duration::from_millis(300);
+
+/// Compiles `count` distinct kernels named after `seed`, journaling each one's origin.
 fn compile(engine: &Engine, count: u32, seed: u32) {
     for index in 0..count {
         let name = format!("k{seed}_{index}");
         let source = format!("extern \"C\" __global__ void {name}(float* x) {{ x[threadIdx.x] *= {index}.0f; }}");
-        if let Err(error) = engine.kernel(&KernelSpec::new(format!("{name}.cu"), source, name)) {
-            give_up(&format!("compile: {error}"));
-            std::process::exit(70);
+        match engine.kernel(&KernelSpec::new(format!("{name}.cu"), source, name.as_str())) {
+            Ok(kernel) => {
+                let origin = if kernel.origin == KernelOrigin::CacheHit { "hit" } else { "compiled" };
+                wiring::record(Line::new("kernel").with("name", name).with("origin", origin));
+            }
+            Err(error) => {
+                give_up(&format!("compile: {error}"));
+                std::process::exit(70);
+            }
         }
     }
 }

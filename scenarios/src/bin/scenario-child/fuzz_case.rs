@@ -194,7 +194,7 @@ fn run_case(case: &Case) -> ExitCode {
                 }
                 engines.insert(*engine, handle);
             }
-            Op::Fork { ending } => match sys::fork_with_idle_threads() {
+            Op::Fork { ending } => match sys::fork() {
                 Err(error) => return give_up(&format!("fork: {error}")),
                 Ok(Forked::Child) => {
                     role(&ops::process_name(op, n).unwrap_or_default());
@@ -202,7 +202,7 @@ fn run_case(case: &Case) -> ExitCode {
                 }
                 Ok(Forked::Parent(pid)) => child_exit(op, n, pid),
             },
-            Op::Spawn { path, kernel } => match sys::fork_with_idle_threads() {
+            Op::Spawn { path, kernel } => match sys::fork() {
                 Err(error) => return give_up(&format!("fork: {error}")),
                 Ok(Forked::Child) => {
                     role(&ops::process_name(op, n).unwrap_or_default());

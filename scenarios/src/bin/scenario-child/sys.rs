@@ -8,11 +8,13 @@ pub enum Forked {
     Child,
 }
 
-/// Forks the process. The child program calls this from its main thread with no other threads
-/// running, so the child is a consistent copy.
+/// Forks the process. Callers fork either while single-threaded (the fork family) or while every
+/// other thread is parked holding no lock (fuzz cases: a thread owning an engine parks right after
+/// taking it; signal-hook's thread waits in `read(2)`).
 pub fn fork() -> std::io::Result<Forked> {
-    // SAFETY: called while this process is single-threaded (the fork family spawns no thread
-    // before forking), so the child inherits no lock held by a vanished thread.
+    // SAFETY: per the callers' contract above, no other thread holds a lock the child will take;
+    // glibc's `fork` resets its own allocator locks in the child, and the child touches only its
+    // own copies of the cache's state before it ends.
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()),
         0 => Ok(Forked::Child),
@@ -49,20 +51,6 @@ pub fn limit_file_size(bytes: u64) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Forks a process that may have other threads: threads that own an engine and park forever,
-/// and signal-hook's thread blocked in `read`. Used by the fuzz case's `fork` and `spawn` ops.
-pub fn fork_with_idle_threads() -> std::io::Result<Forked> {
-    // SAFETY: the other threads of a fuzz case hold no lock when parked (a thread owning an
-    // engine parks right after taking it; signal-hook's thread waits in `read(2)`), glibc's
-    // `fork` resets its own allocator locks in the child, and the child touches only its own
-    // copies of the cache's state before it ends.
-    match unsafe { libc::fork() } {
-        -1 => Err(std::io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(pid)),
-    }
 }
 
 /// Turns core dumps off for this process and its children (an `abort` ending should not write
