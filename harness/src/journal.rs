@@ -18,7 +18,7 @@
 //! | field  | type   | meaning |
 //! | ------ | ------ | ------- |
 //! | `pid`  | u32    | the writing process |
-//! | `seq`  | u64    | per-process counter, starting at 0, shared by every writer of the process |
+//! | `seq`  | u64    | per-process counter, shared by every writer of the process; starts at 0, and a forked child continues from its parent's value |
 //! | `t_us` | u64    | microseconds of `CLOCK_MONOTONIC` (system-wide, since boot), comparable across processes |
 //! | `kind` | string | the event kind, below |
 //!
@@ -392,11 +392,6 @@ impl Journal {
     /// Events of one kind.
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
         self.entries.iter().filter(move |e| e.kind == kind)
-    }
-
-    /// Events of one kind about `file` (compared as paths).
-    pub fn about<'a>(&'a self, kind: &'a str, file: &'a Path) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.of_kind(kind).filter(move |e| e.file() == Some(file))
     }
 
     /// Whether a `marker` event named `name` is present.
