@@ -35,6 +35,18 @@ pub enum Durability {
     SyncFileAndFolder,
 }
 
+impl Durability {
+    /// Whether a save fsyncs the new file before renaming it into place.
+    fn syncs_file(self) -> bool {
+        self != Durability::None
+    }
+
+    /// Whether a save fsyncs the folder after the rename.
+    fn syncs_folder(self) -> bool {
+        self == Durability::SyncFileAndFolder
+    }
+}
+
 /// Identifies one version of the cache file: a save renames a new inode into place, so a changed
 /// stamp means another process saved since we last looked. The file's own checksum (its last 8
 /// bytes) is part of the stamp, so a recycled inode number within one mtime tick cannot pass for
@@ -289,13 +301,13 @@ pub(crate) fn save(
         out.flush().map_err(|source| CacheError::io("write", temp.path(), source))?;
         bytes
     };
-    if durability != Durability::None {
+    if durability.syncs_file() {
         temp.as_file().sync_all().map_err(|source| CacheError::io("sync", temp.path(), source))?;
     }
     fail::fail_point!("save-before-rename", |_| Err(CacheError::Failpoint("save-before-rename")));
     temp.persist(path).map_err(|error| CacheError::io("rename into", path, error.error))?;
     fail::fail_point!("save-after-rename", |_| Err(CacheError::Failpoint("save-after-rename")));
-    if durability == Durability::SyncFileAndFolder
+    if durability.syncs_folder()
         && let Err(error) = File::open(folder).and_then(|dir| dir.sync_all())
     {
         // The new file is in place whatever happens now: the save is committed, only its
