@@ -89,3 +89,8 @@ fn explicit_save() {
 fn warm_start() {
     run_family("warm-start");
 }
+
+#[test]
+fn lock_contention() {
+    run_family("lock-contention");
+}

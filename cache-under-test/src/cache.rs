@@ -281,7 +281,7 @@ impl Shared {
         if let Some(mut guard) = bounded::lock_until(&self.contents, Instant::now() + Duration::from_millis(100)) {
             let contents = &mut *guard;
             // Still dirty: entries inserted, or replaced, while the save ran.
-            if !(defect::active(Defect::SwapDoubleSave) && trigger == Trigger::Swap) {
+            if !defect::keeps_dirty_after(trigger) {
                 contents.dirty.retain(|key| contents.entries.get(key) != entries.get(key));
             }
             for (key, artifact) in &committed.merged_from_disk {

@@ -110,3 +110,8 @@ pub(crate) fn count_save_in_thread_local() {
         SAVES_ON_THIS_THREAD.with(|saves| saves.borrow_mut().push(1));
     }
 }
+
+/// For [`Defect::SwapDoubleSave`]: whether a save with `trigger` leaves its entries dirty.
+pub(crate) fn keeps_dirty_after(trigger: crate::observer::Trigger) -> bool {
+    active(Defect::SwapDoubleSave) && trigger == crate::observer::Trigger::Swap
+}

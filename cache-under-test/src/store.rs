@@ -71,6 +71,12 @@ impl FileStamp {
         }
     }
 
+    /// Whether the file was saved by someone else since we saw `last_seen` (so a save must
+    /// re-read and merge it). `current` is `None` when there is no file.
+    fn changed(current: Option<Self>, last_seen: Option<Self>) -> bool {
+        current.is_some() && current != last_seen
+    }
+
     /// The stamp of the file at `path` now (`None` if it does not exist): one `stat` and one
     /// 8-byte read.
     fn read(path: &Path) -> io::Result<Option<Self>> {
@@ -276,12 +282,12 @@ pub(crate) fn save(
 ) -> Result<Committed, CacheError> {
     let current = FileStamp::read(path).map_err(|source| CacheError::io("inspect", path, source))?;
     // Defect no-merge: never re-read, so the last writer wins.
-    let changed = current.is_some() && current != last_seen && !defect::active(Defect::NoMerge);
-    let merged_from_disk: Vec<(KernelKey, Bytes)> = if changed {
-        read_merging_view(path, limits)?.entries.into_iter().filter(|(key, _)| !ours.contains_key(key)).collect()
-    } else {
-        Vec::new()
-    };
+    let merged_from_disk: Vec<(KernelKey, Bytes)> =
+        if FileStamp::changed(current, last_seen) && !defect::active(Defect::NoMerge) {
+            read_merging_view(path, limits)?.entries.into_iter().filter(|(key, _)| !ours.contains_key(key)).collect()
+        } else {
+            Vec::new()
+        };
 
     if defect::active(Defect::InPlaceWrite) {
         return save_in_place(path, ours, merged_from_disk);

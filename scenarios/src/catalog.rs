@@ -15,7 +15,7 @@ use runtime_cache::{CompilerIdentity, DEFECT_ENV, Defect, KernelKey, KernelSpec,
 use signal_hook::consts::{SIGABRT, SIGINT, SIGKILL, SIGTERM};
 
 use crate::checks::Check;
-use crate::plan::{ChildPlan, Ending, Family, Holder, InitFailure, SaveFailure, SaveStep};
+use crate::plan::{CACHE_FILE, ChildPlan, Ending, Family, Holder, InitFailure, SaveFailure, SaveStep};
 
 /// The panic message the child prints when its plan says to panic out of main.
 pub const PLANNED_PANIC: &str = "scenario-child: panicking out of main as planned";
@@ -121,6 +121,7 @@ impl Catalog for RuntimeCacheCatalog {
             cells.push(self.explicit_save(compile_after));
         }
         cells.push(self.warm_start());
+        cells.push(self.lock_contention());
         cells
     }
 }
@@ -285,6 +286,7 @@ impl RuntimeCacheCatalog {
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
             .oracle(SaveCount::exactly(u64::from(processes)).of(&plan.cache))
             .oracle(Check::all_events("worker_exit", "code", 0, processes as usize))
+            .oracle(Check::reported_entries_match(CACHE_FILE))
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(FileIntact::new().of(&plan.cache))
             .oracle(ExitStatus::success())
@@ -398,6 +400,22 @@ impl RuntimeCacheCatalog {
             .oracle(Check::hits_after("warm", plan.kernels as usize))
             .oracle(Check::skipped_because("clean"))
             .oracle(Check::all_events("worker_exit", "code", 0, 1))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
+    /// lock contention: another process holds the lock for a moment while the engine opens,
+    /// saves explicitly and saves at drop; each waits and succeeds.
+    pub fn lock_contention(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::LockContention);
+        self.cell("lock-contention".into(), "lock-contention", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(SaveCount::exactly(2).of(&plan.cache))
+            .oracle(Check::save_triggers(&plan.cache, &["explicit", "drop"]))
+            .oracle(Check::journal_lacks("save_failed"))
+            .oracle(Check::all_events("worker_exit", "code", 0, 1))
+            .oracle(Check::reported_entries_match(CACHE_FILE))
+            .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
     }

@@ -195,6 +195,40 @@ impl Check {
         })
     }
 
+    /// The journal holds no event of `kind`.
+    pub fn journal_lacks(kind: &'static str) -> Self {
+        Self::new("journal_lacks", move |obs| match obs.journal.of_kind(kind).next() {
+            Some(event) => Err(format!("unexpected `{kind}` event: {}", event.raw)),
+            None => Ok(()),
+        })
+    }
+
+    /// The last journaled save of `file` reports as many entries as the final file holds.
+    pub fn reported_entries_match(file: &'static str) -> Self {
+        let suffix = format!("/{file}");
+        Self::new("reported_entries", move |obs| {
+            let last = obs
+                .journal
+                .of_kind("save")
+                .filter(|save| save.str_field("file").is_some_and(|f| f.ends_with(&suffix)))
+                .last()
+                .ok_or_else(|| format!("no save of {suffix}"))?;
+            let on_disk = obs
+                .file(file)
+                .and_then(|f| f.after.keys())
+                .ok_or_else(|| format!("{file} has no valid content after the run"))?
+                .len() as u64;
+            match last.u64_field("entries") {
+                Some(reported) if reported == on_disk => Ok(()),
+                _ => Err(format!(
+                    "the last save reported {:?} entries; the file holds {on_disk}: {}",
+                    last.u64_field("entries"),
+                    last.raw
+                )),
+            }
+        })
+    }
+
     /// A process that marked itself `forked-child` journaled no save.
     pub fn forked_child_saves_nothing() -> Self {
         Self::new("fork_child_silent", |obs| {

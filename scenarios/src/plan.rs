@@ -216,6 +216,9 @@ pub enum Family {
     /// A first process compiles and saves; then this one opens the same file and compiles the
     /// same kernels: every one a cache hit, and nothing to save.
     WarmStart,
+    /// Another process holds the lock for a moment while the engine opens, saves explicitly, and
+    /// saves at drop: each waits (bounded) and succeeds.
+    LockContention,
 }
 
 /// Everything the child program needs for one cell.
@@ -239,6 +242,9 @@ pub struct ChildPlan {
     pub artifact_bytes: usize,
 }
 
+/// The cache file's name in every plan made by [`ChildPlan::new`].
+pub const CACHE_FILE: &str = "kernels.rtc";
+
 /// The default synthetic artifact size of the catalog.
 pub const ARTIFACT_BYTES: usize = 512;
 
@@ -246,7 +252,7 @@ impl ChildPlan {
     /// A plan with one cache, three kernels, and the given holder, ending and family.
     pub fn new(holder: Holder, ending: Ending, family: Family) -> Self {
         Self {
-            cache: "kernels.rtc".into(),
+            cache: CACHE_FILE.into(),
             second_cache: "swapped.rtc".into(),
             holder,
             ending,

@@ -76,6 +76,23 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             wiring::sample_registry(0);
             code
         }
+        Family::LockContention => {
+            let lock = match File::options().create(true).truncate(false).write(true).open(lock_path(&plan.cache)) {
+                Ok(lock) => lock,
+                Err(error) => return give_up(&format!("open the lock file: {error}")),
+            };
+            let worker = spawn_worker(plan, 0);
+            for step in CONTENDED_STEPS {
+                if let Err(error) = lock.lock() {
+                    return give_up(&format!("take the lock: {error}"));
+                }
+                touch(&format!("locked-{step}"));
+                std::thread::sleep(CONTENTION);
+                let _ = lock.unlock();
+                wait_for_file(&format!("done-{step}"));
+            }
+            finish_workers(vec![worker])
+        }
         Family::Concurrent { processes } => {
             let workers: Vec<Child> = (0..*processes).map(|index| spawn_worker(plan, index)).collect();
             for index in 0..*processes {
@@ -177,6 +194,24 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
         }
         Family::WarmStart => {
             drop(dirty_engine(plan, &plan.cache, 0));
+            ExitCode::SUCCESS
+        }
+        Family::LockContention => {
+            let [open, save, drop_step] = CONTENDED_STEPS;
+            wait_for_file(&format!("locked-{open}"));
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            wiring::sample_registry(1);
+            touch(&format!("done-{open}"));
+            wait_for_file(&format!("locked-{save}"));
+            if let Some(Err(error)) = engine.runtime_cache().map(|cache| cache.save()) {
+                return give_up(&format!("explicit save under contention: {error}"));
+            }
+            touch(&format!("done-{save}"));
+            compile(&engine, plan.kernels, 1);
+            wait_for_file(&format!("locked-{drop_step}"));
+            drop(engine);
+            wiring::sample_registry(0);
+            touch(&format!("done-{drop_step}"));
             ExitCode::SUCCESS
         }
         Family::SaveFails(SaveFailure::LockHeld) => {
@@ -307,6 +342,12 @@ fn dirty_engine(plan: &ChildPlan, cache: &str, seed: u32) -> Engine {
         }
     }
 }
+
+/// What the lock-contention cell's worker does while another process holds the lock.
+const CONTENDED_STEPS: [&str; 3] = ["open", "explicit-save", "drop"];
+
+/// How long the lock-contention cell holds the lock each time: well within the 5 s lock timeout.
+const CONTENTION: Duration = Duration::from_millis(300);
 
 /// The exit deadline of the lock-held cell's worker: far below its 5 s lock timeout.
 const EXIT_DEADLINE_WHEN_LOCKED: Duration = Duration::from_millis(300);
