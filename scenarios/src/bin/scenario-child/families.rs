@@ -81,9 +81,11 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
                 Ok(lock) => lock,
                 Err(error) => return give_up(&format!("open the lock file: {error}")),
             };
-            let worker = spawn_worker(plan, 0);
+            let mut worker = spawn_worker(plan, 0);
             for step in CONTENDED_STEPS {
                 if let Err(error) = lock.lock() {
+                    let _ = worker.kill();
+                    let _ = worker.wait();
                     return give_up(&format!("take the lock: {error}"));
                 }
                 touch(&format!("locked-{step}"));
