@@ -17,7 +17,7 @@ use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitCode, ExitStatus};
-use std::sync::{Mutex, mpsc};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use exit_harness::journal::{Event as Line, JOURNAL_ENV};
@@ -229,17 +229,7 @@ fn place(engine: Engine, to: Place) {
     match to {
         Place::Static => STATIC_ENGINES.lock().unwrap_or_else(|p| p.into_inner()).push(engine),
         Place::ThreadLocal => THREAD_LOCAL_ENGINES.with(|engines| engines.borrow_mut().push(engine)),
-        Place::Thread => {
-            let (ready, is_ready) = mpsc::channel();
-            std::thread::spawn(move || {
-                let _engine = engine;
-                let _ = ready.send(());
-                loop {
-                    std::thread::park();
-                }
-            });
-            let _ = is_ready.recv();
-        }
+        Place::Thread => crate::holders::hand_to_running_thread(engine),
     }
 }
 

@@ -53,16 +53,22 @@ pub fn end_holding(plan: &ChildPlan, engine: Engine) -> ExitCode {
             end(plan.ending)
         }
         Holder::RunningThread => {
-            let (ready, is_ready) = mpsc::channel();
-            std::thread::spawn(move || {
-                let _engine = engine;
-                let _ = ready.send(());
-                loop {
-                    std::thread::park();
-                }
-            });
-            let _ = is_ready.recv();
+            hand_to_running_thread(engine);
             end(plan.ending)
         }
     }
+}
+
+/// Moves `engine` into a new thread that keeps running (parked) until the process ends, and
+/// returns once the thread holds it.
+pub fn hand_to_running_thread(engine: Engine) {
+    let (ready, is_ready) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _engine = engine;
+        let _ = ready.send(());
+        loop {
+            std::thread::park();
+        }
+    });
+    let _ = is_ready.recv();
 }
