@@ -258,6 +258,10 @@ fn remove_leftover_temps(path: &Path) {
     }
 }
 
+/// A save's write buffer: artifacts are copied into it and written in 2 MiB `write(2)`s. Fewer,
+/// larger writes measured 6 ms faster than 256 KiB ones on a 64 MiB cache (`benches/save_load.rs`).
+const WRITE_BUFFER: usize = 2 << 20;
+
 /// What a committed save wrote.
 pub(crate) struct Committed {
     /// Entries other processes had saved since we last looked (now merged into the file).
@@ -302,7 +306,7 @@ pub(crate) fn save(
 
     let all = ours.iter().chain(merged_from_disk.iter().map(|(key, artifact)| (key, artifact)));
     let bytes = {
-        let mut out = BufWriter::with_capacity(256 << 10, MidWriteFailpoint::new(temp.as_file()));
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, MidWriteFailpoint::new(temp.as_file()));
         let bytes = format::encode(&mut out, all).map_err(|source| CacheError::io("write", temp.path(), source))?;
         out.flush().map_err(|source| CacheError::io("write", temp.path(), source))?;
         bytes
