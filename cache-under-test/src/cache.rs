@@ -188,8 +188,8 @@ impl RuntimeCache {
     /// Saves now if dirty (lock, re-read, merge, write temp, rename). The autosave stays armed:
     /// entries added later are still saved at drop or exit.
     pub fn save(&self) -> Result<SaveOutcome, CacheError> {
-        let deadline = Instant::now() + self.shared.options.lock_timeout;
-        self.shared.save_reporting(Trigger::Explicit, deadline)
+        // A mid-program save bounds its own waits (see `Shared::save_now`).
+        self.shared.save_reporting(Trigger::Explicit, Instant::now())
     }
 
     /// Ends this handle's autosave now with `trigger`, exactly as a drop would (used when an
@@ -197,8 +197,7 @@ impl RuntimeCache {
     pub(crate) fn finish(mut self, trigger: Trigger) {
         if defect::active(Defect::SwapDoubleSave) {
             // Saves, leaves the entries dirty, and lets the drop below save them again.
-            let deadline = Instant::now() + self.shared.options.lock_timeout;
-            let _ = self.shared.save_reporting(trigger, deadline);
+            let _ = self.shared.save_reporting(trigger, Instant::now());
             return;
         }
         self.finish_autosave(trigger);
@@ -251,6 +250,9 @@ impl Shared {
         result
     }
 
+    /// Saves if dirty. `deadline` bounds every wait of an exit-time save (`Exit`, `Signal`); a
+    /// mid-program save (`Drop`, `Swap`, `Explicit`) ignores it: it waits for a save running on
+    /// another thread, then gives the file lock its own `lock_timeout`.
     fn save_now(&self, trigger: Trigger, deadline: Instant) -> Result<SaveOutcome, CacheError> {
         let exiting = matches!(trigger, Trigger::Exit | Trigger::Signal(_));
         let (_serial, deadline) = if exiting {
