@@ -20,7 +20,7 @@ fn run_family(family: &str) {
     let failures: Vec<String> = results
         .iter()
         .filter(|result| !result.passed())
-        .map(|result| format!("{}: {}", result.name, result.first_failure().unwrap_or_default()))
+        .map(|result| format!("{}: {}", result.name, result.failures().join("\n")))
         .collect();
     assert!(failures.is_empty(), "{} of {} cells failed:\n{}", failures.len(), results.len(), failures.join("\n"));
 }

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
 use crate::observation::{BlackBoxCounts, FileObservation, FileSnapshot};
-use crate::spec::{FileUnderTest, Validator};
+use crate::spec::{FileUnderTest, Limits, Validator};
 
 /// Why the black box could not be set up or read.
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +56,12 @@ pub struct BlackBox {
     files: Vec<Watched>,
     overflowed: bool,
     buffer: Vec<u8>,
+    file_cap: u64,
 }
 
 impl BlackBox {
     /// Seeds the files under test (creating their folders), snapshots them and starts watching.
-    pub fn arm(files: &[FileUnderTest], scratch: &Path) -> Result<Self, BlackBoxError> {
+    pub fn arm(files: &[FileUnderTest], scratch: &Path, limits: &Limits) -> Result<Self, BlackBoxError> {
         let inotify = match POOL.lock().ok().and_then(|mut pool| pool.pop()) {
             Some(inotify) => inotify,
             None => Inotify::init().map_err(BlackBoxError::Inotify)?,
@@ -90,7 +91,7 @@ impl BlackBox {
             };
             let wd = inotify.watches().add(dir, mask).map_err(BlackBoxError::Inotify)?;
             by_name.insert((wd, base.to_owned()), index);
-            let before = snapshot(&path, file.validator.as_ref()).map_err(file_err)?;
+            let before = snapshot(&path, file.validator.as_ref(), limits.file_cap);
             watched.push(Watched {
                 name: file.name.clone(),
                 path,
@@ -102,7 +103,7 @@ impl BlackBox {
         }
         // Aligned enough for `inotify_event` and large enough for many events per read.
         let buffer = vec![0; 64 * 1024];
-        Ok(Self { inotify, by_name, files: watched, overflowed: false, buffer })
+        Ok(Self { inotify, by_name, files: watched, overflowed: false, buffer, file_cap: limits.file_cap })
     }
 
     /// The inotify descriptor, for the supervisor to poll.
@@ -156,14 +157,13 @@ impl BlackBox {
         self.drain()?;
         let mut observed = Vec::with_capacity(self.files.len());
         for file in self.files {
-            let after = snapshot(&file.path, file.validator.as_ref())
-                .map_err(|source| BlackBoxError::File { path: file.path.clone(), source })?;
+            let after = snapshot(&file.path, file.validator.as_ref(), self.file_cap);
             observed.push(FileObservation {
                 name: file.name,
                 path: file.path,
-                before: file.before,
+                before: Some(file.before),
                 after,
-                black_box: file.counts,
+                black_box: Some(file.counts),
             });
         }
         recycle(self.inotify, self.by_name.into_keys().map(|(wd, _)| wd));
@@ -198,22 +198,62 @@ fn recycle(mut inotify: Inotify, watches: impl Iterator<Item = WatchDescriptor>)
     crate::cleanup::later(inotify);
 }
 
-/// The state of `path` now.
-pub fn snapshot(path: &Path, validator: Option<&Validator>) -> io::Result<FileSnapshot> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(FileSnapshot::absent()),
-        Err(e) => return Err(e),
+/// The state of `path` now, read without following a symlink, without blocking on a FIFO, and
+/// only when it is a regular file of at most `cap` bytes (hashed as a stream; the validator sees
+/// the bytes). Anything else is a snapshot that says why its content was not read.
+pub fn snapshot(path: &Path, validator: Option<&Validator>, cap: u64) -> FileSnapshot {
+    use rustix::fs::{FileType, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return FileSnapshot::absent(),
+        Err(rustix::io::Errno::LOOP) => return FileSnapshot::unreadable(0, "a symbolic link (never followed)"),
+        Err(e) => return FileSnapshot::unreadable(0, format!("cannot open: {}", io::Error::from(e))),
     };
-    Ok(FileSnapshot {
+    let stat = match rustix::fs::fstat(&fd) {
+        Ok(stat) => stat,
+        Err(e) => return FileSnapshot::unreadable(0, format!("cannot stat: {}", io::Error::from(e))),
+    };
+    let size = u64::try_from(stat.st_size).unwrap_or(0);
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => {}
+        FileType::Fifo => return FileSnapshot::unreadable(size, "a FIFO, not a regular file"),
+        FileType::Directory => return FileSnapshot::unreadable(size, "a folder, not a regular file"),
+        other => return FileSnapshot::unreadable(size, format!("not a regular file ({other:?})")),
+    }
+    if size > cap {
+        return FileSnapshot::unreadable(size, format!("{size} bytes, over the harness's limit of {cap} bytes"));
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut bytes = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read: u64 = 0;
+    loop {
+        let n = match rustix::io::read(&fd, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return FileSnapshot::unreadable(size, format!("cannot read: {}", io::Error::from(e))),
+        };
+        read += n as u64;
+        if read > cap {
+            return FileSnapshot::unreadable(read, format!("grew past the harness's limit of {cap} bytes"));
+        }
+        hasher.update(&buf[..n]);
+        if validator.is_some() {
+            bytes.extend_from_slice(&buf[..n]);
+        }
+    }
+    FileSnapshot {
         exists: true,
-        size: bytes.len() as u64,
-        hash: Some(blake3::hash(&bytes).to_hex().to_string()),
+        size: read,
+        hash: Some(hasher.finalize().to_hex().to_string()),
         validity: validator.map(|validate| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| validate(&bytes)))
                 .unwrap_or_else(|_| Err("the validator panicked".into()))
         }),
-    })
+        unreadable: None,
+    }
 }
 
 /// Writes `bytes` to `path` (created or truncated) with mode 0600.

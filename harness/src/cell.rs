@@ -41,11 +41,35 @@ impl Cell {
         self
     }
 
-    /// Runs the cell once and judges it.
+    /// Runs the cell once and judges it. The run's scratch folder is removed once every oracle
+    /// has judged.
     pub fn run(&self) -> CellResult {
         let started = Instant::now();
-        let observation = self.spec.run(&self.files).map_err(|e| e.to_string());
-        CellResult::judge(self, observation, started.elapsed())
+        let observation = match self.journal_problem() {
+            Some(problem) => Err(problem),
+            None => self.spec.run(&self.files).map_err(|e| e.to_string()),
+        };
+        let mut result = CellResult::judge(self, observation, started.elapsed());
+        if let Ok(observation) = &mut result.observation {
+            observation.scratch = None;
+        }
+        result
+    }
+
+    /// Why this cell cannot be judged as declared: an oracle that needs the journal, for a
+    /// child declared not to write one.
+    pub fn journal_problem(&self) -> Option<String> {
+        if self.spec.writes_journal() {
+            return None;
+        }
+        let needing: Vec<String> = self.oracles.iter().filter(|o| o.needs_journal()).map(|o| o.id()).collect();
+        (!needing.is_empty()).then(|| {
+            format!(
+                "the child is declared not to write the journal, but {} need(s) it; \
+                 instrument the child (see the journal clients) or drop the oracle",
+                needing.join(", ")
+            )
+        })
     }
 }
 
@@ -61,6 +85,18 @@ impl fmt::Debug for Cell {
     }
 }
 
+/// Judges `obs` with every one of `oracles`, giving each instance a unique id.
+pub fn judge_all(oracles: &[Box<dyn Oracle>], obs: &Observation) -> Vec<NamedVerdict> {
+    let mut verdicts: Vec<NamedVerdict> = Vec::with_capacity(oracles.len());
+    for oracle in oracles {
+        let base = oracle.id();
+        let repeats = verdicts.iter().filter(|v| v.id == base || v.id.starts_with(&format!("{base}#"))).count();
+        let id = if repeats == 0 { base } else { format!("{base}#{}", repeats + 1) };
+        verdicts.push(NamedVerdict { oracle: oracle.name().to_owned(), id, verdict: oracle.judge(obs) });
+    }
+    verdicts
+}
+
 /// A scenario catalog: the cells a harness binary offers.
 pub trait Catalog: Sync {
     /// Every cell, in listing order.
@@ -73,11 +109,14 @@ impl Catalog for Vec<fn() -> Cell> {
     }
 }
 
-/// One oracle's verdict on one cell.
+/// One oracle instance's verdict on one cell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedVerdict {
-    /// The oracle's name.
+    /// The oracle's name (`save_count`): a report column.
     pub oracle: String,
+    /// The instance's id, unique within the cell (`save_count[swapped.rtc]`; a repeated id
+    /// gains `#2`, `#3`, ...).
+    pub id: String,
     /// Its verdict.
     pub verdict: OracleVerdict,
 }
@@ -103,11 +142,7 @@ impl CellResult {
     /// Judges `observation` with `cell`'s oracles.
     pub fn judge(cell: &Cell, observation: Result<Observation, String>, wall: Duration) -> Self {
         let verdicts = match &observation {
-            Ok(obs) => cell
-                .oracles
-                .iter()
-                .map(|o| NamedVerdict { oracle: o.name().to_owned(), verdict: o.judge(obs) })
-                .collect(),
+            Ok(obs) => judge_all(&cell.oracles, obs),
             Err(_) => Vec::new(),
         };
         Self {
@@ -129,20 +164,46 @@ impl CellResult {
     pub fn saves_seen(&self) -> Option<(u64, u64)> {
         let obs = self.observation.as_ref().ok()?;
         let journal = obs.journal.of_kind("save").count() as u64;
-        let black_box = obs.files.iter().map(|f| f.black_box.saves()).sum();
+        let black_box = obs.files.iter().map(|f| f.black_box.map(|b| b.saves())).sum::<Option<u64>>()?;
         Some((journal, black_box))
     }
 
-    /// The verdict of the oracle named `name`, if the cell has one.
-    pub fn verdict(&self, name: &str) -> Option<&OracleVerdict> {
-        self.verdicts.iter().find(|v| v.oracle == name).map(|v| &v.verdict)
+    /// The verdict of the oracle instance with this id (see [`NamedVerdict::id`]).
+    pub fn verdict(&self, id: &str) -> Option<&OracleVerdict> {
+        self.verdicts.iter().find(|v| v.id == id).map(|v| &v.verdict)
     }
 
-    /// The first failure's text: the run error, or `oracle: evidence`.
-    pub fn first_failure(&self) -> Option<String> {
+    /// The status of every instance of the oracle named `name` together: `None` when the cell
+    /// has none, else the worst of their verdicts (a failure, then "cannot judge", then a pass).
+    /// A report column shows this, so a row can never show a pass for a failed instance.
+    pub fn status_of(&self, name: &str) -> Option<&'static str> {
+        let mut worst: Option<&OracleVerdict> = None;
+        for verdict in self.verdicts.iter().filter(|v| v.oracle == name).map(|v| &v.verdict) {
+            let rank = |v: &OracleVerdict| match v {
+                OracleVerdict::Fail { .. } => 2,
+                OracleVerdict::CannotJudge { .. } => 1,
+                OracleVerdict::Pass => 0,
+            };
+            if worst.is_none_or(|w| rank(verdict) > rank(w)) {
+                worst = Some(verdict);
+            }
+        }
+        worst.map(OracleVerdict::status)
+    }
+
+    /// Every failure's text: the run error, or one `id: evidence` per failing oracle instance.
+    pub fn failures(&self) -> Vec<String> {
         match &self.observation {
-            Err(error) => Some(format!("run failed: {error}")),
-            Ok(_) => self.verdicts.iter().find_map(|v| v.verdict.evidence().map(|e| format!("{}: {e}", v.oracle))),
+            Err(error) => vec![format!("run failed: {error}")],
+            Ok(_) => self
+                .verdicts
+                .iter()
+                .filter_map(|v| match &v.verdict {
+                    OracleVerdict::Pass => None,
+                    OracleVerdict::Fail { evidence } => Some(format!("{}: {evidence}", v.id)),
+                    OracleVerdict::CannotJudge { reason } => Some(format!("{} (cannot judge): {reason}", v.id)),
+                })
+                .collect(),
         }
     }
 }

@@ -8,6 +8,11 @@
 //! modifier also pipes stdout and stderr separately (`rusty-fork` alone merges them) and puts
 //! the child in its own process group.
 //!
+//! The child journals [`BODY_STARTED`] just before the body; a run without it (the test path
+//! names no test, so the child ran nothing and exited 0) is the error
+//! [`InlineError::BodyNeverRan`], never an observation that "nothing happened" oracles would
+//! pass.
+//!
 //! How the child ends: when the body returns, `rusty-fork` calls `std::process::exit(0)` (exit
 //! hooks run, `main`'s locals are not dropped); when it panics, `std::process::exit(70)` after
 //! the panic message. A body that wants another ending (`abort`, a signal, its own
@@ -68,7 +73,25 @@ pub enum InlineError {
     /// Preparing, supervising or reading the run failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The child never ran the body: the test path names no test (a typo, a renamed or moved
+    /// test), so the re-executed test binary ran nothing and nothing could be observed.
+    #[error(
+        "the body never ran in the child: no test matched {test_path:?} (check the path given to \
+         Inline::new, or use test_path!(the_test_fn) in the test's own module); child {outcome}, stdout: {stdout}"
+    )]
+    BodyNeverRan {
+        /// The test path the child was asked to run.
+        test_path: String,
+        /// How the child ended.
+        outcome: crate::ExitOutcome,
+        /// The head of the child's stdout (the test runner's own account).
+        stdout: String,
+    },
 }
+
+/// The journal kind the inline child writes just before it runs the body: the harness's proof
+/// that the body started.
+pub const BODY_STARTED: &str = "exit_harness.body_started";
 
 /// What the body sees in the child.
 #[derive(Debug, Clone)]
@@ -123,15 +146,13 @@ impl Inline {
     /// In the parent: runs `body` in a child and returns the observation. In the child: runs
     /// `body` and exits, never returning.
     pub fn run<Id: Hash>(&self, fork_id: Id, body: impl FnOnce(&InlineContext)) -> Result<Observation, InlineError> {
-        for trigger in &self.triggers {
-            crate::process_group::signal(trigger.signal).ok_or(RunError::BadSignal(trigger.signal))?;
-        }
+        crate::runner::check_triggers(&self.triggers)?;
         let prepared: RefCell<Option<(Result<Run, RunError>, Instant)>> = RefCell::new(None);
         let observed = rusty_fork::fork(
             &self.test_path,
             fork_id,
             |cmd| {
-                let run = Run::prepare(&self.files);
+                let run = Run::prepare(&self.files, &self.limits, true);
                 if let Ok(run) = &run {
                     run.configure(cmd);
                 }
@@ -141,13 +162,22 @@ impl Inline {
                 let (run, started) = prepared.borrow_mut().take().ok_or_else(|| {
                     RunError::Prepare(std::io::Error::other("rusty-fork did not call the process modifier"))
                 })?;
-                run?.supervise(child.inner_mut(), &self.limits, &self.triggers, started)
+                run?.supervise(child.inner_mut(), &self.triggers, started)
             },
             || {
                 let scratch = std::env::var_os(SCRATCH_ENV).map(PathBuf::from).unwrap_or_default();
+                let _ = crate::journal::record(&crate::Event::new(BODY_STARTED).with("test", self.test_path.as_str()));
                 body(&InlineContext { scratch });
             },
         )?;
-        Ok(observed?)
+        let observation = observed?;
+        if observation.journal.of_kind(BODY_STARTED).next().is_none() {
+            return Err(InlineError::BodyNeverRan {
+                test_path: self.test_path.clone(),
+                outcome: observation.outcome,
+                stdout: observation.stdout.chars().take(500).collect(),
+            });
+        }
+        Ok(observation)
     }
 }

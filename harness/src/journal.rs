@@ -38,10 +38,11 @@
 //!
 //! # Reading
 //!
-//! [`Journal::read`] parses a journal file in the parent. A last line without its newline, or
-//! not valid JSON, is what a process killed mid-write leaves: it is reported in
-//! [`Journal::torn_tail`], not as an error. A malformed line anywhere else is an error naming
-//! the line.
+//! The parent reads the journal as a stream, from the descriptor it created the file with, up to
+//! a byte limit. A last line without its newline is what a process killed mid-write leaves: it is
+//! reported in [`Journal::torn_tail`]. A complete line that is not an event is kept in
+//! [`Journal::malformed`], and the oracles that read the journal fail quoting it; the rest of
+//! the observation stands.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
@@ -213,18 +214,6 @@ pub enum JournalError {
         /// Bytes of the line.
         len: usize,
     },
-    /// A line other than the last is not a journal event.
-    #[error("journal {path}, line {line}: {reason}: {text}")]
-    Malformed {
-        /// The journal file.
-        path: PathBuf,
-        /// The 1-based line number.
-        line: usize,
-        /// What is wrong with it.
-        reason: String,
-        /// The line, as read (cut to 200 bytes).
-        text: String,
-    },
 }
 
 /// The child side: appends events to one journal file.
@@ -241,8 +230,11 @@ impl JournalWriter {
     /// Opens (creating if needed) the journal at `path` for appending.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, JournalError> {
         let path = path.into();
-        // std opens with O_CLOEXEC; `append` gives O_APPEND.
-        match OpenOptions::new().append(true).create(true).open(&path) {
+        // std opens with O_CLOEXEC; `append` gives O_APPEND. The harness creates the journal
+        // before the child starts; a symlink at its path is never followed.
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+        match OpenOptions::new().append(true).create(true).mode(0o600).custom_flags(flags).open(&path) {
             Ok(file) => Ok(Self { file, path }),
             Err(source) => Err(JournalError::Io { path, source }),
         }
@@ -341,52 +333,63 @@ impl Entry {
     }
 }
 
+/// A complete journal line that is not an event: kept as evidence, never fatal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedLine {
+    /// The 1-based line number.
+    pub line: usize,
+    /// What is wrong with it.
+    pub reason: String,
+    /// The line, cut to 200 bytes.
+    pub text: String,
+}
+
 /// The parent side: every event of one run, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Journal {
     /// The events, in the order they reached the file.
     pub entries: Vec<Entry>,
-    /// A last line cut short (no newline) or unparsable: what a process killed mid-write leaves.
+    /// A last line cut short (no newline): what a process killed mid-write leaves.
     pub torn_tail: Option<String>,
+    /// Complete lines that are not events (not JSON, missing fields, longer than the harness
+    /// accepts). Oracles that read the journal fail on them, quoting them.
+    pub malformed: Vec<MalformedLine>,
+    /// `Some(limit)` when the journal was longer than the harness's byte limit and only its
+    /// first `limit` bytes were read.
+    pub cut_at: Option<u64>,
 }
 
+/// The longest line the reader accepts: lines from the writer are shorter than [`MAX_LINE`]; a
+/// longer one is reported as malformed and skipped without being buffered.
+const MAX_READ_LINE: usize = 64 * 1024;
+
 impl Journal {
-    /// Reads and parses the journal at `path`. A missing file is an empty journal.
-    pub fn read(path: &Path) -> Result<Self, JournalError> {
-        match std::fs::read(path) {
-            Ok(bytes) => Self::parse(path, &String::from_utf8_lossy(&bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(JournalError::Io { path: path.to_owned(), source }),
+    /// Reads and parses the journal at `path`, at most `limit` bytes of it. A missing file is an
+    /// empty journal. The file is opened without following a symlink and without blocking (a
+    /// FIFO), and must be a regular file.
+    pub fn read(path: &Path, limit: u64) -> Result<Self, JournalError> {
+        use rustix::fs::{FileType, Mode, OFlags};
+        let io_err = |source: io::Error| JournalError::Io { path: path.to_owned(), source };
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(Self::default()),
+            Err(e) => return Err(io_err(e.into())),
+        };
+        let stat = rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(io_err(io::Error::other("not a regular file")));
         }
+        let mut reader = JournalReader::new(limit);
+        reader.read_from(&fd).map_err(io_err)?;
+        Ok(reader.finish())
     }
 
-    /// Parses journal text; `path` only names the journal in errors.
-    pub fn parse(path: &Path, text: &str) -> Result<Self, JournalError> {
-        let mut journal = Self::default();
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
-        for (index, line) in lines.iter().enumerate() {
-            let last = index + 1 == lines.len();
-            let Some(body) = line.strip_suffix('\n') else {
-                journal.torn_tail = Some((*line).to_owned());
-                break;
-            };
-            if body.trim().is_empty() {
-                continue;
-            }
-            match parse_entry(index + 1, body) {
-                Ok(entry) => journal.entries.push(entry),
-                Err(_) if last => journal.torn_tail = Some(body.to_owned()),
-                Err(reason) => {
-                    return Err(JournalError::Malformed {
-                        path: path.to_owned(),
-                        line: index + 1,
-                        reason,
-                        text: cut(body, 200),
-                    });
-                }
-            }
-        }
-        Ok(journal)
+    /// Parses journal text.
+    pub fn parse(text: &str) -> Self {
+        let mut reader = JournalReader::new(u64::MAX);
+        reader.push(text.as_bytes());
+        reader.finish()
     }
 
     /// Events of one kind.
@@ -397,6 +400,116 @@ impl Journal {
     /// Whether a `marker` event named `name` is present.
     pub fn has_marker(&self, name: &str) -> bool {
         self.of_kind("marker").any(|e| e.str_field("name") == Some(name))
+    }
+}
+
+/// An incremental, bounded journal parser: bytes go in as they reach the file, complete lines
+/// are parsed once, and memory stays bounded by the byte limit and [`MAX_READ_LINE`].
+#[derive(Debug)]
+pub(crate) struct JournalReader {
+    journal: Journal,
+    /// Bytes consumed so far (the next read's offset).
+    offset: u64,
+    limit: u64,
+    /// The start of a line not yet ended by a newline.
+    partial: Vec<u8>,
+    /// Set while skipping the rest of an overlong line.
+    skipping: bool,
+    line: usize,
+}
+
+impl JournalReader {
+    pub(crate) fn new(limit: u64) -> Self {
+        Self { journal: Journal::default(), offset: 0, limit, partial: Vec::new(), skipping: false, line: 0 }
+    }
+
+    /// The journal parsed so far (complete lines only).
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Reads whatever was appended to `fd` since the last call, up to the limit.
+    pub(crate) fn read_from(&mut self, fd: impl std::os::fd::AsFd) -> io::Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.journal.cut_at.is_none() {
+            let room = usize::try_from(self.limit - self.offset).unwrap_or(usize::MAX).min(buf.len());
+            if room == 0 {
+                // One byte more than the limit tells a journal of exactly `limit` bytes apart.
+                let mut probe = [0u8; 1];
+                if rustix::io::pread(&fd, &mut probe, self.offset).map_err(io::Error::from)? > 0 {
+                    self.journal.cut_at = Some(self.limit);
+                }
+                return Ok(());
+            }
+            let n = match rustix::io::pread(&fd, &mut buf[..room], self.offset) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            self.push(&buf[..n]);
+        }
+        Ok(())
+    }
+
+    /// Consumes `bytes`, the next bytes of the journal.
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) {
+        self.offset += bytes.len() as u64;
+        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+            let (head, rest) = bytes.split_at(end);
+            bytes = &rest[1..];
+            self.line += 1;
+            if std::mem::take(&mut self.skipping) {
+                self.partial.clear();
+                continue;
+            }
+            if self.partial.is_empty() {
+                self.complete_line(head);
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(head);
+                self.complete_line(&line);
+            }
+        }
+        if self.skipping {
+            return;
+        }
+        if self.partial.len() + bytes.len() > MAX_READ_LINE {
+            self.partial.extend_from_slice(&bytes[..MAX_READ_LINE.saturating_sub(self.partial.len()).min(bytes.len())]);
+            let text = cut(&String::from_utf8_lossy(&self.partial), 200);
+            self.journal.malformed.push(MalformedLine {
+                line: self.line + 1,
+                reason: format!("longer than {MAX_READ_LINE} bytes (skipped)"),
+                text,
+            });
+            self.partial.clear();
+            self.skipping = true;
+        } else {
+            self.partial.extend_from_slice(bytes);
+        }
+    }
+
+    fn complete_line(&mut self, bytes: &[u8]) {
+        let body = String::from_utf8_lossy(bytes);
+        if body.trim().is_empty() {
+            return;
+        }
+        match parse_entry(self.line, &body) {
+            Ok(entry) => self.journal.entries.push(entry),
+            Err(reason) => {
+                self.journal.malformed.push(MalformedLine { line: self.line, reason, text: cut(&body, 200) })
+            }
+        }
+    }
+
+    /// The journal, with any unterminated last line as its torn tail.
+    pub(crate) fn finish(mut self) -> Journal {
+        if !self.skipping && !self.partial.is_empty() {
+            self.journal.torn_tail = Some(String::from_utf8_lossy(&self.partial).into_owned());
+        }
+        self.journal
     }
 }
 
@@ -438,29 +551,55 @@ mod tests {
         let line = event.to_line(1, 2, 3);
         assert!(line.len() < MAX_LINE, "{} bytes", line.len());
         assert_eq!(line.matches('\n').count(), 1);
-        let journal = Journal::parse(Path::new("j"), &line).unwrap();
+        let journal = Journal::parse(&line);
         let entry = &journal.entries[0];
         assert!(entry.truncated());
         assert!(entry.keys().count() > 10, "cut too much: {}", entry.raw);
     }
 
     #[test]
-    fn torn_tail_is_reported_and_middle_garbage_is_an_error() {
+    fn torn_tail_is_reported_and_middle_garbage_is_kept_as_evidence() {
         let good = Event::marker("a").to_line(7, 0, 1);
         let torn = format!("{good}{{\"pid\":7,\"se");
-        let journal = Journal::parse(Path::new("j"), &torn).unwrap();
+        let journal = Journal::parse(&torn);
         assert_eq!(journal.entries.len(), 1);
         assert_eq!(journal.torn_tail.as_deref(), Some("{\"pid\":7,\"se"));
 
         let broken = format!("{good}not json\n{good}");
-        let err = Journal::parse(Path::new("j"), &broken).unwrap_err();
-        assert!(err.to_string().contains("line 2"), "{err}");
+        let journal = Journal::parse(&broken);
+        assert_eq!(journal.entries.len(), 2, "the lines around the bad one are kept");
+        let [bad] = journal.malformed.as_slice() else { panic!("{journal:?}") };
+        assert_eq!((bad.line, bad.text.as_str()), (2, "not json"));
+    }
+
+    #[test]
+    fn the_reader_is_incremental_and_bounded() {
+        let line = Event::marker("m").to_line(1, 0, 0);
+        let mut reader = JournalReader::new(u64::MAX);
+        let (head, tail) = line.split_at(10);
+        reader.push(head.as_bytes());
+        assert!(reader.journal().entries.is_empty());
+        reader.push(tail.as_bytes());
+        assert!(reader.journal().has_marker("m"));
+
+        // One endless line: skipped, reported, never buffered beyond the line limit.
+        let mut reader = JournalReader::new(u64::MAX);
+        for _ in 0..100 {
+            reader.push(&[b'x'; 64 * 1024]);
+            assert!(reader.partial.len() <= MAX_READ_LINE);
+        }
+        reader.push(b"\n");
+        reader.push(line.as_bytes());
+        let journal = reader.finish();
+        assert_eq!(journal.malformed.len(), 1, "{:?}", journal.malformed);
+        assert!(journal.malformed[0].reason.contains("longer than"));
+        assert!(journal.has_marker("m"), "the next line is read again");
     }
 
     #[test]
     fn reserved_fields_cannot_be_forged() {
         let line = Event::new("x").with("pid", 99).to_line(5, 0, 0);
-        let journal = Journal::parse(Path::new("j"), &line).unwrap();
+        let journal = Journal::parse(&line);
         assert_eq!(journal.entries[0].pid, 5);
     }
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::journal::Journal;
+use crate::oracle::OracleVerdict;
+use crate::run_folder::Scratch;
 
 /// How the child process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,20 +61,29 @@ pub fn signal_name(sig: i32) -> &'static str {
 /// The state of one file under test at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSnapshot {
-    /// Whether the file existed.
+    /// Whether something existed at the path (a file, or anything else: see `unreadable`).
     pub exists: bool,
     /// Its size in bytes (0 when absent).
     pub size: u64,
-    /// The blake3 hash of its content, hex (`None` when absent).
+    /// The blake3 hash of its content, hex (`None` when absent or unreadable).
     pub hash: Option<String>,
-    /// What the caller's validator said, when there is a validator and the file exists.
+    /// What the caller's validator said, when there is a validator and the file was read.
     pub validity: Option<Result<ValidContent, String>>,
+    /// Why the content was not read, when something exists at the path but the harness did not
+    /// read it: not a regular file (a FIFO, a symlink, which it never follows), over the byte
+    /// limit, or an I/O error. Oracles that need the content then cannot judge it.
+    pub unreadable: Option<String>,
 }
 
 impl FileSnapshot {
     /// The snapshot of a file that does not exist.
     pub fn absent() -> Self {
-        Self { exists: false, size: 0, hash: None, validity: None }
+        Self { exists: false, size: 0, hash: None, validity: None, unreadable: None }
+    }
+
+    /// The snapshot of something at the path whose content was not read, and why.
+    pub fn unreadable(size: u64, why: impl Into<String>) -> Self {
+        Self { exists: true, size, hash: None, validity: None, unreadable: Some(why.into()) }
     }
 
     /// The keys the validator found, if the file is valid and the validator exposes keys.
@@ -87,6 +98,9 @@ impl FileSnapshot {
     pub fn describe(&self) -> String {
         if !self.exists {
             return "absent".into();
+        }
+        if let Some(why) = &self.unreadable {
+            return format!("not read: {why}");
         }
         let hash = self.hash.as_deref().map_or("?", |h| &h[..h.len().min(12)]);
         let validity = match &self.validity {
@@ -146,19 +160,21 @@ pub struct FileObservation {
     pub name: String,
     /// The absolute path the child saw.
     pub path: PathBuf,
-    /// Before the child started (after seeding).
-    pub before: FileSnapshot,
-    /// After the child and its process group were gone.
+    /// Before the child started (after seeding); `None` when the runner did not look (the
+    /// fuzzer's fork server), never invented.
+    pub before: Option<FileSnapshot>,
+    /// After the child and its descendants were gone.
     pub after: FileSnapshot,
-    /// The black box's counts.
-    pub black_box: BlackBoxCounts,
+    /// The black box's counts; `None` when no black box watched this run (the fork server).
+    pub black_box: Option<BlackBoxCounts>,
 }
 
-/// A process of the child's process group still alive after the child exited.
+/// A descendant of the child still alive after the child exited: a member of its process
+/// group, or a process that left the group (`setsid`) and was adopted by the harness.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeakedProcess {
-    /// Its process id.
-    pub pid: u32,
+    /// Its process id, when the runner knows it (the fork server reports only that one leaked).
+    pub pid: Option<u32>,
     /// Its command line, as `/proc/PID/cmdline` showed it.
     pub cmdline: String,
 }
@@ -184,14 +200,53 @@ pub struct Observation {
     pub files: Vec<FileObservation>,
     /// Whether the black box's queue overflowed (its counts are then a lower bound).
     pub black_box_overflowed: bool,
-    /// Processes of the child's group found alive after it exited (they were then killed).
+    /// Descendants of the child found alive after it exited (they were then killed).
     pub leaked: Vec<LeakedProcess>,
+    /// Whether descendants that left the child's process group were watched too (the harness
+    /// is a child subreaper; see [`crate::descendants`]). When not, [`Self::leaked`] covers the
+    /// process group only.
+    pub descendants_watched: bool,
+    /// Whether the child was declared to write the journal. When it was not, [`Self::journal`]
+    /// is empty by declaration and oracles that need it cannot judge.
+    pub instrumented: bool,
+    /// The run's scratch folder, kept until the observation is judged (see [`Scratch`]).
+    pub scratch: Option<Scratch>,
 }
 
 impl Observation {
     /// The file under test with this name (as the scenario gave it).
     pub fn file(&self, name: &str) -> Option<&FileObservation> {
         self.files.iter().find(|f| f.name == name)
+    }
+
+    /// The journal, when an oracle may judge from it: `Err` with the verdict to return when the
+    /// child writes no journal (cannot judge), when a line is malformed (fail, quoting it), or
+    /// when the journal was cut at the harness's byte limit (cannot judge).
+    pub fn judgeable_journal(&self) -> Result<&Journal, OracleVerdict> {
+        if !self.instrumented {
+            return Err(OracleVerdict::cannot_judge(
+                "the child is declared not to write the journal; this oracle needs it",
+            ));
+        }
+        if let Some(limit) = self.journal.cut_at {
+            return Err(OracleVerdict::cannot_judge(format!(
+                "the journal exceeded the harness's limit of {limit} bytes; only its head was read"
+            )));
+        }
+        if !self.journal.malformed.is_empty() {
+            let lines = self.journal.malformed.iter().map(|m| format!("line {}: {}: {}", m.line, m.reason, m.text));
+            return Err(OracleVerdict::fail(format!(
+                "{} malformed journal line(s), so the journal cannot be trusted:\n{}",
+                self.journal.malformed.len(),
+                crate::oracle::quote_lines(lines.collect::<Vec<_>>().iter().map(String::as_str), 5)
+            )));
+        }
+        Ok(&self.journal)
+    }
+
+    /// The scratch folder, while the observation keeps it.
+    pub fn scratch_path(&self) -> Option<&std::path::Path> {
+        self.scratch.as_ref().map(Scratch::path)
     }
 
     /// The non-empty lines of stderr.

@@ -1,16 +1,18 @@
 //! The child runner: spawns a program in its own process group, supervises it, and assembles
 //! the [`Observation`].
 //!
-//! A run gets a fresh, empty temporary scratch folder (the child's working directory unless the
-//! spec says otherwise, exported as [`SCRATCH_ENV`]) and a journal path beside it (exported as
-//! [`JOURNAL_ENV`]; the child creates the file on its first event). The files under test are
-//! seeded and watched in the scratch folder (see [`crate::blackbox`]).
+//! A run gets a private run folder (see [`crate::run_folder`]): a fresh, empty scratch folder (the
+//! child's working directory unless the spec says otherwise, exported as [`SCRATCH_ENV`]) and,
+//! beside it, the journal the harness created (exported as [`JOURNAL_ENV`]). The files under
+//! test are seeded and watched in the scratch folder (see [`crate::blackbox`]).
 //!
 //! Supervision is event-driven: the parent `poll(2)`s a pidfd of the child together with the
 //! black box's inotify descriptor, so it wakes when the child exits or touches a watched folder.
-//! Only while a [`SignalOnMarker`] is pending does it also wake every few milliseconds to
-//! read the journal. At the timeout the whole group gets SIGTERM, then SIGKILL after the grace.
-//! After the child is reaped, any process left in its group is recorded as leaked and killed.
+//! Only while a [`SignalOnMarker`] is pending does it also wake every few milliseconds to read
+//! what was appended to the journal since it last looked. At the timeout the whole group gets
+//! SIGTERM, then SIGKILL after the grace. After the child is reaped, every descendant still
+//! alive, in its group or escaped from it, is recorded as leaked and killed (see
+//! [`crate::descendants`]).
 //!
 //! stdout and stderr are captured separately, each bounded to [`Limits::output_cap`] bytes
 //! (the head is kept, followed by `[truncated N bytes]`).
@@ -23,11 +25,14 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, Signal};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::blackbox::{BlackBox, BlackBoxError};
 use crate::capture::Capture;
-use crate::journal::{JOURNAL_ENV, Journal, JournalError};
+use crate::descendants::{self, RUN_TAG_ENV};
+use crate::journal::{JOURNAL_ENV, Journal, JournalReader};
 use crate::observation::{ExitOutcome, Observation};
-use crate::process_group;
+use crate::run_folder::RunFolder;
 use crate::spec::{ChildSpec, FileUnderTest, Limits, SCRATCH_ENV, SCRATCH_PLACEHOLDER, SignalOnMarker};
 
 /// How often the journal is re-read while a signal waits on a marker.
@@ -58,8 +63,8 @@ pub enum RunError {
     #[error("could not wait for the child: {0}")]
     Wait(#[source] std::io::Error),
     /// The journal could not be read.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
+    #[error("could not read the journal: {0}")]
+    ReadJournal(#[source] std::io::Error),
     /// A signal number the harness cannot send.
     #[error("signal {0} is not a signal the harness can send")]
     BadSignal(i32),
@@ -67,41 +72,27 @@ pub enum RunError {
 
 /// The parent's side of one run, before and while the child runs.
 pub(crate) struct Run {
-    files: RunFiles,
-    journal: PathBuf,
-    scratch: PathBuf,
+    folder: RunFolder,
     black_box: BlackBox,
-}
-
-/// The run's folder and journal, removed on drop. The journal is a sibling of the folder (so it
-/// is not in the child's scratch folder) and is created by the child on its first event.
-struct RunFiles {
-    /// Held for its `Drop`, which removes the folder.
-    _dir: tempfile::TempDir,
-    journal: PathBuf,
-}
-
-impl Drop for RunFiles {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.journal);
-    }
+    /// The tag in the environment of every process of this run (see [`crate::descendants`]).
+    tag: String,
+    limits: Limits,
+    instrumented: bool,
 }
 
 impl Run {
-    /// Makes the run folder, creates the empty journal, seeds and watches the files under test.
-    pub(crate) fn prepare(files: &[FileUnderTest]) -> Result<Self, RunError> {
-        let dir = tempfile::Builder::new().prefix("exit-harness-").tempdir().map_err(RunError::Prepare)?;
-        let scratch = dir.path().to_owned();
-        let mut journal = scratch.clone().into_os_string();
-        journal.push(".journal.jsonl");
-        let journal = PathBuf::from(journal);
-        let black_box = BlackBox::arm(files, &scratch)?;
-        Ok(Self { files: RunFiles { _dir: dir, journal: journal.clone() }, journal, scratch, black_box })
+    /// Makes the run folder and the journal, seeds and watches the files under test.
+    pub(crate) fn prepare(files: &[FileUnderTest], limits: &Limits, instrumented: bool) -> Result<Self, RunError> {
+        static RUNS: AtomicU64 = AtomicU64::new(0);
+        let folder = RunFolder::create().map_err(RunError::Prepare)?;
+        let black_box = BlackBox::arm(files, folder.scratch.path(), limits)?;
+        let tag = format!("{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed));
+        Ok(Self { folder, black_box, tag, limits: limits.clone(), instrumented })
     }
 
     /// The scratch folder.
     pub(crate) fn scratch(&self) -> &Path {
-        &self.scratch
+        self.folder.scratch.path()
     }
 
     /// Gives `cmd` the run's environment, its own process group and piped output.
@@ -109,10 +100,12 @@ impl Run {
     /// `RUST_BACKTRACE` and `RUST_LIB_BACKTRACE` are removed so that a panic's stderr does not
     /// depend on the developer's shell; a spec may set them again.
     pub(crate) fn configure(&self, cmd: &mut Command) {
+        descendants::adopt_orphans();
         cmd.env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE")
-            .env(JOURNAL_ENV, &self.journal)
-            .env(SCRATCH_ENV, &self.scratch)
+            .env(JOURNAL_ENV, &self.folder.journal_path)
+            .env(SCRATCH_ENV, self.scratch())
+            .env(RUN_TAG_ENV, &self.tag)
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -124,14 +117,15 @@ impl Run {
     pub(crate) fn supervise(
         mut self,
         child: &mut Child,
-        limits: &Limits,
         triggers: &[SignalOnMarker],
         started: Instant,
     ) -> Result<Observation, RunError> {
+        let limits = &self.limits;
         let pid = Pid::from_child(child);
         let mut stdout = Capture::new(child.stdout.take(), limits.output_cap);
         let mut stderr = Capture::new(child.stderr.take(), limits.output_cap);
         let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok();
+        let mut journal = JournalReader::new(limits.journal_cap);
 
         let mut pending: Vec<&SignalOnMarker> = triggers.iter().collect();
         let mut signals_sent = Vec::new();
@@ -143,15 +137,17 @@ impl Run {
             }
             let now = Instant::now();
             if !pending.is_empty() {
-                fire_triggers(&self.journal, pid, &mut pending, &mut signals_sent)?;
+                // Only what was appended since the last look is read and parsed.
+                journal.read_from(&self.folder.journal).map_err(RunError::ReadJournal)?;
+                fire_triggers(journal.journal(), pid, &mut pending, &mut signals_sent);
             }
             if !timed_out && now >= started + limits.timeout {
                 timed_out = true;
-                process_group::kill_group(pid, Signal::TERM);
+                descendants::kill_group(pid, Signal::TERM);
                 kill_at = Some(now + limits.grace);
             }
             if kill_at.is_some_and(|at| now >= at) {
-                process_group::kill_group(pid, Signal::KILL);
+                descendants::kill_group(pid, Signal::KILL);
                 kill_at = None;
             }
             let mut wake = kill_at.unwrap_or(started + limits.timeout);
@@ -172,23 +168,14 @@ impl Run {
             stderr.pump();
         };
         let wall = started.elapsed();
-        let outcome = match (status.code(), status.signal()) {
-            (Some(code), _) => ExitOutcome::Code(code),
-            (None, Some(sig)) => ExitOutcome::Signal(sig),
-            (None, None) => ExitOutcome::Code(-1),
-        };
+        let outcome = ExitOutcome::from(status);
 
-        let leaked = if timed_out || triggers.iter().any(|t| t.to_group) {
-            // The harness signalled the whole group: its members may still be dying.
-            process_group::survivors_by(pid, Instant::now() + limits.grace.min(Duration::from_secs(1)))
-        } else {
-            process_group::survivors(pid)
-        };
-        if !leaked.is_empty() {
-            process_group::kill_group(pid, Signal::KILL);
-        }
-        // The pipes close when the last process holding them ends; one that escaped the group
-        // could hold them forever, so their ends are awaited only until a deadline.
+        // The harness signalled the whole group: its members may still be dying.
+        let settle = (timed_out || triggers.iter().any(|t| t.to_group))
+            .then(|| Instant::now() + limits.grace.min(Duration::from_secs(1)));
+        let leaked = descendants::collect_leftovers(pid, &self.tag, settle);
+        // The pipes close when the last process holding them ends, and every descendant has
+        // been killed; their ends are still awaited only until a deadline.
         let output_deadline = Instant::now() + OUTPUT_GRACE;
         while stdout.is_open() || stderr.is_open() {
             let now = Instant::now();
@@ -201,21 +188,32 @@ impl Run {
             stderr.pump();
         }
         let (files, black_box_overflowed) = self.black_box.finish()?;
-        let journal = Journal::read(&self.journal)?;
-        let observation = Observation {
+        journal.read_from(&self.folder.journal).map_err(RunError::ReadJournal)?;
+        Ok(Observation {
             outcome,
             timed_out,
             signals_sent,
             stdout: stdout.finish(),
             stderr: stderr.finish(),
             wall,
-            journal,
+            journal: journal.finish(),
             files,
             black_box_overflowed,
             leaked,
-        };
-        crate::cleanup::later(self.files);
-        Ok(observation)
+            descendants_watched: descendants::adopt_orphans(),
+            instrumented: self.instrumented,
+            scratch: Some(self.folder.scratch),
+        })
+    }
+}
+
+impl From<std::process::ExitStatus> for ExitOutcome {
+    fn from(status: std::process::ExitStatus) -> Self {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Self::Code(code),
+            (None, Some(sig)) => Self::Signal(sig),
+            (None, None) => Self::Code(-1),
+        }
     }
 }
 
@@ -228,36 +226,23 @@ fn poll_streams<'a>(fds: &mut Vec<PollFd<'a>>, stdout: &'a Capture, stderr: &'a 
     let _ = rustix::event::poll(fds, timeout.as_ref());
 }
 
-/// Sends the signals whose markers have appeared in the journal.
-fn fire_triggers(
-    journal: &Path,
-    pid: Pid,
-    pending: &mut Vec<&SignalOnMarker>,
-    sent: &mut Vec<(String, i32)>,
-) -> Result<(), RunError> {
-    let Ok(text) = std::fs::read_to_string(journal) else {
-        return Ok(());
-    };
-    // A line being written may be torn or malformed; markers only count once complete.
-    let Ok(seen) = Journal::parse(journal, &text) else {
-        return Ok(());
-    };
-    let mut error = None;
+/// Sends the signals whose markers have appeared in the journal (signal numbers were checked
+/// before the run started).
+fn fire_triggers(seen: &Journal, pid: Pid, pending: &mut Vec<&SignalOnMarker>, sent: &mut Vec<(String, i32)>) {
     pending.retain(|trigger| {
         if !seen.has_marker(&trigger.marker) {
             return true;
         }
-        match process_group::signal(trigger.signal) {
-            Some(sig) if trigger.to_group => process_group::kill_group(pid, sig),
+        match descendants::signal(trigger.signal) {
+            Some(sig) if trigger.to_group => descendants::kill_group(pid, sig),
             Some(sig) => {
                 let _ = rustix::process::kill_process(pid, sig);
             }
-            None => error = Some(RunError::BadSignal(trigger.signal)),
+            None => return true,
         }
         sent.push((trigger.marker.clone(), trigger.signal));
         false
     });
-    error.map_or(Ok(()), Err)
 }
 
 /// Replaces [`SCRATCH_PLACEHOLDER`] in `value` with `scratch`.
@@ -279,10 +264,8 @@ impl ChildSpec {
 
 /// Runs `spec` once, watching `files`, and returns what was observed.
 pub fn run(spec: &ChildSpec, files: &[FileUnderTest]) -> Result<Observation, RunError> {
-    for trigger in &spec.triggers {
-        process_group::signal(trigger.signal).ok_or(RunError::BadSignal(trigger.signal))?;
-    }
-    let run = Run::prepare(files)?;
+    check_triggers(&spec.triggers)?;
+    let run = Run::prepare(files, &spec.limits, spec.instrumented)?;
     let scratch = run.scratch().to_owned();
     let mut cmd = Command::new(&spec.program);
     cmd.args(spec.args.iter().map(|a| substitute(a, &scratch)));
@@ -296,11 +279,19 @@ pub fn run(spec: &ChildSpec, files: &[FileUnderTest]) -> Result<Observation, Run
     }
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|source| RunError::Spawn { program: spec.program.clone(), source })?;
-    let result = run.supervise(&mut child, &spec.limits, &spec.triggers, started);
+    let result = run.supervise(&mut child, &spec.triggers, started);
     if result.is_err() {
         // Never leave a child behind, even when observing failed.
-        process_group::kill_group(Pid::from_child(&child), Signal::KILL);
+        descendants::kill_group(Pid::from_child(&child), Signal::KILL);
         let _ = child.wait();
     }
     result
+}
+
+/// Fails before any run when a trigger names a signal the harness cannot send.
+pub(crate) fn check_triggers(triggers: &[SignalOnMarker]) -> Result<(), RunError> {
+    match triggers.iter().find(|t| descendants::signal(t.signal).is_none()) {
+        Some(bad) => Err(RunError::BadSignal(bad.signal)),
+        None => Ok(()),
+    }
 }

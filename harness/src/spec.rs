@@ -92,11 +92,23 @@ pub struct Limits {
     pub grace: Duration,
     /// The most bytes kept of stdout and of stderr each (the head is kept).
     pub output_cap: usize,
+    /// The most bytes of the journal read; beyond it the journal is reported cut and the
+    /// oracles that read it cannot judge.
+    pub journal_cap: u64,
+    /// The largest file under test whose content is read (hashed, validated); a larger one is
+    /// reported unreadable, and the oracles that need its content cannot judge.
+    pub file_cap: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(30), grace: Duration::from_secs(2), output_cap: 1 << 20 }
+        Self {
+            timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(2),
+            output_cap: 1 << 20,
+            journal_cap: 32 << 20,
+            file_cap: 256 << 20,
+        }
     }
 }
 
@@ -109,6 +121,7 @@ pub struct ChildSpec {
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) limits: Limits,
     pub(crate) triggers: Vec<SignalOnMarker>,
+    pub(crate) instrumented: bool,
 }
 
 impl ChildSpec {
@@ -121,7 +134,21 @@ impl ChildSpec {
             cwd: None,
             limits: Limits::default(),
             triggers: Vec::new(),
+            instrumented: true,
         }
+    }
+
+    /// Declares that the program writes no journal (any program, in any language): oracles
+    /// judge from what the harness sees alone, and those that need the journal cannot judge.
+    #[must_use]
+    pub fn without_journal(mut self) -> Self {
+        self.instrumented = false;
+        self
+    }
+
+    /// Whether the program is declared to write the journal (the default).
+    pub fn writes_journal(&self) -> bool {
+        self.instrumented
     }
 
     /// Adds an argument; [`SCRATCH_PLACEHOLDER`] in it becomes the scratch folder.

@@ -55,3 +55,14 @@ fn an_inline_child_killed_at_a_marker() {
     assert_eq!(obs.outcome, ExitOutcome::Signal(9));
     passes(&SaveCount::none(), &obs);
 }
+
+#[test]
+fn a_body_that_never_ran_is_an_error_not_a_quiet_pass() {
+    // A copy-paste slip: the path names a test that does not exist, so the child runs 0 tests.
+    let error = Inline::new(test_path!(a_test_that_does_not_exist))
+        .file(cache())
+        .run(fork_id!(), |_| unreachable!("the child never gets here"))
+        .unwrap_err();
+    assert!(matches!(error, exit_harness::inline::InlineError::BodyNeverRan { .. }), "{error}");
+    assert!(error.to_string().contains("a_test_that_does_not_exist"), "{error}");
+}

@@ -139,7 +139,7 @@ fn exit_status() {
 #[test]
 fn no_leaked_processes() {
     let leaky = observe(child(["leak"]));
-    fails(&NoLeakedProcesses, &leaky, &["1 process(es)", "sleep 30"]);
+    fails(&NoLeakedProcesses, &leaky, &["1 descendant(s)", "sleep 30"]);
     let tidy = observe(child(["save:{scratch}/cache"]));
     passes(&NoLeakedProcesses, &tidy);
 }

@@ -67,23 +67,25 @@ fn a_leaked_grandchild_is_reported_and_killed() {
     let obs = observe(child(["leak"]));
     let [leaked] = obs.leaked.as_slice() else { panic!("{:?}", obs.leaked) };
     assert!(leaked.cmdline.contains("sleep 30"));
+    let pid = leaked.pid.expect("the pid of a spawned run's leftover is known");
     let gone = (0..1000).any(|_| {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", leaked.pid)).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let done = stat.is_empty() || stat.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z'));
         if !done {
             std::thread::sleep(Duration::from_millis(5));
         }
         done
     });
-    assert!(gone, "the leaked process {} is still running", leaked.pid);
+    assert!(gone, "the leaked process {pid} is still running");
 }
 
 #[test]
 fn files_are_seeded_and_snapshotted() {
     let obs = child(["marker:x"]).run(&[FileUnderTest::new("sub/old").seeded("valid\nk\n")]).unwrap();
     let file = obs.file("sub/old").unwrap();
-    assert!(file.before.exists && file.after.exists);
-    assert_eq!(file.before.hash, file.after.hash);
+    let before = file.before.as_ref().expect("a spawned run snapshots before");
+    assert!(before.exists && file.after.exists);
+    assert_eq!(before.hash, file.after.hash);
     assert!(file.path.is_absolute());
 }
 

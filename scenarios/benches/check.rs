@@ -43,7 +43,7 @@ fn main() {
         let started = Instant::now();
         let result = cell.run();
         harnessed.push(started.elapsed());
-        assert!(result.passed(), "{:?}", result.first_failure());
+        assert!(result.passed(), "{:?}", result.failures());
     }
     let (bare, harnessed) = (median(bare), median(harnessed));
     println!(

@@ -164,11 +164,7 @@ impl DefectHunt {
             }
         }
         for failure in self.correct_failures() {
-            out.push_str(&format!(
-                "correct cache FAILED {}: {}\n",
-                failure.name,
-                failure.first_failure().unwrap_or_default()
-            ));
+            out.push_str(&format!("correct cache FAILED {}: {}\n", failure.name, failure.failures().join("\n")));
         }
         out
     }

@@ -1,6 +1,6 @@
 //! `file_intact`: the final file is the old content or a valid new one, never a mix.
 
-use super::{Oracle, OracleVerdict, all, files_named};
+use super::{Oracle, OracleVerdict, all, files_named, qualified};
 use crate::observation::{FileObservation, Observation};
 
 /// "Old or new": the final file is byte-identical to the before snapshot (both absent counts),
@@ -31,7 +31,15 @@ impl FileIntact {
     }
 
     fn judge_file(&self, file: &FileObservation) -> OracleVerdict {
-        let (before, after) = (&file.before, &file.after);
+        let Some(before) = &file.before else {
+            return OracleVerdict::cannot_judge(format!("{}: the file was not observed before the run", file.name));
+        };
+        let after = &file.after;
+        for (when, snapshot) in [("before", before), ("after", after)] {
+            if let Some(why) = &snapshot.unreadable {
+                return OracleVerdict::cannot_judge(format!("{}: not read {when} the run: {why}", file.name));
+            }
+        }
         if before.exists == after.exists && before.hash == after.hash {
             return OracleVerdict::Pass;
         }
@@ -72,6 +80,10 @@ impl FileIntact {
 impl Oracle for FileIntact {
     fn name(&self) -> &str {
         "file_intact"
+    }
+
+    fn id(&self) -> String {
+        qualified(self.name(), self.file.as_deref())
     }
 
     fn judge(&self, obs: &Observation) -> OracleVerdict {

@@ -32,6 +32,12 @@ pub enum OracleVerdict {
         /// What was seen, for a person to read.
         evidence: String,
     },
+    /// The run did not show what the oracle needs (a channel not watched, a file not read, a
+    /// journal cut at its limit). Never a pass: a cell with such a verdict fails.
+    CannotJudge {
+        /// What was missing.
+        reason: String,
+    },
 }
 
 impl OracleVerdict {
@@ -40,16 +46,31 @@ impl OracleVerdict {
         Self::Fail { evidence: evidence.into() }
     }
 
+    /// "Cannot judge", with what was missing.
+    pub fn cannot_judge(reason: impl Into<String>) -> Self {
+        Self::CannotJudge { reason: reason.into() }
+    }
+
     /// Whether this is a pass.
     pub fn passed(&self) -> bool {
         matches!(self, Self::Pass)
     }
 
-    /// The evidence of a failure.
+    /// The evidence of a failure, or what was missing to judge.
     pub fn evidence(&self) -> Option<&str> {
         match self {
             Self::Pass => None,
             Self::Fail { evidence } => Some(evidence),
+            Self::CannotJudge { reason } => Some(reason),
+        }
+    }
+
+    /// A one-word status for reports: `pass`, `FAIL` or `CANNOT-JUDGE`.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail { .. } => "FAIL",
+            Self::CannotJudge { .. } => "CANNOT-JUDGE",
         }
     }
 }
@@ -59,6 +80,7 @@ impl fmt::Display for OracleVerdict {
         match self {
             Self::Pass => f.write_str("pass"),
             Self::Fail { evidence } => write!(f, "FAIL: {evidence}"),
+            Self::CannotJudge { reason } => write!(f, "CANNOT JUDGE: {reason}"),
         }
     }
 }
@@ -67,6 +89,19 @@ impl fmt::Display for OracleVerdict {
 pub trait Oracle: Send + Sync {
     /// A short stable name (`save_count`, `quiet_stderr`, ...), used as a report column.
     fn name(&self) -> &str;
+
+    /// This instance's id in reports: the name, qualified by what the instance is about when a
+    /// cell may hold several of the same name (`save_count[swapped.rtc]`). Reports key verdicts
+    /// by id, never by name.
+    fn id(&self) -> String {
+        self.name().to_owned()
+    }
+
+    /// Whether the oracle judges from the journal, so that it cannot judge a child declared not
+    /// to write one. Checked when a cell is run, before the child starts.
+    fn needs_journal(&self) -> bool {
+        false
+    }
 
     /// Judges `obs`.
     fn judge(&self, obs: &Observation) -> OracleVerdict;
@@ -110,8 +145,24 @@ pub(crate) fn quote_lines<'a>(lines: impl IntoIterator<Item = &'a str>, max: usi
     out.join("\n")
 }
 
-/// Combines per-file verdicts: the first failures' evidence, joined.
+/// Combines per-file verdicts: a failure if any failed (every failure's evidence, and what could
+/// not be judged), else "cannot judge" if any could not, else a pass.
 pub(crate) fn all(verdicts: impl IntoIterator<Item = OracleVerdict>) -> OracleVerdict {
-    let failures: Vec<String> = verdicts.into_iter().filter_map(|v| v.evidence().map(str::to_owned)).collect();
-    if failures.is_empty() { OracleVerdict::Pass } else { OracleVerdict::fail(failures.join("\n")) }
+    let verdicts: Vec<OracleVerdict> = verdicts.into_iter().collect();
+    let texts: Vec<&str> = verdicts.iter().filter_map(OracleVerdict::evidence).collect();
+    if verdicts.iter().any(|v| matches!(v, OracleVerdict::Fail { .. })) {
+        OracleVerdict::fail(texts.join("\n"))
+    } else if texts.is_empty() {
+        OracleVerdict::Pass
+    } else {
+        OracleVerdict::cannot_judge(texts.join("\n"))
+    }
+}
+
+/// `name[qualifier]`, or `name` without a qualifier: an oracle instance's id.
+pub(crate) fn qualified(name: &str, qualifier: Option<&str>) -> String {
+    match qualifier {
+        Some(q) => format!("{name}[{q}]"),
+        None => name.to_owned(),
+    }
 }

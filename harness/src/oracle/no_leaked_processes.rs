@@ -3,7 +3,8 @@
 use super::{Oracle, OracleVerdict, quote_lines};
 use crate::observation::Observation;
 
-/// Fails when a process of the child's group was still alive after the child exited.
+/// Fails when a descendant of the child (in its process group or escaped from it) was still
+/// alive after the child exited; cannot judge where escaped descendants were not watched.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoLeakedProcesses;
 
@@ -13,12 +14,24 @@ impl Oracle for NoLeakedProcesses {
     }
 
     fn judge(&self, obs: &Observation) -> OracleVerdict {
+        if obs.leaked.is_empty() && !obs.descendants_watched {
+            return OracleVerdict::cannot_judge(
+                "descendants that left the child's process group were not watched (this runner is not a subreaper)",
+            );
+        }
         if obs.leaked.is_empty() {
             return OracleVerdict::Pass;
         }
-        let lines: Vec<String> = obs.leaked.iter().map(|p| format!("pid {}: {}", p.pid, p.cmdline)).collect();
+        let lines: Vec<String> = obs
+            .leaked
+            .iter()
+            .map(|p| match p.pid {
+                Some(pid) => format!("pid {pid}: {}", p.cmdline),
+                None => format!("pid unknown: {}", p.cmdline),
+            })
+            .collect();
         OracleVerdict::fail(format!(
-            "{} process(es) of the child's group outlived it (killed by the harness):\n{}",
+            "{} descendant(s) of the child outlived it (killed by the harness):\n{}",
             lines.len(),
             quote_lines(lines.iter().map(String::as_str), 10)
         ))

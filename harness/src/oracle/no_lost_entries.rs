@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::save_count::journal_about;
-use super::{Oracle, OracleVerdict, all, files_named};
+use super::{Oracle, OracleVerdict, all, files_named, qualified};
 use crate::observation::{FileObservation, Observation};
 
 /// The union of the keys of all `committed` events for a file must be in the final file, as the
@@ -28,6 +28,12 @@ impl NoLostEntries {
     }
 
     fn judge_file(obs: &Observation, file: &FileObservation) -> OracleVerdict {
+        if let Err(verdict) = obs.judgeable_journal() {
+            return verdict;
+        }
+        if let Some(why) = &file.after.unreadable {
+            return OracleVerdict::cannot_judge(format!("{}: final file not read: {why}", file.name));
+        }
         let commits = journal_about(obs, "committed", file);
         if commits.is_empty() {
             return OracleVerdict::fail(format!("{}: the journal holds no `committed` events", file.name));
@@ -68,6 +74,14 @@ impl NoLostEntries {
 impl Oracle for NoLostEntries {
     fn name(&self) -> &str {
         "no_lost_entries"
+    }
+
+    fn id(&self) -> String {
+        qualified(self.name(), self.file.as_deref())
+    }
+
+    fn needs_journal(&self) -> bool {
+        true
     }
 
     fn judge(&self, obs: &Observation) -> OracleVerdict {

@@ -30,8 +30,16 @@ impl Oracle for RegistryBound {
         "registry_bound"
     }
 
+    fn needs_journal(&self) -> bool {
+        true
+    }
+
     fn judge(&self, obs: &Observation) -> OracleVerdict {
-        let samples: Vec<_> = obs.journal.of_kind("registry").collect();
+        let journal = match obs.judgeable_journal() {
+            Ok(journal) => journal,
+            Err(verdict) => return verdict,
+        };
+        let samples: Vec<_> = journal.of_kind("registry").collect();
         if samples.is_empty() {
             return OracleVerdict::fail("the journal holds no `registry` samples to judge");
         }

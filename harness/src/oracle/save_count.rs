@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::{Oracle, OracleVerdict, all, files_named, quote_lines};
+use super::{Oracle, OracleVerdict, all, files_named, qualified, quote_lines};
 use crate::journal::Entry;
 use crate::observation::{ExitOutcome, FileObservation, Observation};
 
@@ -36,7 +36,9 @@ impl fmt::Display for Expect {
 
 /// Counts the saves of a file two independent ways, the journal's `save` events and the black
 /// box's renames onto / writes into the file, and fails when they disagree or when the count is
-/// not the expected one.
+/// not the expected one. For a child declared not to write the journal
+/// ([`ChildSpec::without_journal`](crate::ChildSpec::without_journal)), it counts from the black
+/// box alone and its evidence says "black box only".
 #[derive(Debug, Clone)]
 pub struct SaveCount {
     expect: Expect,
@@ -86,11 +88,39 @@ impl SaveCount {
     }
 
     fn judge_file(&self, obs: &Observation, file: &FileObservation) -> OracleVerdict {
+        let Some(seen) = file.black_box else {
+            return OracleVerdict::cannot_judge(format!("{}: no black box watched this run", file.name));
+        };
+        if obs.black_box_overflowed {
+            return OracleVerdict::cannot_judge(format!(
+                "{}: the black box's inotify queue overflowed, so its counts are only a lower bound",
+                file.name
+            ));
+        }
+        let black_box = seen.saves();
+        let counts = format!(
+            "black box: {black_box} ({} rename(s) onto it, {} write(s) in place, {} close-after-write), {}",
+            seen.renames_onto, seen.in_place_writes, seen.close_writes, obs.outcome
+        );
+        if !obs.instrumented {
+            // Black box only: the program is declared not to write a journal.
+            return match self.expect.admits(black_box) && !self.per_process {
+                true => OracleVerdict::Pass,
+                false if self.per_process => OracleVerdict::cannot_judge(
+                    "per-process save counts need the journal; the child is declared not to write one",
+                ),
+                false => OracleVerdict::fail(format!(
+                    "{}: expected {} (black box only: the child writes no journal); {counts}",
+                    file.name, self.expect
+                )),
+            };
+        }
+        if let Err(verdict) = obs.judgeable_journal() {
+            return verdict;
+        }
         let saves: Vec<&Entry> = journal_about(obs, "save", file);
         let failed: Vec<&Entry> = journal_about(obs, "save_failed", file);
         let journal = saves.len() as u64;
-        let seen = file.black_box;
-        let black_box = seen.saves();
         let killed = matches!(obs.outcome, ExitOutcome::Signal(_));
         let agree = journal == black_box || (self.torn_commit_ok && killed && black_box == journal + 1);
         let counts_ok = if self.per_process {
@@ -102,7 +132,7 @@ impl SaveCount {
         } else {
             self.expect.admits(journal.max(black_box))
         };
-        if agree && counts_ok && !obs.black_box_overflowed {
+        if agree && counts_ok {
             return OracleVerdict::Pass;
         }
         let mut problem = Vec::new();
@@ -113,18 +143,10 @@ impl SaveCount {
             let scope = if self.per_process { " per process" } else { "" };
             problem.push(format!("expected {}{scope}", self.expect));
         }
-        if obs.black_box_overflowed {
-            problem.push("the black box's inotify queue overflowed".to_owned());
-        }
         OracleVerdict::fail(format!(
-            "{}: {}; journal: {journal} save(s), black box: {black_box} \
-             ({} rename(s) onto it, {} write(s) in place, {} close-after-write), {}\n  journal `save` lines:\n{}\n  journal `save_failed` lines:\n{}",
+            "{}: {}; journal: {journal} save(s), {counts}\n  journal `save` lines:\n{}\n  journal `save_failed` lines:\n{}",
             file.name,
             problem.join("; "),
-            seen.renames_onto,
-            seen.in_place_writes,
-            seen.close_writes,
-            obs.outcome,
             quote_lines(saves.iter().map(|e| e.raw.as_str()), 8),
             quote_lines(failed.iter().map(|e| e.raw.as_str()), 4),
         ))
@@ -142,6 +164,14 @@ pub(crate) fn journal_about<'a>(obs: &'a Observation, kind: &'a str, file: &File
 impl Oracle for SaveCount {
     fn name(&self) -> &str {
         "save_count"
+    }
+
+    fn id(&self) -> String {
+        qualified(self.name(), self.file.as_deref())
+    }
+
+    fn needs_journal(&self) -> bool {
+        self.per_process
     }
 
     fn judge(&self, obs: &Observation) -> OracleVerdict {

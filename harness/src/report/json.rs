@@ -16,7 +16,8 @@
 //!     "saves": { "journal": 2, "black_box": 2, "expected": "exactly 1" },
 //!     "leaked_pids": [],
 //!     "journal_torn_tail": null,
-//!     "verdicts": [{ "oracle": "save_count", "passed": false, "evidence": "cache: ..." }]
+//!     "verdicts": [{ "oracle": "save_count", "id": "save_count[cache]", "status": "fail",
+//!                    "passed": false, "evidence": "cache: ..." }]   // status: pass | fail | cannot_judge
 //!   }]
 //! }
 //! ```
@@ -26,6 +27,7 @@ use serde::Serialize;
 use super::Summary;
 use crate::cell::CellResult;
 use crate::observation::ExitOutcome;
+use crate::oracle::OracleVerdict;
 
 /// The schema version written in every report.
 pub const VERSION: u32 = 1;
@@ -62,6 +64,8 @@ struct SavesJson<'a> {
 #[derive(Serialize)]
 struct VerdictJson<'a> {
     oracle: &'a str,
+    id: &'a str,
+    status: &'static str,
     passed: bool,
     evidence: Option<&'a str>,
 }
@@ -112,12 +116,22 @@ fn cell(r: &CellResult) -> CellJson<'_> {
             black_box: seen.map(|s| s.1),
             expected: r.expected_saves.as_deref(),
         },
-        leaked_pids: obs.map(|o| o.leaked.iter().map(|p| p.pid).collect()).unwrap_or_default(),
+        leaked_pids: obs.map(|o| o.leaked.iter().filter_map(|p| p.pid).collect()).unwrap_or_default(),
         journal_torn_tail: obs.and_then(|o| o.journal.torn_tail.as_deref()),
         verdicts: r
             .verdicts
             .iter()
-            .map(|v| VerdictJson { oracle: &v.oracle, passed: v.verdict.passed(), evidence: v.verdict.evidence() })
+            .map(|v| VerdictJson {
+                oracle: &v.oracle,
+                id: &v.id,
+                status: match v.verdict {
+                    OracleVerdict::Pass => "pass",
+                    OracleVerdict::Fail { .. } => "fail",
+                    OracleVerdict::CannotJudge { .. } => "cannot_judge",
+                },
+                passed: v.verdict.passed(),
+                evidence: v.verdict.evidence(),
+            })
             .collect(),
     }
 }

@@ -39,11 +39,8 @@ pub fn render(results: &[CellResult]) -> String {
             Ok(_) if r.passed() => out.push_str("/>\n"),
             Ok(obs) => {
                 let failed: Vec<_> = r.verdicts.iter().filter(|v| !v.verdict.passed()).collect();
-                let names: Vec<&str> = failed.iter().map(|v| v.oracle.as_str()).collect();
-                let body: Vec<String> = failed
-                    .iter()
-                    .map(|v| format!("{}: {}", v.oracle, v.verdict.evidence().unwrap_or_default()))
-                    .collect();
+                let names: Vec<&str> = failed.iter().map(|v| v.id.as_str()).collect();
+                let body: Vec<String> = r.failures();
                 let _ = writeln!(
                     out,
                     ">\n      <failure message=\"failed: {}\">{}</failure>\n      <system-err>{}</system-err>\n    </testcase>",

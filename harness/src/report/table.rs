@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use super::{Summary, oracle_columns};
 use crate::cell::CellResult;
 
-/// Renders `results` as a plain-text table followed by the first failing evidence of each
-/// failing cell and a summary line.
+/// Renders `results` as a plain-text table (one column per oracle name, showing the worst
+/// verdict of its instances) followed by the evidence of every failing oracle instance of each
+/// failing cell, and a summary line.
 pub fn render(results: &[CellResult]) -> String {
     let oracles = oracle_columns(results);
     let mut header: Vec<String> = vec!["cell".into(), "family".into()];
@@ -16,10 +17,9 @@ pub fn render(results: &[CellResult]) -> String {
         .iter()
         .map(|r| {
             let mut row = vec![r.name.clone(), r.family.clone()];
-            row.extend(oracles.iter().map(|o| match (r.verdict(o), &r.observation) {
+            row.extend(oracles.iter().map(|o| match (r.status_of(o), &r.observation) {
                 (_, Err(_)) => "ERROR".to_owned(),
-                (Some(v), _) if v.passed() => "pass".to_owned(),
-                (Some(_), _) => "FAIL".to_owned(),
+                (Some(status), _) => status.to_owned(),
                 (None, _) => "-".to_owned(),
             }));
             let seen = r.saves_seen().map_or("-".to_owned(), |(j, b)| format!("{j}/{b}"));
@@ -43,8 +43,9 @@ pub fn render(results: &[CellResult]) -> String {
         line(row);
     }
     for r in results.iter().filter(|r| !r.passed()) {
-        if let Some(failure) = r.first_failure() {
-            let _ = write!(out, "\n{} FAILED\n  {}\n", r.name, failure.replace('\n', "\n  "));
+        let _ = writeln!(out, "\n{} FAILED", r.name);
+        for failure in r.failures() {
+            let _ = writeln!(out, "  {}", failure.replace('\n', "\n  "));
         }
     }
     let s = Summary::of(results);

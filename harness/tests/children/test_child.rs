@@ -16,6 +16,13 @@
 //! - `sleep:MS` sleeps
 //! - `hang` sleeps forever
 //! - `leak` spawns a grandchild (`sh -c '…; exec sleep 30'`) and does not wait for it
+//! - `escape` spawns a grandchild that leaves the process group (`setsid`) and keeps writing
+//!   files into the scratch folder, and does not wait for it
+//! - `fifo:PATH` replaces PATH with a FIFO
+//! - `sparse:PATH:BYTES` makes PATH a sparse file of BYTES bytes
+//! - `journal-fifo` replaces the journal with a FIFO; `journal-zero` with a symlink to `/dev/zero`
+//! - `journal-garbage` appends a line that is not JSON to the journal
+//! - `journal-flood:BYTES` appends about BYTES bytes of valid journal lines
 //! - `torn` writes half a journal line and kills itself with SIGKILL
 //! - `panic:TEXT` panics with TEXT
 //! - `exit:N` exits with status N
@@ -83,6 +90,49 @@ fn main() {
                 let mut started = [0u8; 1];
                 let _ = std::io::Read::read(&mut child.stdout.take().expect("piped"), &mut started);
                 std::mem::forget(child);
+            }
+            "escape" => {
+                let script = r#"echo started; i=0; while :; do i=$((i+1)); : > "$EXIT_HARNESS_SCRATCH/escaped-$i"; sleep 0.005; done"#;
+                let mut child = std::process::Command::new("setsid")
+                    .args(["sh", "-c", script])
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn setsid");
+                let mut started = [0u8; 1];
+                let _ = std::io::Read::read(&mut child.stdout.take().expect("piped"), &mut started);
+                std::mem::forget(child);
+            }
+            "fifo" => {
+                let _ = std::fs::remove_file(arg);
+                assert!(std::process::Command::new("mkfifo").arg(arg).status().expect("mkfifo").success());
+            }
+            "sparse" => {
+                let (path, bytes) = arg.rsplit_once(':').expect("sparse:PATH:BYTES");
+                let file = std::fs::File::create(path).expect("create");
+                file.set_len(bytes.parse().expect("bytes")).expect("set_len");
+            }
+            "journal-fifo" | "journal-zero" => {
+                let path = std::env::var_os(journal::JOURNAL_ENV).expect("journal env");
+                std::fs::remove_file(&path).expect("remove the journal");
+                if verb == "journal-fifo" {
+                    assert!(std::process::Command::new("mkfifo").arg(&path).status().expect("mkfifo").success());
+                } else {
+                    std::os::unix::fs::symlink("/dev/zero", &path).expect("symlink");
+                }
+            }
+            "journal-garbage" => {
+                let path = std::env::var_os(journal::JOURNAL_ENV).expect("journal env");
+                let mut file = std::fs::OpenOptions::new().append(true).open(path).expect("open");
+                file.write_all(b"this is not json\n").expect("write");
+            }
+            "journal-flood" => {
+                let bytes: usize = arg.parse().expect("bytes");
+                let mut written = 0;
+                while written < bytes {
+                    let event = Event::new("noise").with("pad", "x".repeat(900));
+                    let _ = journal::record(&event);
+                    written += 1000;
+                }
             }
             "torn" => {
                 let path = std::env::var_os(journal::JOURNAL_ENV).expect("journal env");

@@ -21,7 +21,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use exit_harness::journal::Journal;
-use exit_harness::observation::{BlackBoxCounts, FileObservation, FileSnapshot, LeakedProcess};
+use exit_harness::observation::{FileObservation, FileSnapshot, LeakedProcess};
 use exit_harness::{ExitOutcome, Observation, ValidContent};
 use runtime_cache::format::{self, FormatLimits};
 use runtime_cache::{DEFECT_ENV, Defect};
@@ -138,7 +138,8 @@ fn observe(
         (None, Some(signal)) => ExitOutcome::Signal(signal),
         (None, None) => ExitOutcome::Code(-1),
     };
-    let journal = Journal::read(&request.journal).map_err(|error| error.to_string())?;
+    let journal = Journal::read(&request.journal, exit_harness::Limits::default().journal_cap)
+        .map_err(|error| error.to_string())?;
     let read = |path: &Path| String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
     let files = case
         .files()
@@ -147,15 +148,19 @@ fn observe(
             let path = request.dir.join(&name);
             FileObservation {
                 after: snapshot(&path),
-                before: FileSnapshot::absent(),
-                black_box: BlackBoxCounts::default(),
+                // The fork server neither snapshots before nor watches with inotify: not observed.
+                before: None,
+                black_box: None,
                 name,
                 path,
             }
         })
         .collect();
     let leaked = match leaked {
-        true => vec![LeakedProcess { pid: 0, cmdline: "(a process of the case's group outlived it)".into() }],
+        true => vec![LeakedProcess {
+            pid: None,
+            cmdline: "(the fork server saw a process of the case's group outlive it)".into(),
+        }],
         false => Vec::new(),
     };
     Ok(Observation {
@@ -169,6 +174,10 @@ fn observe(
         files,
         black_box_overflowed: false,
         leaked,
+        // The server checks the case's process group only.
+        descendants_watched: false,
+        instrumented: true,
+        scratch: None,
     })
 }
 
@@ -184,5 +193,6 @@ fn snapshot(path: &Path) -> FileSnapshot {
         size: bytes.len() as u64,
         hash: Some(blake3::hash(&bytes).to_hex().to_string()),
         validity: Some(validity),
+        unreadable: None,
     }
 }

@@ -260,13 +260,16 @@ pub fn judge(case: &Case, steps: &[Step], expect: &Expectations, obs: &Observati
         verdict.check(format!("entries of {path}"), result);
         if black_box {
             let journal = save_lines.iter().filter(|entry| file_name(entry) == *path).count() as u64;
-            let seen = obs.file(path).map_or(0, |file| file.black_box.saves());
+            let seen = obs.file(path).and_then(|file| file.black_box).map(|counts| counts.saves());
             verdict.check(
                 format!("black box agrees on {path}"),
-                if journal == seen || obs.black_box_overflowed {
-                    Ok(())
-                } else {
-                    Err(format!("the journal shows {journal} save(s) of {path}, the black box (inotify) {seen}"))
+                match seen {
+                    None => Err(format!("no black box watched {path}")),
+                    Some(_) if obs.black_box_overflowed => Err("the black box's inotify queue overflowed".into()),
+                    Some(seen) if seen == journal => Ok(()),
+                    Some(seen) => {
+                        Err(format!("the journal shows {journal} save(s) of {path}, the black box (inotify) {seen}"))
+                    }
                 },
             );
         }
@@ -330,7 +333,12 @@ pub fn judge(case: &Case, steps: &[Step], expect: &Expectations, obs: &Observati
         if obs.leaked.is_empty() {
             Ok(())
         } else {
-            Err(obs.leaked.iter().map(|p| format!("pid {} ({})", p.pid, p.cmdline)).collect::<Vec<_>>().join(", "))
+            Err(obs
+                .leaked
+                .iter()
+                .map(|p| format!("pid {} ({})", p.pid.map_or("unknown".into(), |pid| pid.to_string()), p.cmdline))
+                .collect::<Vec<_>>()
+                .join(", "))
         },
     );
     verdict
