@@ -10,7 +10,7 @@
 //! (`IN_CLOSE_WRITE`, and separately those preceded by an `IN_MODIFY`: writes in place). It
 //! never reads the journal.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -19,8 +19,8 @@ use std::sync::Mutex;
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
-use crate::observation::{BlackBoxCounts, FileObservation, FileSnapshot};
-use crate::spec::{FileUnderTest, Limits, Validator};
+use crate::observation::{BlackBoxCounts, FileObservation, FileSnapshot, FolderObservation, TEXT_KEPT};
+use crate::spec::{FileUnderTest, FolderUnderTest, Limits, Validator};
 
 /// Why the black box could not be set up or read.
 #[derive(Debug, thiserror::Error)]
@@ -54,19 +54,52 @@ pub struct BlackBox {
     /// (watch, file name in that folder) -> index in `files`.
     by_name: HashMap<(WatchDescriptor, OsString), usize>,
     files: Vec<Watched>,
+    folders: Vec<WatchedFolder>,
     overflowed: bool,
     buffer: Vec<u8>,
     file_cap: u64,
 }
 
+struct WatchedFolder {
+    name: String,
+    path: PathBuf,
+    wd: WatchDescriptor,
+    before: BTreeSet<String>,
+    events: Vec<String>,
+}
+
+/// The most events kept per folder under test (the rest are counted).
+const MAX_FOLDER_EVENTS: usize = 1000;
+
+/// What the black box saw of one run.
+pub struct Seen {
+    /// The files under test.
+    pub files: Vec<FileObservation>,
+    /// The folders under test.
+    pub folders: Vec<FolderObservation>,
+    /// Whether the inotify queue overflowed (counts are then lower bounds).
+    pub overflowed: bool,
+}
+
 impl BlackBox {
     /// Seeds the files under test (creating their folders), snapshots them and starts watching.
-    pub fn arm(files: &[FileUnderTest], scratch: &Path, limits: &Limits) -> Result<Self, BlackBoxError> {
+    pub fn arm(
+        files: &[FileUnderTest],
+        folders: &[FolderUnderTest],
+        scratch: &Path,
+        limits: &Limits,
+    ) -> Result<Self, BlackBoxError> {
         let inotify = match POOL.lock().ok().and_then(|mut pool| pool.pop()) {
             Some(inotify) => inotify,
             None => Inotify::init().map_err(BlackBoxError::Inotify)?,
         };
-        let mask = WatchMask::MOVED_TO | WatchMask::CLOSE_WRITE | WatchMask::MODIFY;
+        // One mask for every watch: adding a folder twice replaces its mask.
+        let mask = WatchMask::MOVED_TO
+            | WatchMask::CLOSE_WRITE
+            | WatchMask::MODIFY
+            | WatchMask::CREATE
+            | WatchMask::DELETE
+            | WatchMask::MOVED_FROM;
         let mut by_name = HashMap::new();
         let mut watched = Vec::with_capacity(files.len());
         // Seed every file before the first watch exists: seeding is setup, not a save.
@@ -101,9 +134,26 @@ impl BlackBox {
                 modified_since_close: false,
             });
         }
+        let mut watched_folders = Vec::with_capacity(folders.len());
+        for folder in folders {
+            let path = folder.resolve(scratch);
+            let folder_err = |source| BlackBoxError::File { path: path.clone(), source };
+            std::fs::create_dir_all(&path).map_err(folder_err)?;
+            let wd = inotify.watches().add(&path, mask).map_err(BlackBoxError::Inotify)?;
+            let before = listing(&path).map_err(folder_err)?;
+            watched_folders.push(WatchedFolder { name: folder.path.clone(), path, wd, before, events: Vec::new() });
+        }
         // Aligned enough for `inotify_event` and large enough for many events per read.
         let buffer = vec![0; 64 * 1024];
-        Ok(Self { inotify, by_name, files: watched, overflowed: false, buffer, file_cap: limits.file_cap })
+        Ok(Self {
+            inotify,
+            by_name,
+            files: watched,
+            folders: watched_folders,
+            overflowed: false,
+            buffer,
+            file_cap: limits.file_cap,
+        })
     }
 
     /// The inotify descriptor, for the supervisor to poll.
@@ -128,6 +178,25 @@ impl BlackBox {
                     continue;
                 }
                 let Some(name) = event.name else { continue };
+                for folder in self.folders.iter_mut().filter(|f| f.wd == event.wd) {
+                    let name = name.to_string_lossy();
+                    let what = if event.mask.contains(EventMask::CREATE) {
+                        format!("created {name}")
+                    } else if event.mask.contains(EventMask::DELETE) {
+                        format!("removed {name}")
+                    } else if event.mask.contains(EventMask::MOVED_FROM) {
+                        format!("renamed {name} ->")
+                    } else if event.mask.contains(EventMask::MOVED_TO) {
+                        format!("renamed -> {name}")
+                    } else {
+                        continue;
+                    };
+                    match folder.events.len().cmp(&MAX_FOLDER_EVENTS) {
+                        std::cmp::Ordering::Less => folder.events.push(what),
+                        std::cmp::Ordering::Equal => folder.events.push("... (more events not kept)".into()),
+                        std::cmp::Ordering::Greater => {}
+                    }
+                }
                 let Some(&index) = self.by_name.get(&(event.wd.clone(), name.to_owned())) else {
                     continue;
                 };
@@ -153,7 +222,7 @@ impl BlackBox {
     }
 
     /// Drains the last events and snapshots every file again.
-    pub fn finish(mut self) -> Result<(Vec<FileObservation>, bool), BlackBoxError> {
+    pub fn finish(mut self) -> Result<Seen, BlackBoxError> {
         self.drain()?;
         let mut observed = Vec::with_capacity(self.files.len());
         for file in self.files {
@@ -166,8 +235,22 @@ impl BlackBox {
                 black_box: Some(file.counts),
             });
         }
-        recycle(self.inotify, self.by_name.into_keys().map(|(wd, _)| wd));
-        Ok((observed, self.overflowed))
+        let folder_watches: Vec<WatchDescriptor> = self.folders.iter().map(|f| f.wd.clone()).collect();
+        let mut folders = Vec::with_capacity(self.folders.len());
+        for folder in self.folders {
+            let after =
+                listing(&folder.path).map_err(|source| BlackBoxError::File { path: folder.path.clone(), source })?;
+            folders.push(FolderObservation {
+                name: folder.name,
+                path: folder.path,
+                before: folder.before,
+                after,
+                events: folder.events,
+            });
+        }
+        let watches = self.by_name.into_keys().map(|(wd, _)| wd).chain(folder_watches);
+        recycle(self.inotify, watches);
+        Ok(Seen { files: observed, folders, overflowed: self.overflowed })
     }
 }
 
@@ -240,7 +323,7 @@ pub fn snapshot(path: &Path, validator: Option<&Validator>, cap: u64) -> FileSna
             return FileSnapshot::unreadable(read, format!("grew past the harness's limit of {cap} bytes"));
         }
         hasher.update(&buf[..n]);
-        if validator.is_some() {
+        if validator.is_some() || size <= TEXT_KEPT {
             bytes.extend_from_slice(&buf[..n]);
         }
     }
@@ -252,8 +335,25 @@ pub fn snapshot(path: &Path, validator: Option<&Validator>, cap: u64) -> FileSna
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| validate(&bytes)))
                 .unwrap_or_else(|_| Err("the validator panicked".into()))
         }),
+        content: (read <= TEXT_KEPT).then(|| String::from_utf8_lossy(&bytes).into_owned()),
         unreadable: None,
     }
+}
+
+/// The most entries listed per folder under test.
+const MAX_LISTING: usize = 100_000;
+
+/// The names of the entries of `dir` (at most [`MAX_LISTING`]; beyond it, one entry says so).
+fn listing(dir: &Path) -> io::Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        if names.len() == MAX_LISTING {
+            names.insert(format!("... (over {MAX_LISTING} entries, not listed)"));
+            break;
+        }
+        names.insert(entry?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
 }
 
 /// Writes `bytes` to `path` (created or truncated) with mode 0600.

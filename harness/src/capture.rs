@@ -47,6 +47,14 @@ impl Capture {
         }
     }
 
+    /// The complete lines kept after byte `*cursor`, moving the cursor past them.
+    pub(crate) fn new_lines(&self, cursor: &mut usize) -> Vec<String> {
+        let fresh = &self.kept[*cursor..];
+        let Some(end) = fresh.iter().rposition(|&b| b == b'\n') else { return Vec::new() };
+        *cursor += end + 1;
+        String::from_utf8_lossy(&fresh[..end]).lines().map(str::to_owned).collect()
+    }
+
     fn keep(&mut self, bytes: &[u8]) {
         let room = self.cap.saturating_sub(self.kept.len()).min(bytes.len());
         self.kept.extend_from_slice(&bytes[..room]);

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::observation::Observation;
 use crate::oracle::{Oracle, OracleVerdict};
-use crate::spec::{ChildSpec, FileUnderTest};
+use crate::spec::{ChildSpec, FileUnderTest, FolderUnderTest};
 
 /// One scenario cell: a program to run, the files to watch, and the oracles that judge it.
 pub struct Cell {
@@ -17,6 +17,8 @@ pub struct Cell {
     pub spec: ChildSpec,
     /// The files under test.
     pub files: Vec<FileUnderTest>,
+    /// The folders under test.
+    pub folders: Vec<FolderUnderTest>,
     /// The oracles, in report order.
     pub oracles: Vec<Box<dyn Oracle>>,
 }
@@ -24,13 +26,27 @@ pub struct Cell {
 impl Cell {
     /// A cell without files or oracles yet.
     pub fn new(name: impl Into<String>, family: impl Into<String>, spec: ChildSpec) -> Self {
-        Self { name: name.into(), family: family.into(), spec, files: Vec::new(), oracles: Vec::new() }
+        Self {
+            name: name.into(),
+            family: family.into(),
+            spec,
+            files: Vec::new(),
+            folders: Vec::new(),
+            oracles: Vec::new(),
+        }
     }
 
     /// Watches `file`.
     #[must_use]
     pub fn file(mut self, file: FileUnderTest) -> Self {
         self.files.push(file);
+        self
+    }
+
+    /// Watches `folder` (not recursively).
+    #[must_use]
+    pub fn folder(mut self, folder: FolderUnderTest) -> Self {
+        self.folders.push(folder);
         self
     }
 
@@ -47,7 +63,7 @@ impl Cell {
         let started = Instant::now();
         let observation = match self.journal_problem() {
             Some(problem) => Err(problem),
-            None => self.spec.run(&self.files).map_err(|e| e.to_string()),
+            None => self.spec.run_watching(&self.files, &self.folders).map_err(|e| e.to_string()),
         };
         let mut result = CellResult::judge(self, observation, started.elapsed());
         if let Ok(observation) = &mut result.observation {

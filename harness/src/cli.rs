@@ -1,8 +1,10 @@
 //! The command line of a harness binary, for any [`Catalog`].
 //!
 //! The harness knows no catalog: a project's own binary calls [`main_with_catalog`] with its
-//! catalog. Subcommands: `list [--filter TEXT]` and
-//! `check [--filter TEXT] [--jobs N] [--json] [--junit FILE]`. The exit code is 0 when every
+//! catalog. Subcommands: `list [--filter TEXT]`,
+//! `check [--filter TEXT] [--jobs N] [--json] [--junit FILE]`, and
+//! `run FILE... [--runs N] [--jobs N] [--json] [--junit FILE]` for scenario files (any program;
+//! no catalog needed). The exit code is 0 when every
 //! checked cell passed, 1 when one failed, 2 on a usage or I/O error.
 
 use std::io::{IsTerminal as _, Write as _};
@@ -37,6 +39,31 @@ pub enum Command {
     },
     /// Run cells and judge them.
     Check(CheckArgs),
+    /// Run scenario files (any program, in any language; see `exit_harness::scenario_file`) and
+    /// judge them. Exit status: 0 when every run passed, 1 when one failed, 2 when a file is
+    /// malformed (named with its line; nothing runs then).
+    Run(RunArgs),
+}
+
+/// Options of `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Scenario files (TOML).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Run each file this many times (exit races are flaky by nature): every failing run is
+    /// reported with its own evidence.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Worker threads (default: the available parallelism).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Print the JSON report instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a JUnit XML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Options of `check`.
@@ -95,7 +122,36 @@ fn run_command(catalog: &dyn Catalog, command: Command) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check(args) => check(catalog, &args),
+        Command::Run(args) => run_files(&args),
     }
+}
+
+/// `run`: loads every scenario file (all or nothing), then runs and judges them.
+pub fn run_files(args: &RunArgs) -> ExitCode {
+    let mut cells = Vec::new();
+    let mut malformed = false;
+    for path in &args.files {
+        // Each run gets its own cell (oracles are not shared); the file is parsed once per run.
+        for k in 1..=args.runs {
+            match crate::scenario_file::load(path) {
+                Ok(mut cell) if args.runs > 1 => {
+                    cell.name = format!("{} [run {k}/{}]", cell.name, args.runs);
+                    cells.push(cell);
+                }
+                Ok(cell) => cells.push(cell),
+                Err(error) => {
+                    eprintln!("exit-harness run: {error}");
+                    malformed = true;
+                    break;
+                }
+            }
+        }
+    }
+    if malformed {
+        return ExitCode::from(2);
+    }
+    let options = ReportOptions { jobs: args.jobs, json: args.json, junit: args.junit.clone() };
+    run_and_report(&cells, &options)
 }
 
 /// `check`: runs the selected cells and prints the report.
@@ -105,9 +161,23 @@ fn check(catalog: &dyn Catalog, args: &CheckArgs) -> ExitCode {
         eprintln!("no cell matches the filter {:?}", args.filter.as_deref().unwrap_or(""));
         return ExitCode::from(2);
     }
+    let options = ReportOptions { jobs: args.jobs, json: args.json, junit: args.junit.clone() };
+    run_and_report(&cells, &options)
+}
+
+/// How `check` and `run` report.
+struct ReportOptions {
+    jobs: Option<usize>,
+    json: bool,
+    junit: Option<PathBuf>,
+}
+
+/// Runs `cells` in parallel with a progress display, prints the report, writes JUnit if asked;
+/// the exit status follows the verdicts.
+fn run_and_report(cells: &[Cell], args: &ReportOptions) -> ExitCode {
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let progress = Progress::new(cells.len());
-    let results = run_cells(&cells, jobs, |done, result| progress.finished(done, result));
+    let results = run_cells(cells, jobs, |done, result| progress.finished(done, result));
     progress.clear();
     let report = if args.json { json::render(&results) } else { table::render(&results) };
     let mut out = std::io::stdout().lock();

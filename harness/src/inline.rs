@@ -45,7 +45,7 @@ pub use rusty_fork;
 
 use crate::observation::Observation;
 use crate::runner::{Run, RunError};
-use crate::spec::{FileUnderTest, Limits, SCRATCH_ENV, SignalOnMarker};
+use crate::spec::{FileUnderTest, Limits, SCRATCH_ENV, SignalTrigger, When};
 
 /// The full libtest path of test function `$name` in the current module, as [`Inline::new`]
 /// needs it.
@@ -106,7 +106,7 @@ pub struct Inline {
     test_path: String,
     files: Vec<FileUnderTest>,
     limits: Limits,
-    triggers: Vec<SignalOnMarker>,
+    triggers: Vec<SignalTrigger>,
 }
 
 impl Inline {
@@ -139,7 +139,7 @@ impl Inline {
     /// Sends `signal` to the child when its journal shows the marker `marker`.
     #[must_use]
     pub fn signal_on_marker(mut self, marker: impl Into<String>, signal: i32) -> Self {
-        self.triggers.push(SignalOnMarker { marker: marker.into(), signal, to_group: false });
+        self.triggers.push(SignalTrigger { when: When::Marker(marker.into()), signal, to_group: false });
         self
     }
 
@@ -152,7 +152,7 @@ impl Inline {
             &self.test_path,
             fork_id,
             |cmd| {
-                let run = Run::prepare(&self.files, &self.limits, true);
+                let run = Run::prepare(&self.files, &[], &self.limits, true);
                 if let Ok(run) = &run {
                     run.configure(cmd);
                 }

@@ -58,6 +58,9 @@ pub fn signal_name(sig: i32) -> &'static str {
     }
 }
 
+/// The largest file under test whose content is kept as text in its snapshot.
+pub const TEXT_KEPT: u64 = 1 << 20;
+
 /// The state of one file under test at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSnapshot {
@@ -69,6 +72,8 @@ pub struct FileSnapshot {
     pub hash: Option<String>,
     /// What the caller's validator said, when there is a validator and the file was read.
     pub validity: Option<Result<ValidContent, String>>,
+    /// The content as text (lossy UTF-8), for files of at most [`TEXT_KEPT`] bytes.
+    pub content: Option<String>,
     /// Why the content was not read, when something exists at the path but the harness did not
     /// read it: not a regular file (a FIFO, a symlink, which it never follows), over the byte
     /// limit, or an I/O error. Oracles that need the content then cannot judge it.
@@ -78,12 +83,12 @@ pub struct FileSnapshot {
 impl FileSnapshot {
     /// The snapshot of a file that does not exist.
     pub fn absent() -> Self {
-        Self { exists: false, size: 0, hash: None, validity: None, unreadable: None }
+        Self { exists: false, size: 0, hash: None, validity: None, content: None, unreadable: None }
     }
 
     /// The snapshot of something at the path whose content was not read, and why.
     pub fn unreadable(size: u64, why: impl Into<String>) -> Self {
-        Self { exists: true, size, hash: None, validity: None, unreadable: Some(why.into()) }
+        Self { exists: true, size, hash: None, validity: None, content: None, unreadable: Some(why.into()) }
     }
 
     /// The keys the validator found, if the file is valid and the validator exposes keys.
@@ -169,6 +174,29 @@ pub struct FileObservation {
     pub black_box: Option<BlackBoxCounts>,
 }
 
+/// Everything observed about one folder under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderObservation {
+    /// The name the scenario gave the folder.
+    pub name: String,
+    /// The absolute path.
+    pub path: PathBuf,
+    /// The entries' names before the child started (after seeding).
+    pub before: BTreeSet<String>,
+    /// The entries' names after the child and its descendants were gone.
+    pub after: BTreeSet<String>,
+    /// What the black box saw happen in the folder, in order: `created NAME`, `removed NAME`,
+    /// `renamed NAME ->`, `renamed -> NAME` (inotify events; not recursive).
+    pub events: Vec<String>,
+}
+
+impl FolderObservation {
+    /// Entries present after the run that were not there before.
+    pub fn new_entries(&self) -> impl Iterator<Item = &str> {
+        self.after.difference(&self.before).map(String::as_str)
+    }
+}
+
 /// A descendant of the child still alive after the child exited: a member of its process
 /// group, or a process that left the group (`setsid`) and was adopted by the harness.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,7 +214,8 @@ pub struct Observation {
     pub outcome: ExitOutcome,
     /// Whether the harness had to end it at its timeout.
     pub timed_out: bool,
-    /// Signals the harness sent on journal markers, as `(marker, signal)`, in order.
+    /// Signals the harness sent on its triggers, as `(when, signal)` (`marker "ready"`,
+    /// `output /ready/`, `after 200 ms`), in order.
     pub signals_sent: Vec<(String, i32)>,
     /// Its standard output (bounded; see [`crate::runner`]).
     pub stdout: String,
@@ -198,6 +227,8 @@ pub struct Observation {
     pub journal: Journal,
     /// The files under test, in the order the scenario named them.
     pub files: Vec<FileObservation>,
+    /// The folders under test, in the order the scenario named them.
+    pub folders: Vec<FolderObservation>,
     /// Whether the black box's queue overflowed (its counts are then a lower bound).
     pub black_box_overflowed: bool,
     /// Descendants of the child found alive after it exited (they were then killed).

@@ -8,7 +8,7 @@
 //!
 //! Supervision is event-driven: the parent `poll(2)`s a pidfd of the child together with the
 //! black box's inotify descriptor, so it wakes when the child exits or touches a watched folder.
-//! Only while a [`SignalOnMarker`] is pending does it also wake every few milliseconds to read
+//! Only while a [`SignalTrigger`] is pending does it also wake every few milliseconds to read
 //! what was appended to the journal since it last looked. At the timeout the whole group gets
 //! SIGTERM, then SIGKILL after the grace. After the child is reaped, every descendant still
 //! alive, in its group or escaped from it, is recorded as leaked and killed (see
@@ -33,9 +33,11 @@ use crate::descendants::{self, RUN_TAG_ENV};
 use crate::journal::{JOURNAL_ENV, Journal, JournalReader};
 use crate::observation::{ExitOutcome, Observation};
 use crate::run_folder::RunFolder;
-use crate::spec::{ChildSpec, FileUnderTest, Limits, SCRATCH_ENV, SCRATCH_PLACEHOLDER, SignalOnMarker};
+use crate::spec::{
+    ChildSpec, FileUnderTest, FolderUnderTest, Limits, SCRATCH_ENV, SCRATCH_PLACEHOLDER, SignalTrigger, When,
+};
 
-/// How often the journal is re-read while a signal waits on a marker.
+/// How often the journal is looked at while a signal waits on a marker.
 const MARKER_POLL: Duration = Duration::from_millis(2);
 
 /// How long, after the group ended, to wait for the ends of stdout and stderr.
@@ -82,10 +84,15 @@ pub(crate) struct Run {
 
 impl Run {
     /// Makes the run folder and the journal, seeds and watches the files under test.
-    pub(crate) fn prepare(files: &[FileUnderTest], limits: &Limits, instrumented: bool) -> Result<Self, RunError> {
+    pub(crate) fn prepare(
+        files: &[FileUnderTest],
+        folders: &[FolderUnderTest],
+        limits: &Limits,
+        instrumented: bool,
+    ) -> Result<Self, RunError> {
         static RUNS: AtomicU64 = AtomicU64::new(0);
         let folder = RunFolder::create().map_err(RunError::Prepare)?;
-        let black_box = BlackBox::arm(files, folder.scratch.path(), limits)?;
+        let black_box = BlackBox::arm(files, folders, folder.scratch.path(), limits)?;
         let tag = format!("{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed));
         Ok(Self { folder, black_box, tag, limits: limits.clone(), instrumented })
     }
@@ -117,7 +124,7 @@ impl Run {
     pub(crate) fn supervise(
         mut self,
         child: &mut Child,
-        triggers: &[SignalOnMarker],
+        triggers: &[SignalTrigger],
         started: Instant,
     ) -> Result<Observation, RunError> {
         let limits = &self.limits;
@@ -127,7 +134,9 @@ impl Run {
         let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok();
         let mut journal = JournalReader::new(limits.journal_cap);
 
-        let mut pending: Vec<&SignalOnMarker> = triggers.iter().collect();
+        let mut pending: Vec<&SignalTrigger> = triggers.iter().collect();
+        let watches_journal = triggers.iter().any(|t| matches!(t.when, When::Marker(_)));
+        let mut output_seen = [0usize; 2];
         let mut signals_sent = Vec::new();
         let mut timed_out = false;
         let mut kill_at: Option<Instant> = None;
@@ -137,9 +146,13 @@ impl Run {
             }
             let now = Instant::now();
             if !pending.is_empty() {
-                // Only what was appended since the last look is read and parsed.
-                journal.read_from(&self.folder.journal).map_err(RunError::ReadJournal)?;
-                fire_triggers(journal.journal(), pid, &mut pending, &mut signals_sent);
+                if watches_journal {
+                    // Only what was appended since the last look is read and parsed.
+                    journal.read_from(&self.folder.journal).map_err(RunError::ReadJournal)?;
+                }
+                let lines = [stdout.new_lines(&mut output_seen[0]), stderr.new_lines(&mut output_seen[1])].concat();
+                let seen = Seen { journal: journal.journal(), lines: &lines, elapsed: now - started };
+                fire_triggers(&seen, pid, &mut pending, &mut signals_sent);
             }
             if !timed_out && now >= started + limits.timeout {
                 timed_out = true;
@@ -151,8 +164,13 @@ impl Run {
                 kill_at = None;
             }
             let mut wake = kill_at.unwrap_or(started + limits.timeout);
-            if !pending.is_empty() || pidfd.is_none() {
+            if (watches_journal && !pending.is_empty()) || pidfd.is_none() {
                 wake = wake.min(now + MARKER_POLL);
+            }
+            for trigger in &pending {
+                if let When::After(after) = trigger.when {
+                    wake = wake.min(started + after);
+                }
             }
             let timeout = Timespec::try_from(wake.saturating_duration_since(now)).ok();
             let mut fds = Vec::with_capacity(4);
@@ -187,7 +205,7 @@ impl Run {
             stdout.pump();
             stderr.pump();
         }
-        let (files, black_box_overflowed) = self.black_box.finish()?;
+        let seen = self.black_box.finish()?;
         journal.read_from(&self.folder.journal).map_err(RunError::ReadJournal)?;
         Ok(Observation {
             outcome,
@@ -197,8 +215,9 @@ impl Run {
             stderr: stderr.finish(),
             wall,
             journal: journal.finish(),
-            files,
-            black_box_overflowed,
+            files: seen.files,
+            folders: seen.folders,
+            black_box_overflowed: seen.overflowed,
             leaked,
             descendants_watched: descendants::adopt_orphans(),
             instrumented: self.instrumented,
@@ -226,11 +245,29 @@ fn poll_streams<'a>(fds: &mut Vec<PollFd<'a>>, stdout: &'a Capture, stderr: &'a 
     let _ = rustix::event::poll(fds, timeout.as_ref());
 }
 
-/// Sends the signals whose markers have appeared in the journal (signal numbers were checked
-/// before the run started).
-fn fire_triggers(seen: &Journal, pid: Pid, pending: &mut Vec<&SignalOnMarker>, sent: &mut Vec<(String, i32)>) {
+/// What the triggers look at, at one moment.
+struct Seen<'a> {
+    journal: &'a Journal,
+    /// Complete output lines that appeared since the last look.
+    lines: &'a [String],
+    elapsed: Duration,
+}
+
+impl When {
+    fn happened(&self, seen: &Seen<'_>) -> bool {
+        match self {
+            Self::Marker(name) => seen.journal.has_marker(name),
+            Self::Output(re) => seen.lines.iter().any(|line| re.is_match(line)),
+            Self::After(after) => seen.elapsed >= *after,
+        }
+    }
+}
+
+/// Sends the signals whose triggers have happened (signal numbers were checked before the run
+/// started).
+fn fire_triggers(seen: &Seen<'_>, pid: Pid, pending: &mut Vec<&SignalTrigger>, sent: &mut Vec<(String, i32)>) {
     pending.retain(|trigger| {
-        if !seen.has_marker(&trigger.marker) {
+        if !trigger.when.happened(seen) {
             return true;
         }
         match descendants::signal(trigger.signal) {
@@ -240,7 +277,7 @@ fn fire_triggers(seen: &Journal, pid: Pid, pending: &mut Vec<&SignalOnMarker>, s
             }
             None => return true,
         }
-        sent.push((trigger.marker.clone(), trigger.signal));
+        sent.push((trigger.when.to_string(), trigger.signal));
         false
     });
 }
@@ -258,14 +295,19 @@ fn substitute(value: &std::ffi::OsStr, scratch: &Path) -> std::ffi::OsString {
 impl ChildSpec {
     /// Runs the program once, watching `files`, and returns what was observed.
     pub fn run(&self, files: &[FileUnderTest]) -> Result<Observation, RunError> {
-        run(self, files)
+        run(self, files, &[])
+    }
+
+    /// Runs the program once, watching `files` and `folders`, and returns what was observed.
+    pub fn run_watching(&self, files: &[FileUnderTest], folders: &[FolderUnderTest]) -> Result<Observation, RunError> {
+        run(self, files, folders)
     }
 }
 
-/// Runs `spec` once, watching `files`, and returns what was observed.
-pub fn run(spec: &ChildSpec, files: &[FileUnderTest]) -> Result<Observation, RunError> {
+/// Runs `spec` once, watching `files` and `folders`, and returns what was observed.
+pub fn run(spec: &ChildSpec, files: &[FileUnderTest], folders: &[FolderUnderTest]) -> Result<Observation, RunError> {
     check_triggers(&spec.triggers)?;
-    let run = Run::prepare(files, &spec.limits, spec.instrumented)?;
+    let run = Run::prepare(files, folders, &spec.limits, spec.instrumented)?;
     let scratch = run.scratch().to_owned();
     let mut cmd = Command::new(&spec.program);
     cmd.args(spec.args.iter().map(|a| substitute(a, &scratch)));
@@ -289,7 +331,7 @@ pub fn run(spec: &ChildSpec, files: &[FileUnderTest]) -> Result<Observation, Run
 }
 
 /// Fails before any run when a trigger names a signal the harness cannot send.
-pub(crate) fn check_triggers(triggers: &[SignalOnMarker]) -> Result<(), RunError> {
+pub(crate) fn check_triggers(triggers: &[SignalTrigger]) -> Result<(), RunError> {
     match triggers.iter().find(|t| descendants::signal(t.signal).is_none()) {
         Some(bad) => Err(RunError::BadSignal(bad.signal)),
         None => Ok(()),

@@ -72,11 +72,61 @@ impl fmt::Debug for FileUnderTest {
     }
 }
 
-/// Send signal `signal` to the child once its journal shows a `marker` event named `marker`.
+/// A folder the black box watches (not recursively): what was created, removed and renamed in
+/// it, and its listing before and after the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignalOnMarker {
-    /// The marker name to wait for.
-    pub marker: String,
+pub struct FolderUnderTest {
+    pub(crate) path: String,
+}
+
+impl FolderUnderTest {
+    /// A folder, named relative to the run's scratch folder (`"."` is the scratch folder itself)
+    /// or absolute. It is created before the run if it does not exist.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The name as given.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The absolute path of the folder for a run whose scratch folder is `scratch`.
+    pub fn resolve(&self, scratch: &Path) -> PathBuf {
+        match self.path.as_str() {
+            "." | "" => scratch.to_owned(),
+            path => scratch.join(path),
+        }
+    }
+}
+
+/// When the harness sends a [`SignalTrigger`]'s signal.
+#[derive(Debug, Clone)]
+pub enum When {
+    /// Once the journal shows a `marker` event with this name.
+    Marker(String),
+    /// Once a complete line of stdout or stderr matches this regex (for programs without a
+    /// journal: "ready" printed by any program).
+    Output(regex::Regex),
+    /// This long after the child was spawned.
+    After(Duration),
+}
+
+impl fmt::Display for When {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Marker(name) => write!(f, "marker {name:?}"),
+            Self::Output(re) => write!(f, "output /{re}/"),
+            Self::After(after) => write!(f, "after {} ms", after.as_millis()),
+        }
+    }
+}
+
+/// Send `signal` to the child (or its whole process group) when `when` happens; at most once.
+#[derive(Debug, Clone)]
+pub struct SignalTrigger {
+    /// When to send it.
+    pub when: When,
     /// The signal number to send.
     pub signal: i32,
     /// Send it to the whole process group rather than the child alone.
@@ -120,7 +170,7 @@ pub struct ChildSpec {
     pub(crate) env: Vec<(OsString, Option<OsString>)>,
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) limits: Limits,
-    pub(crate) triggers: Vec<SignalOnMarker>,
+    pub(crate) triggers: Vec<SignalTrigger>,
     pub(crate) instrumented: bool,
 }
 
@@ -203,8 +253,14 @@ impl ChildSpec {
 
     /// Sends `signal` to the child when its journal shows the marker `marker`.
     #[must_use]
-    pub fn signal_on_marker(mut self, marker: impl Into<String>, signal: i32) -> Self {
-        self.triggers.push(SignalOnMarker { marker: marker.into(), signal, to_group: false });
+    pub fn signal_on_marker(self, marker: impl Into<String>, signal: i32) -> Self {
+        self.signal_when(When::Marker(marker.into()), signal)
+    }
+
+    /// Sends `signal` to the child when `when` happens.
+    #[must_use]
+    pub fn signal_when(mut self, when: When, signal: i32) -> Self {
+        self.triggers.push(SignalTrigger { when, signal, to_group: false });
         self
     }
 

@@ -51,7 +51,7 @@ fn a_signal_is_sent_when_the_journal_shows_the_marker() {
     let obs = child(["marker:mid-program", "hang"]).signal_on_marker("mid-program", 15).run(&[cache()]).unwrap();
     assert!(!obs.timed_out);
     assert_eq!(obs.outcome, ExitOutcome::Signal(15));
-    assert_eq!(obs.signals_sent, vec![("mid-program".to_owned(), 15)]);
+    assert_eq!(obs.signals_sent, vec![("marker \"mid-program\"".to_owned(), 15)]);
 }
 
 #[test]

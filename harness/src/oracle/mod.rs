@@ -7,17 +7,23 @@ use std::fmt;
 use crate::observation::{FileObservation, Observation};
 
 mod exit_status;
+mod file_content;
 mod file_intact;
 mod no_leaked_processes;
+mod no_leftover_files;
 mod no_lost_entries;
+mod output_text;
 mod quiet_stderr;
 mod registry_bound;
 mod save_count;
 
 pub use exit_status::ExitStatus;
+pub use file_content::FileContent;
 pub use file_intact::FileIntact;
 pub use no_leaked_processes::NoLeakedProcesses;
+pub use no_leftover_files::NoLeftoverFiles;
 pub use no_lost_entries::NoLostEntries;
+pub use output_text::OutputText;
 pub use quiet_stderr::QuietStderr;
 pub use registry_bound::RegistryBound;
 pub use save_count::SaveCount;

@@ -72,6 +72,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Harness(exit_harness::cli::Command::Run(args)) = &cli.command {
+        // Scenario files need no catalog.
+        let code = exit_harness::cli::run_files(args);
+        exit_harness::finish_cleanup();
+        return code;
+    }
     let catalog = RuntimeCacheCatalog::locate();
     if !catalog.child().is_file() {
         eprintln!(

@@ -172,6 +172,7 @@ fn observe(
         wall,
         journal,
         files,
+        folders: Vec::new(),
         black_box_overflowed: false,
         leaked,
         // The server checks the case's process group only.
@@ -193,6 +194,7 @@ fn snapshot(path: &Path) -> FileSnapshot {
         size: bytes.len() as u64,
         hash: Some(blake3::hash(&bytes).to_hex().to_string()),
         validity: Some(validity),
+        content: None,
         unreadable: None,
     }
 }
