@@ -6,8 +6,11 @@
 //!
 //! * `buggy`: `process::exit` runs no destructors, so the `LoggerHandle`, whose `Drop` flushes,
 //!   is never dropped, and the process ends long before the one-second flush: `DIR/app.log`
-//!   exists but is empty. This is the shape of simplelog#82 ("WriteLogger with a BufWriter
-//!   loses lines at exit"): any logger that buffers and relies on a destructor to flush.
+//!   exists but is empty. The same loss hit simplelog 0.10.1, whose `TermLogger` started
+//!   buffering (Drakulix/simplelog.rs#80): the `log` crate keeps the installed logger in a
+//!   static that is never dropped, so the buffer's own flush-on-drop never ran and up to 8 KiB
+//!   of output went missing at exit; simplelog.rs#82 fixed it by flushing each entry (0.10.1
+//!   was yanked). Any logger that buffers and relies on a destructor to flush has this shape.
 //! * `fixed`: calls `handle.flush()` and `handle.shutdown()` before `process::exit`: all N lines
 //!   are in the file. (Returning from `main` with the handle alive would also do, since the
 //!   handle is then dropped; flexi_logger's docs: keep the `LoggerHandle` alive "up to the very

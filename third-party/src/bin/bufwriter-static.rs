@@ -8,6 +8,10 @@
 //!   FILE exists (it was created) but is empty. Nothing is printed: the loss is silent.
 //! * `fixed`: flushes the writer before `main` returns: FILE has all N lines.
 //!
+//! In the wild: simplelog 0.10.1 (Drakulix/simplelog.rs#80, fixed by #82) put a buffered
+//! stream inside the logger that the `log` crate keeps in a static; "the Case of the Missing
+//! 8k" followed, since that static is never dropped.
+//!
 //! What a real fix looks like: a global writer needs an owner that ends before the process
 //! does. Either keep the writer in `main` (or in a guard value owned by `main`, whose `Drop`
 //! flushes, as `flexi_logger`'s `LoggerHandle` does) and pass it down; or, when it must be
