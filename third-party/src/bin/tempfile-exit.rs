@@ -5,10 +5,11 @@
 //! writes to it, then ends the process with `std::process::exit(0)`.
 //!
 //! * `buggy`: `process::exit` runs no destructors, so `NamedTempFile`'s `Drop`, which deletes
-//!   the file, never runs: DIR keeps `upload-XXXXXX.part`. The tempfile docs say so: "Resource
-//!   leaking: ... if the program exits before the `NamedTempFile` destructor is run, such as via
-//!   `std::process::exit()`, by segfaulting, or by receiving a signal like SIGINT, then the
-//!   temporary file will not be deleted."
+//!   the file, never runs: DIR keeps `upload-XXXXXX.part`. The tempfile docs say so, under
+//!   "Resource Leaking" on `NamedTempFile`: "If the program exits before the `NamedTempFile`
+//!   destructor is run, the temporary file will not be deleted. This can happen if the process
+//!   exits using `std::process::exit()`, a segfault occurs, receiving an interrupt signal like
+//!   `SIGINT` that is not handled, or by using a statically declared `NamedTempFile` instance".
 //! * `fixed`: closes the file (`NamedTempFile::close`, which deletes it and reports errors)
 //!   before `process::exit`: DIR is as it was.
 //!
