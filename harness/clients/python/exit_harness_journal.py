@@ -57,7 +57,8 @@ Guarantees of this module
   once ``sys.meta_path`` is gone: pytorch/TensorRT #4359), the functions hold what they use in
   closures (so they keep working after CPython has set this module's globals to ``None``), and
   they take no locks.
-* The file is opened lazily, on the first event, and kept open. Today's harness lets the child
+* The file is opened lazily, on the first event (``EXIT_HARNESS_JOURNAL`` is read then, once),
+  and kept open. Today's harness lets the child
   create the journal, so when the open fails with ``ENOENT`` the client retries once with
   ``O_CREAT`` (mode ``0o600``); once the harness creates the file before the child starts, that
   fallback never runs.
