@@ -128,6 +128,12 @@ impl Engine {
         &self.selection
     }
 
+    /// Why the runtime cache the settings name could not be used, if it could not: the engine
+    /// then runs cold with kernels in memory only (see [`Event::CacheUnavailable`]).
+    pub fn cache_unavailable(&self) -> Option<&crate::error::CacheError> {
+        None
+    }
+
     /// The engine-implicit runtime cache, if the settings name one.
     pub fn runtime_cache(&self) -> Option<&RuntimeCache> {
         self.cache.as_ref()

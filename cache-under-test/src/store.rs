@@ -22,6 +22,10 @@ use crate::key::KernelKey;
 use crate::observer::{self, Event};
 use crate::sys;
 
+/// How many set-aside (`<path>.corrupt-<n>`) files are kept: setting aside one more removes
+/// the oldest beyond this count, so a cache corrupted on every run does not fill its folder.
+pub const SET_ASIDE_KEPT: usize = 3;
+
 /// How hard a save works to survive a power loss (a process crash is always survived: the file is
 /// replaced by an atomic rename).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
