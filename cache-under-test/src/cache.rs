@@ -13,6 +13,7 @@ use crate::defect::{self, Defect};
 use crate::error::CacheError;
 use crate::format::FormatLimits;
 use crate::key::KernelKey;
+use crate::location::CacheLocation;
 use crate::lock::FileLock;
 use crate::observer::{self, Event, SkipReason, Trigger};
 use crate::registry::{self, ExitSave, HookToken};
@@ -76,6 +77,8 @@ pub struct RuntimeCache {
 #[derive(Debug)]
 struct Shared {
     path: PathBuf,
+    /// The trusted folder handle every file operation goes through.
+    location: CacheLocation,
     options: CacheOptions,
     /// A `fork()`ed child inherits the handle and the exit hook; only the owner saves.
     owner_pid: u32,
@@ -93,11 +96,17 @@ struct Contents {
 }
 
 impl RuntimeCache {
-    /// Opens the cache at `path`, loading the file under the lock. A missing file is a cold start;
-    /// a corrupt one is set aside as `<path>.corrupt-<n>` (byte-exact) and the cache starts cold;
-    /// an unreadable, untrusted or oversized one is an error. Temp files left by a crashed save are
-    /// removed. With autosave on, the exit hook is registered last, after every fallible step: a
-    /// failed open leaves the exit registry unchanged and writes nothing.
+    /// Opens the cache at `path`, loading the file without waiting for the lock (saves rename
+    /// whole files into place). The folder is created 0700 if missing and must be trusted (owned
+    /// by this user or root, not group/world-writable unless sticky, not a symlink). A missing
+    /// file is a cold start; a damaged one is set aside as `<path>.corrupt-<n>` (byte-exact; only
+    /// the newest [`crate::SET_ASIDE_KEPT`] are kept) and the cache starts cold; a symlink, a
+    /// non-file, an unreadable, untrusted or oversized file, or a valid file of another format
+    /// version, is an error and is left as it is. If the lock is free, temp files left by a
+    /// crashed save are removed. With autosave on, the exit hook is registered last, after every
+    /// fallible step: a failed open leaves the exit registry unchanged and writes nothing.
+    ///
+    /// [`crate::Engine`] never fails on these errors: it runs cold without a persisted cache.
     pub fn open(path: impl AsRef<Path>, options: CacheOptions) -> Result<Self, CacheError> {
         let path =
             std::path::absolute(path.as_ref()).map_err(|source| CacheError::io("resolve", path.as_ref(), source))?;
@@ -106,15 +115,15 @@ impl RuntimeCache {
             true => Some(registry::register(Weak::<Shared>::new() as Weak<dyn ExitSave>)?),
             false => None,
         };
-        store::prepare_path(&path)?;
-        let on_disk = {
-            let _lock = FileLock::acquire(&path, Instant::now() + options.lock_timeout)?;
-            store::load(&path, &options.limits)?
-        };
+        let location = CacheLocation::open(&path)?;
+        store::check_path(&location)?;
+        // No lock: saves rename whole files into place, so the read sees an old or a new file.
+        let on_disk = store::load(&location, &options.limits)?;
         let entries: HashMap<KernelKey, Bytes> = on_disk.entries.into_iter().collect();
         let loaded = entries.len();
         let shared = Arc::new(Shared {
             path,
+            location,
             autosave: AutosaveState::armed(),
             owner_pid: std::process::id(),
             saving: Mutex::new(()),
@@ -275,8 +284,8 @@ impl Shared {
         observer::emit(|| Event::SaveStarted { path: self.path.clone(), trigger });
         let lock_deadline = deadline.min(Instant::now() + self.options.lock_timeout);
         let committed = {
-            let _lock = FileLock::acquire(&self.path, lock_deadline)?;
-            store::save(&self.path, &self.options.limits, self.options.durability, &entries, last_seen)?
+            let _lock = FileLock::acquire(&self.location, lock_deadline)?;
+            store::save(&self.location, &self.options.limits, self.options.durability, &entries, last_seen)?
         };
         // The file is committed: record that, even if the exit deadline passed meanwhile (the
         // contents lock is only ever held for a moment).

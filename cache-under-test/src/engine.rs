@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::bounded;
 use crate::cache::{CacheOptions, RuntimeCache};
 use crate::compiler::{Backend, BackendSelection};
-use crate::error::EngineError;
+use crate::error::{CacheError, EngineError};
 use crate::key::{KernelKey, KernelSpec};
 use crate::observer::{self, Event, Trigger};
 
@@ -60,20 +60,24 @@ pub struct Engine {
     settings: RuntimeSettings,
     selection: BackendSelection,
     cache: Option<RuntimeCache>,
-    /// Kernels of an engine without a runtime cache.
+    /// Why the cache the settings name could not be used (the engine then runs cold).
+    unavailable: Option<CacheError>,
+    /// Kernels of an engine without a (usable) runtime cache.
     memory: Mutex<HashMap<KernelKey, Bytes>>,
 }
 
 impl Engine {
-    /// Resolves the backend and opens the runtime cache. Every fallible step comes before the
-    /// cache's exit hook is registered: on error the exit registry is unchanged and nothing is
-    /// written.
+    /// Resolves the backend and opens the runtime cache. Only the backend can fail: a cache that
+    /// cannot be used (untrusted, unreadable, a symlink, of another format version, ...) makes
+    /// the engine run cold, with kernels in memory only, reporting why through
+    /// [`Event::CacheUnavailable`], the log and [`cache_unavailable`](Self::cache_unavailable);
+    /// that path is then neither read again nor written, and no exit hook is registered for it.
     pub fn new(settings: RuntimeSettings) -> Result<Self, EngineError> {
         let selection = settings.backend.select()?;
         observer::emit(|| Event::BackendSelected { reason: selection.reason.clone() });
         log::info!(target: "runtime_cache", "backend {}", selection.reason);
-        let cache = open_engine_cache(&settings)?;
-        Ok(Self { settings, selection, cache, memory: Mutex::default() })
+        let (cache, unavailable) = open_engine_cache(&settings);
+        Ok(Self { settings, selection, cache, unavailable, memory: Mutex::default() })
     }
 
     /// The kernel for `spec`: from the cache if present (nothing is compiled), else compiled and
@@ -98,14 +102,16 @@ impl Engine {
     }
 
     /// Changes the settings. If the cache path or its options change, the new cache is opened
-    /// first (on error nothing changes), then the old one saves exactly once, with trigger `swap`,
-    /// and is closed: it does not save again at drop or exit.
+    /// first, then the old one saves exactly once, with trigger `swap`, and is closed: it does not
+    /// save again at drop or exit. A new cache that cannot be used makes the engine run cold, as
+    /// in [`new`](Self::new). Only a backend that cannot be loaded is an error (nothing changes).
     pub fn set_settings(&mut self, settings: RuntimeSettings) -> Result<(), EngineError> {
         let selection = if settings.backend != self.settings.backend { Some(settings.backend.select()?) } else { None };
         if settings.runtime_cache != self.settings.runtime_cache
             || settings.cache_options != self.settings.cache_options
         {
-            let new_cache = open_engine_cache(&settings)?;
+            let (new_cache, unavailable) = open_engine_cache(&settings);
+            self.unavailable = unavailable;
             if let Some(old) = std::mem::replace(&mut self.cache, new_cache) {
                 old.finish(Trigger::Swap);
             }
@@ -128,14 +134,33 @@ impl Engine {
         &self.selection
     }
 
+    /// Why the runtime cache the settings name could not be used, if it could not: the engine
+    /// then runs cold with kernels in memory only (see [`Event::CacheUnavailable`]).
+    pub fn cache_unavailable(&self) -> Option<&CacheError> {
+        self.unavailable.as_ref()
+    }
+
     /// The engine-implicit runtime cache, if the settings name one.
     pub fn runtime_cache(&self) -> Option<&RuntimeCache> {
         self.cache.as_ref()
     }
 }
 
-fn open_engine_cache(settings: &RuntimeSettings) -> Result<Option<RuntimeCache>, EngineError> {
-    let Some(path) = &settings.runtime_cache else { return Ok(None) };
+/// Opens the engine-implicit cache the settings name, or says why it cannot be used (reported to
+/// the log and the observer here, once).
+fn open_engine_cache(settings: &RuntimeSettings) -> (Option<RuntimeCache>, Option<CacheError>) {
+    let Some(path) = &settings.runtime_cache else { return (None, None) };
     let options = CacheOptions { autosave: true, ..settings.cache_options.clone() };
-    Ok(Some(RuntimeCache::open(path, options)?))
+    match RuntimeCache::open(path, options) {
+        Ok(cache) => (Some(cache), None),
+        Err(error) => {
+            log::warn!(target: "runtime_cache", "running without the cache {}: {error}", path.display());
+            observer::emit(|| Event::CacheUnavailable {
+                path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+                reason: error.unavailable_reason(),
+                error: error.to_string(),
+            });
+            (None, Some(error))
+        }
+    }
 }

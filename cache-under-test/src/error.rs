@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::compiler::CompileError;
 use crate::format::FormatError;
+use crate::observer::UnavailableReason;
 
 /// Why opening, loading or saving a cache failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,23 @@ pub enum CacheError {
     NotAFile {
         /// The cache path.
         path: PathBuf,
+    },
+    /// A cache path component this crate opens (the cache file, its lock file, or the cache
+    /// folder itself) is a symbolic link. The cache never follows a symlink it did not create:
+    /// one planted by another user could point anywhere the victim can read or write.
+    #[error("refusing to follow the symbolic link {}", path.display())]
+    Symlink {
+        /// The path that is a symlink.
+        path: PathBuf,
+    },
+    /// The cache folder is not trusted (OpenSSH's StrictModes): it must be owned by this
+    /// process's user (or root) and not writable by group or others unless it is sticky.
+    #[error("refusing to use the folder {}: {reason}", path.display())]
+    UntrustedFolder {
+        /// The folder.
+        path: PathBuf,
+        /// Owner or mode, spelled out.
+        reason: String,
     },
     /// The cache file is not trusted: kernels are code that runs on the GPU, so a file that
     /// someone else could have written is refused rather than loaded.
@@ -88,6 +106,24 @@ pub enum CacheError {
 }
 
 impl CacheError {
+    /// The typed reason an engine reports when this error makes it run without its cache.
+    pub fn unavailable_reason(&self) -> UnavailableReason {
+        match self {
+            CacheError::Io { .. } => UnavailableReason::Io,
+            CacheError::NotAFile { .. } => UnavailableReason::NotAFile,
+            CacheError::Symlink { .. } => UnavailableReason::Symlink,
+            CacheError::UntrustedFolder { .. } => UnavailableReason::UntrustedFolder,
+            CacheError::UntrustedFile { .. } => UnavailableReason::UntrustedFile,
+            CacheError::TooLarge { .. } => UnavailableReason::TooLarge,
+            CacheError::Unsupported { .. } => UnavailableReason::Unsupported,
+            CacheError::ExitHookUnavailable => UnavailableReason::ExitHookUnavailable,
+            CacheError::LockTimeout { .. }
+            | CacheError::Corrupt { .. }
+            | CacheError::DeadlineExceeded
+            | CacheError::Failpoint(_) => UnavailableReason::Other,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         CacheError::Io { op, path: path.into(), source }
     }

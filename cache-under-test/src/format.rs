@@ -10,7 +10,9 @@
 //! end-8   8     XXH3-64 (LE) of every byte before it
 //! ```
 //!
-//! Decoding checks the size and the checksum before it parses, then checks every length against
+//! Every format version, present and future, ends with the XXH3-64 trailer of everything before
+//! it, so a reader can tell damage from a newer version: decoding checks the size, the magic and
+//! the checksum first, and only then the version. Then it parses, then checks every length against
 //! both the configured [`FormatLimits`] and the bytes actually left, so a hostile or truncated
 //! file yields a [`FormatError`]: it can neither panic nor make the decoder allocate more than the
 //! file's own size. Decoded artifacts are zero-copy slices of the file's bytes.
@@ -43,9 +45,11 @@ pub struct FormatLimits {
 }
 
 impl Default for FormatLimits {
-    /// 4 GiB files, 1 Mi entries, 256 MiB artifacts.
+    /// 512 MiB files, 1 Mi entries, 256 MiB artifacts. A file is read whole into memory, so the
+    /// file limit bounds a load's memory and time (a 4 GiB default let a sparse file take 4 GiB
+    /// of memory and 20 s); a kernel cache is typically tens of MiB.
     fn default() -> Self {
-        Self { max_file_bytes: 4 << 30, max_entries: 1 << 20, max_artifact_bytes: 256 << 20 }
+        Self { max_file_bytes: 512 << 20, max_entries: 1 << 20, max_artifact_bytes: 256 << 20 }
     }
 }
 
@@ -154,15 +158,17 @@ pub fn decode(file: &Bytes, limits: &FormatLimits) -> Result<Vec<(KernelKey, Byt
     if found != MAGIC {
         return Err(FormatError::BadMagic { found });
     }
-    let version = u16::from_le_bytes([file[8], file[9]]);
-    if version != VERSION {
-        return Err(FormatError::UnsupportedVersion { found: version });
-    }
+    // The checksum comes before the version: a flipped bit in the header is damage (set aside),
+    // not a file "of another version" left in place for ever. Every version keeps this trailer.
     let body_end = file.len() - TRAILER_LEN;
     let stored = u64::from_le_bytes(file[body_end..].try_into().expect("slice of 8"));
     let computed = xxhash_rust::xxh3::xxh3_64(&file[..body_end]);
     if stored != computed {
         return Err(FormatError::ChecksumMismatch { stored, computed });
+    }
+    let version = u16::from_le_bytes([file[8], file[9]]);
+    if version != VERSION {
+        return Err(FormatError::UnsupportedVersion { found: version });
     }
     let flags = u16::from_le_bytes([file[10], file[11]]);
     if flags != 0 {

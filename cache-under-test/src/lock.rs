@@ -1,16 +1,19 @@
-//! The inter-process lock: an exclusive `flock` on `<path>.lock`, taken with a bounded wait.
+//! The inter-process lock: an exclusive `flock` on `<path>.lock`, taken by saves with a bounded
+//! wait. Opening a cache never waits for it (a reader of an atomically renamed file needs no
+//! lock); it only tries it once, to clean up after a crashed save.
 //!
-//! The lock file is created 0600 and never deleted (deleting a lock file races with a process
+//! The lock file is opened relative to the trusted folder handle with `O_NOFOLLOW | O_NONBLOCK`
+//! (a planted symlink is refused, a FIFO cannot block), created 0600 if missing, must be a
+//! regular file this user owns, and is never deleted (deleting a lock file races with a process
 //! that just opened it). The lock is released when the guard is dropped (the file is closed).
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::fs::{File, TryLockError};
 use std::time::Instant;
 
 use crate::bounded;
 use crate::defect::{self, Defect};
 use crate::error::CacheError;
+use crate::location::CacheLocation;
 
 /// Holds `<path>.lock` exclusively until dropped.
 #[derive(Debug)]
@@ -18,32 +21,22 @@ pub(crate) struct FileLock {
     _file: File,
 }
 
-/// The lock file guarding `cache_path`.
-pub(crate) fn lock_path(cache_path: &Path) -> PathBuf {
-    let mut name = cache_path.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
+/// The name of the lock file guarding the cache at `location`: `<name>.lock`.
+fn lock_name(location: &CacheLocation) -> std::ffi::OsString {
+    location.sibling(".lock")
 }
 
 impl FileLock {
-    /// Takes the lock on `cache_path`, waiting until `deadline` at most.
-    pub(crate) fn acquire(cache_path: &Path, deadline: Instant) -> Result<Self, CacheError> {
+    /// Takes the lock on the cache at `location`, waiting until `deadline` at most.
+    pub(crate) fn acquire(location: &CacheLocation, deadline: Instant) -> Result<Self, CacheError> {
         fail::fail_point!("lock", |_| Err(CacheError::Failpoint("lock")));
-        let path = lock_path(cache_path);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|source| CacheError::io("open the lock file", &path, source))?;
+        let name = lock_name(location);
+        let file = location.open_lock_file(&name)?;
         if defect::active(Defect::NoLock) {
             return Ok(FileLock { _file: file });
         }
         if defect::active(Defect::UnboundedLockWait) {
-            file.lock().map_err(|source| CacheError::io("lock", &path, source))?;
+            file.lock().map_err(|source| CacheError::io("lock", location.path_of(&name), source))?;
             return Ok(FileLock { _file: file });
         }
         let started = Instant::now();
@@ -57,11 +50,23 @@ impl FileLock {
             }
         });
         if let Some(source) = failure {
-            return Err(CacheError::io("lock", &path, source));
+            return Err(CacheError::io("lock", location.path_of(&name), source));
         }
         match locked {
             Some(()) => Ok(FileLock { _file: file }),
-            None => Err(CacheError::LockTimeout { lock_path: path, waited: started.elapsed() }),
+            None => Err(CacheError::LockTimeout { lock_path: location.path_of(&name), waited: started.elapsed() }),
+        }
+    }
+
+    /// Takes the lock if nobody holds it, without waiting: `Ok(None)` if it is held.
+    pub(crate) fn try_acquire(location: &CacheLocation) -> Result<Option<Self>, CacheError> {
+        fail::fail_point!("lock", |_| Err(CacheError::Failpoint("lock")));
+        let name = lock_name(location);
+        let file = location.open_lock_file(&name)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(source)) => Err(CacheError::io("lock", location.path_of(&name), source)),
         }
     }
 }

@@ -66,6 +66,47 @@ impl fmt::Display for SkipReason {
     }
 }
 
+/// Why an engine runs without its persisted cache (see [`Event::CacheUnavailable`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnavailableReason {
+    /// The cache file, its lock file or its folder is a symbolic link.
+    Symlink,
+    /// The cache folder is owned by another user, or writable by group or others.
+    UntrustedFolder,
+    /// The cache file is owned by another user, or writable by group or others.
+    UntrustedFile,
+    /// The cache path is not a regular file (a folder, a FIFO, a socket, ...).
+    NotAFile,
+    /// The file is over [`crate::FormatLimits::max_file_bytes`].
+    TooLarge,
+    /// The file is valid for another format version or over this process's limits: it is left
+    /// as it is, neither set aside nor overwritten.
+    Unsupported,
+    /// An I/O error: unreadable file, folder that cannot be created, ...
+    Io,
+    /// The exit hook could not be registered.
+    ExitHookUnavailable,
+    /// Anything else (a failpoint, a lock timeout).
+    Other,
+}
+
+impl fmt::Display for UnavailableReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UnavailableReason::Symlink => "symlink",
+            UnavailableReason::UntrustedFolder => "untrusted folder",
+            UnavailableReason::UntrustedFile => "untrusted file",
+            UnavailableReason::NotAFile => "not a file",
+            UnavailableReason::TooLarge => "too large",
+            UnavailableReason::Unsupported => "unsupported",
+            UnavailableReason::Io => "i/o error",
+            UnavailableReason::ExitHookUnavailable => "exit hook unavailable",
+            UnavailableReason::Other => "other",
+        })
+    }
+}
+
 /// Something the cache did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -81,6 +122,16 @@ pub enum Event {
         path: PathBuf,
         /// Entries loaded.
         entries: usize,
+    },
+    /// An engine's cache could not be used: the engine runs cold, keeping kernels in memory
+    /// only, and never writes that path. The file (if any) is left as it is.
+    CacheUnavailable {
+        /// The cache path.
+        path: PathBuf,
+        /// Why, as a type.
+        reason: UnavailableReason,
+        /// The error, rendered.
+        error: String,
     },
     /// A corrupt file was set aside, byte-exact, and the cache started cold.
     Quarantined {

@@ -1,26 +1,57 @@
-//! The cache file on disk: load under the lock, set aside a corrupt file, clean up a crashed
+//! The cache file on disk: load without the lock, set aside a damaged file, clean up a crashed
 //! save's temp files, and save by lock, re-read, merge, write temp, rename.
 //!
-//! Every function here runs with `<path>.lock` held (see [`crate::lock`]), so cooperating
-//! processes never see each other's half-done work: a temp file present while we hold the lock
-//! was left by a save that died, and a file that changed since we last saw it is merged, never
-//! overwritten.
+//! Every operation goes through the folder handle of a [`CacheLocation`] (no path is resolved
+//! twice, no symlink followed, no FIFO opened blocking). Opening reads the file without the lock:
+//! saves replace it by an atomic rename, so a reader sees the old or the new file, never a mix.
+//! What must not race a save (removing temp files, setting a damaged file aside) is done only
+//! with `<path>.lock` held; opening only *tries* the lock for it and skips it when the lock is
+//! busy (a save that later finds the damaged file sets it aside under its own lock).
+//!
+//! # Design note: the cost of a save (issue #12, item 6)
+//!
+//! A save rewrites the whole file under one global lock, so its lock hold time grows with the
+//! cache while the lock timeout does not. What this module would become next, in order:
+//!
+//! 1. *Append-only segments.* A save writes only this handle's dirty entries as a new,
+//!    self-checksummed segment file `<name>.seg-<generation>-<random>` (O_EXCL temp, fsync,
+//!    rename), then appends its name to a small manifest under the lock (rewrite-and-rename of
+//!    the manifest, a few bytes per segment). The lock is held for the manifest only: its cost is
+//!    O(segments), not O(bytes), so 64 writers on a 50 MB cache each hold it for microseconds and
+//!    none times out. A reader loads the manifest, then each segment it names, without a lock.
+//! 2. *Compaction* when the segment count passes a bound: one saver (try-lock, never waiting)
+//!    merges the segments into a new base file and a new manifest, renamed into place; old
+//!    segments are unlinked after the rename. Readers holding an old manifest still read
+//!    old-but-complete data (segments are immutable until unlinked; an unlinked open file stays
+//!    readable).
+//! 3. The contract stays: one save per handle (one segment), atomic (the manifest rename is the
+//!    commit point), old-or-new after a crash (an unreferenced segment is garbage, removed by the
+//!    next compaction), no committed entry lost (the manifest is merged under the lock).
+//!
+//! Until then, merging stays whole-file and the lock wait stays bounded by `lock_timeout`.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
 
 use bytes::Bytes;
+use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::defect::{self, Defect};
 use crate::error::CacheError;
 use crate::format::{self, FormatError, FormatLimits};
 use crate::key::KernelKey;
+use crate::location::{self, CacheLocation};
+use crate::lock::FileLock;
 use crate::observer::{self, Event};
-use crate::sys;
+
+/// How many set-aside (`<path>.corrupt-<n>`) files are kept: setting aside one more removes
+/// the oldest beyond this count, so a cache corrupted on every run does not fill its folder.
+pub const SET_ASIDE_KEPT: usize = 3;
 
 /// How hard a save works to survive a power loss (a process crash is always survived: the file is
 /// replaced by an atomic rename).
@@ -77,18 +108,16 @@ impl FileStamp {
         current.is_some() && current != last_seen
     }
 
-    /// The stamp of the file at `path` now (`None` if it does not exist): one `stat` and one
-    /// 8-byte read.
-    fn read(path: &Path) -> io::Result<Option<Self>> {
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error),
-        };
-        let metadata = file.metadata()?;
+    /// The stamp of the cache file now (`None` if it does not exist): one `fstat` and one 8-byte
+    /// read, through the folder handle, refusing a symlink or a non-file (never blocking on a FIFO).
+    fn read(location: &CacheLocation) -> Result<Option<Self>, CacheError> {
+        let path = location.path();
+        let Some(file) = location.open_existing(location.name(), "inspect")? else { return Ok(None) };
+        let metadata = file.metadata().map_err(|source| CacheError::io("inspect", path, source))?;
         let mut trailer = [0u8; 8];
         if metadata.len() >= 8 {
-            file.read_exact_at(&mut trailer, metadata.len() - 8)?;
+            file.read_exact_at(&mut trailer, metadata.len() - 8)
+                .map_err(|source| CacheError::io("inspect", path, source))?;
         }
         Ok(Some(Self::of(&metadata, trailer)))
     }
@@ -109,36 +138,67 @@ pub(crate) struct OnDisk {
     pub(crate) stamp: Option<FileStamp>,
 }
 
-/// Makes sure the cache path can be a file: its folder exists (created 0700 if missing) and the
-/// path is not a folder or other non-file, nor a file this process must not trust.
-pub(crate) fn prepare_path(path: &Path) -> Result<(), CacheError> {
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(|source| CacheError::io("create folder", parent, source))?;
-    }
-    match fs::symlink_metadata(path) {
-        Ok(metadata) if !metadata.is_file() => Err(CacheError::NotAFile { path: path.to_owned() }),
-        // Refuse an untrusted file before anything is written next to it (the lock file, the
-        // clean-up of temp files); `read_trusted` checks again under the lock.
-        Ok(metadata) => check_trusted(path, &metadata),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+/// Refuses a cache path that is a symlink, not a regular file, or an untrusted file, before
+/// anything is written next to it (the lock file, the clean-up of temp files).
+pub(crate) fn check_path(location: &CacheLocation) -> Result<(), CacheError> {
+    let path = location.path();
+    match location.stat(location.name()) {
+        Ok(None) => Ok(()),
+        Ok(Some(stat)) if stat.file_type == FileType::Symlink => Err(CacheError::Symlink { path: path.to_owned() }),
+        Ok(Some(stat)) if stat.file_type != FileType::RegularFile => {
+            Err(CacheError::NotAFile { path: path.to_owned() })
+        }
+        Ok(Some(stat)) => location::check_file(path, stat.uid, stat.mode),
         Err(source) => Err(CacheError::io("inspect", path, source)),
     }
 }
 
-/// Loads the file at open time (lock held): removes leftover temp files, reads and decodes the
-/// file, and sets a corrupt one aside as `<path>.corrupt-<n>` (starting cold).
-pub(crate) fn load(path: &Path, limits: &FormatLimits) -> Result<OnDisk, CacheError> {
-    remove_leftover_temps(path);
-    read_merging_view(path, limits)
+/// Loads the file at open time, without waiting for the lock: reads and decodes the file (no lock
+/// needed: saves rename whole files into place). Then, only if the lock is free right now, removes
+/// leftover temp files and sets a damaged file aside as `<path>.corrupt-<n>` (starting cold).
+/// A file of another version, or over this process's limits, is an error and is left alone.
+pub(crate) fn load(location: &CacheLocation, limits: &FormatLimits) -> Result<OnDisk, CacheError> {
+    let path = location.path();
+    let read = read_trusted(location, limits)?;
+    let decoded = match &read {
+        None => None,
+        Some((bytes, _)) => {
+            fail::fail_point!("parse", |_| Err(CacheError::Failpoint("parse")));
+            Some(format::decode(bytes, limits))
+        }
+    };
+    if let Some(Err(reason @ (FormatError::UnsupportedVersion { .. } | FormatError::OverLimit { .. }))) = decoded {
+        // Valid for another build or configuration: not ours to set aside, nor to overwrite.
+        return Err(CacheError::Unsupported { path: path.to_owned(), source: reason });
+    }
+    let lock = match FileLock::try_acquire(location) {
+        Ok(lock) => lock,
+        Err(error) => {
+            log::warn!(target: "runtime_cache", "{}: no clean-up at open: {error}", path.display());
+            None
+        }
+    };
+    if lock.is_some() {
+        remove_leftover_temps(location);
+    }
+    match (read, decoded) {
+        (Some((_, stamp)), Some(Ok(entries))) => Ok(OnDisk { entries, stamp: Some(stamp) }),
+        (Some((_, stamp)), Some(Err(reason))) => {
+            if lock.is_some() {
+                set_aside(location, &stamp, &reason)?;
+            } else {
+                log::warn!(target: "runtime_cache", "{} is corrupt ({reason}); starting cold, a save will set it aside", path.display());
+            }
+            Ok(OnDisk { entries: Vec::new(), stamp: None })
+        }
+        _ => Ok(OnDisk { entries: Vec::new(), stamp: None }),
+    }
 }
 
-/// Reads and decodes the current file; a corrupt one is quarantined and reads as empty.
-fn read_merging_view(path: &Path, limits: &FormatLimits) -> Result<OnDisk, CacheError> {
-    let Some((bytes, stamp)) = read_trusted(path, limits)? else {
+/// Reads and decodes the current file (lock held); a damaged one is set aside and reads as empty.
+fn read_merging_view(location: &CacheLocation, limits: &FormatLimits) -> Result<OnDisk, CacheError> {
+    let path = location.path();
+    let Some((bytes, stamp)) = read_trusted(location, limits)? else {
         return Ok(OnDisk { entries: Vec::new(), stamp: None });
     };
     fail::fail_point!("parse", |_| Err(CacheError::Failpoint("parse")));
@@ -149,38 +209,48 @@ fn read_merging_view(path: &Path, limits: &FormatLimits) -> Result<OnDisk, Cache
             Err(CacheError::Unsupported { path: path.to_owned(), source: reason })
         }
         Err(reason) => {
-            let moved_to = quarantine(path)?;
-            log::warn!(target: "runtime_cache", "{} is corrupt ({reason}); set aside as {}", path.display(), moved_to.display());
-            observer::emit(|| Event::Quarantined {
-                path: path.to_owned(),
-                moved_to: moved_to.clone(),
-                reason: reason.to_string(),
-            });
+            set_aside(location, &stamp, &reason)?;
             Ok(OnDisk { entries: Vec::new(), stamp: None })
         }
     }
 }
 
-/// The file's bytes and stamp, or `None` if it does not exist. Refuses a file another user owns
-/// or that group/others can write, and one over the size limit.
-fn read_trusted(path: &Path, limits: &FormatLimits) -> Result<Option<(Bytes, FileStamp)>, CacheError> {
-    fail::fail_point!("read", |_| Err(CacheError::Failpoint("read")));
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(CacheError::io("read", path, source)),
-    };
-    let metadata = file.metadata().map_err(|source| CacheError::io("read", path, source))?;
-    if !metadata.is_file() {
-        return Err(CacheError::NotAFile { path: path.to_owned() });
+/// Sets the damaged file aside (lock held) if the name still holds the file we read, reporting
+/// it to the log and the observer.
+fn set_aside(location: &CacheLocation, read: &FileStamp, reason: &FormatError) -> Result<(), CacheError> {
+    let path = location.path();
+    let current = location.stat(location.name()).map_err(|source| CacheError::io("inspect", path, source))?;
+    if !current.is_some_and(|now| now.dev == read.dev && now.ino == read.ino) {
+        // Replaced since we read it (by a save that did not hold the lock we hold: a defect
+        // variant, or a non-cooperating writer): not the file we judged.
+        return Ok(());
     }
-    check_trusted(path, &metadata)?;
+    let moved_to = quarantine(location)?;
+    log::warn!(target: "runtime_cache", "{} is corrupt ({reason}); set aside as {}", path.display(), moved_to.display());
+    observer::emit(|| Event::Quarantined {
+        path: path.to_owned(),
+        moved_to: moved_to.clone(),
+        reason: reason.to_string(),
+    });
+    Ok(())
+}
+
+/// The file's bytes and stamp, or `None` if it does not exist. Opened relative to the folder
+/// handle, `O_NOFOLLOW | O_NONBLOCK`; refuses anything but a regular file, a file another user
+/// owns or that group/others can write, and one over the size limit, all from `fstat` on the
+/// descriptor it reads, before a byte is read.
+fn read_trusted(location: &CacheLocation, limits: &FormatLimits) -> Result<Option<(Bytes, FileStamp)>, CacheError> {
+    fail::fail_point!("read", |_| Err(CacheError::Failpoint("read")));
+    let path = location.path();
+    let Some(file) = location.open_existing(location.name(), "read")? else { return Ok(None) };
+    let metadata = file.metadata().map_err(|source| CacheError::io("read", path, source))?;
+    location::check_file(path, metadata.uid(), metadata.mode())?;
     if metadata.len() > limits.max_file_bytes {
         return Err(CacheError::TooLarge { path: path.to_owned(), size: metadata.len(), limit: limits.max_file_bytes });
     }
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
     // `take` bounds the read even if the file grows under us (a non-cooperating writer).
-    (&mut file)
+    (&file)
         .take(limits.max_file_bytes + 1)
         .read_to_end(&mut bytes)
         .map_err(|source| CacheError::io("read", path, source))?;
@@ -188,73 +258,70 @@ fn read_trusted(path: &Path, limits: &FormatLimits) -> Result<Option<(Bytes, Fil
     Ok(Some((Bytes::from(bytes), stamp)))
 }
 
-/// Kernels are code that runs on the GPU: a file that someone else could have written is refused
-/// with a typed error rather than loaded (and rather than silently replaced by our next save).
-fn check_trusted(path: &Path, metadata: &fs::Metadata) -> Result<(), CacheError> {
-    let euid = sys::effective_uid();
-    if metadata.uid() != euid {
-        return Err(CacheError::UntrustedFile {
-            path: path.to_owned(),
-            reason: format!("owned by uid {}, not by this process's uid {euid}", metadata.uid()),
-        });
+/// The `n` of a set-aside file name `<name>.corrupt-<n>`.
+fn set_aside_number(candidate: &OsStr, prefix: &OsStr) -> Option<u64> {
+    let digits = candidate.as_bytes().strip_prefix(prefix.as_bytes())?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    let mode = metadata.mode() & 0o777;
-    if mode & 0o022 != 0 {
-        return Err(CacheError::UntrustedFile {
-            path: path.to_owned(),
-            reason: format!("mode {mode:04o} lets group or others write it (chmod 600 to trust it)"),
-        });
-    }
-    Ok(())
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-/// Moves the file to the first free `<path>.corrupt-<n>`, byte-exact (a hard link, then unlink:
-/// the link fails rather than overwrite an earlier quarantined file).
-fn quarantine(path: &Path) -> Result<PathBuf, CacheError> {
-    for n in 0u32.. {
-        let mut name = path.as_os_str().to_owned();
-        name.push(format!(".corrupt-{n}"));
-        let target = PathBuf::from(name);
-        match fs::hard_link(path, &target) {
+/// Moves the file to `<path>.corrupt-<n>` (one more than the highest there), byte-exact (a hard
+/// link, then unlink: the link fails rather than overwrite an earlier set-aside file), then
+/// removes the oldest set-aside files beyond [`SET_ASIDE_KEPT`].
+fn quarantine(location: &CacheLocation) -> Result<PathBuf, CacheError> {
+    let path = location.path();
+    let prefix = location.sibling(".corrupt-");
+    let names = location.names().map_err(|source| CacheError::io("list the folder of", path, source))?;
+    let mut numbers: Vec<u64> = names.iter().filter_map(|name| set_aside_number(name, &prefix)).collect();
+    let mut next = numbers.iter().max().map_or(0, |highest| highest.saturating_add(1));
+    let moved_to = loop {
+        let mut target = prefix.clone();
+        target.push(next.to_string());
+        match location.link(location.name(), &target) {
             Ok(()) => {
-                fs::remove_file(path).map_err(|source| CacheError::io("set aside", path, source))?;
-                return Ok(target);
+                location.unlink(location.name()).map_err(|source| CacheError::io("set aside", path, source))?;
+                numbers.push(next);
+                break location.path_of(&target);
             }
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists && next < u64::MAX => next += 1,
             Err(source) => return Err(CacheError::io("set aside", path, source)),
         }
+    };
+    numbers.sort_unstable_by(|a, b| b.cmp(a));
+    for old in numbers.into_iter().skip(SET_ASIDE_KEPT) {
+        let mut name = prefix.clone();
+        name.push(old.to_string());
+        if location.stat(&name).ok().flatten().is_some_and(|stat| stat.is_own_file()) {
+            let _ = location.unlink(&name);
+        }
     }
-    unreachable!("u32 range exhausted")
+    Ok(moved_to)
 }
 
 /// The prefix of this cache's temp files: `.<file name>.tmp-`, in the same folder.
-fn temp_prefix(path: &Path) -> OsString {
+fn temp_prefix(location: &CacheLocation) -> OsString {
     let mut prefix = OsString::from(".");
-    prefix.push(path.file_name().unwrap_or_default());
+    prefix.push(location.name());
     prefix.push(".tmp-");
     prefix
 }
 
-fn folder_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
-}
-
-/// Removes temp files a crashed save left behind. Safe because the lock is held: no cooperating
-/// process is saving right now.
-fn remove_leftover_temps(path: &Path) {
-    let prefix = temp_prefix(path);
-    let prefix = prefix.as_encoded_bytes();
-    let Ok(listing) = fs::read_dir(folder_of(path)) else { return };
-    let removed = listing
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().as_encoded_bytes().starts_with(prefix))
-        .filter(|entry| fs::remove_file(entry.path()).is_ok())
+/// Removes temp files a crashed save left behind: exactly `<prefix><10 letters or digits>`,
+/// regular files this user owns. Safe because the lock is held: no cooperating process is
+/// saving right now.
+fn remove_leftover_temps(location: &CacheLocation) {
+    let prefix = temp_prefix(location);
+    let Ok(names) = location.names() else { return };
+    let removed = names
+        .iter()
+        .filter(|name| location::is_temp_name(name, &prefix))
+        .filter(|name| location.stat(name).ok().flatten().is_some_and(|stat| stat.is_own_file()))
+        .filter(|name| location.unlink(name).is_ok())
         .count();
     if removed > 0 {
-        observer::emit(|| Event::TempFilesRemoved { path: path.to_owned(), count: removed });
+        observer::emit(|| Event::TempFilesRemoved { path: location.path().to_owned(), count: removed });
     }
 }
 
@@ -276,71 +343,110 @@ pub(crate) struct Committed {
 
 /// Saves `ours` (every entry this handle holds) with the lock held: re-reads the file if another
 /// process saved since `last_seen`, merges (union; ours win on a key both hold), writes a
-/// uniquely named temp file in the same folder, and renames it into place.
+/// uniquely named temp file (`O_EXCL`) in the same folder, and renames it into place, every step
+/// relative to the folder handle.
 pub(crate) fn save(
-    path: &Path,
+    location: &CacheLocation,
     limits: &FormatLimits,
     durability: Durability,
     ours: &HashMap<KernelKey, Bytes>,
     last_seen: Option<FileStamp>,
 ) -> Result<Committed, CacheError> {
-    let current = FileStamp::read(path).map_err(|source| CacheError::io("inspect", path, source))?;
+    let path = location.path();
+    let current = FileStamp::read(location)?;
     // Defect no-merge: never re-read, so the last writer wins.
-    let merged_from_disk: Vec<(KernelKey, Bytes)> =
-        if FileStamp::changed(current, last_seen) && !defect::active(Defect::NoMerge) {
-            read_merging_view(path, limits)?.entries.into_iter().filter(|(key, _)| !ours.contains_key(key)).collect()
-        } else {
-            Vec::new()
-        };
+    let merged_from_disk: Vec<(KernelKey, Bytes)> = if FileStamp::changed(current, last_seen)
+        && !defect::active(Defect::NoMerge)
+    {
+        read_merging_view(location, limits)?.entries.into_iter().filter(|(key, _)| !ours.contains_key(key)).collect()
+    } else {
+        Vec::new()
+    };
 
     if defect::active(Defect::InPlaceWrite) {
-        return save_in_place(path, ours, merged_from_disk);
+        return save_in_place(location, ours, merged_from_disk);
     }
-    let folder = folder_of(path);
-    let temp = tempfile::Builder::new()
-        .prefix(&temp_prefix(path))
-        .rand_bytes(10)
-        .tempfile_in(folder)
-        .map_err(|source| CacheError::io("create a temp file in", folder, source))?;
+    let temp = TempFile::create(location)?;
+    let temp_path = location.path_of(&temp.name);
     fail::fail_point!("save-after-temp-created", |_| Err(CacheError::Failpoint("save-after-temp-created")));
 
     let all = ours.iter().chain(merged_from_disk.iter().map(|(key, artifact)| (key, artifact)));
     let bytes = {
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, MidWriteFailpoint::new(temp.as_file()));
-        let bytes = format::encode(&mut out, all).map_err(|source| CacheError::io("write", temp.path(), source))?;
-        out.flush().map_err(|source| CacheError::io("write", temp.path(), source))?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, MidWriteFailpoint::new(&temp.file));
+        let bytes = format::encode(&mut out, all).map_err(|source| CacheError::io("write", &temp_path, source))?;
+        out.flush().map_err(|source| CacheError::io("write", &temp_path, source))?;
         bytes
     };
     if durability.syncs_file() {
-        temp.as_file().sync_all().map_err(|source| CacheError::io("sync", temp.path(), source))?;
+        temp.file.sync_all().map_err(|source| CacheError::io("sync", &temp_path, source))?;
     }
     fail::fail_point!("save-before-rename", |_| Err(CacheError::Failpoint("save-before-rename")));
-    temp.persist(path).map_err(|error| CacheError::io("rename into", path, error.error))?;
+    temp.persist()?;
     fail::fail_point!("save-after-rename", |_| Err(CacheError::Failpoint("save-after-rename")));
     if durability.syncs_folder()
-        && let Err(error) = File::open(folder).and_then(|dir| dir.sync_all())
+        && let Err(error) = location.sync()
     {
         // The new file is in place whatever happens now: the save is committed, only its
         // durability across a power loss is in doubt.
-        log::warn!(target: "runtime_cache", "saved {}, but syncing {} failed: {error}", path.display(), folder.display());
+        log::warn!(target: "runtime_cache", "saved {}, but syncing its folder failed: {error}", path.display());
     }
-    let stamp = FileStamp::read(path).ok().flatten();
+    let stamp = FileStamp::read(location).ok().flatten();
     Ok(Committed { entries: ours.len() + merged_from_disk.len(), bytes, merged_from_disk, stamp })
+}
+
+/// A save's temp file: removed when dropped unless [`persist`](Self::persist) renamed it into place.
+struct TempFile<'a> {
+    location: &'a CacheLocation,
+    name: OsString,
+    file: File,
+    persisted: bool,
+}
+
+impl<'a> TempFile<'a> {
+    fn create(location: &'a CacheLocation) -> Result<Self, CacheError> {
+        let (name, file) = location.create_temp(&temp_prefix(location))?;
+        Ok(Self { location, name, file, persisted: false })
+    }
+
+    /// Renames the temp file over the cache file (atomic; a symlink there is replaced, not followed).
+    fn persist(mut self) -> Result<(), CacheError> {
+        self.location
+            .rename(&self.name, self.location.name())
+            .map_err(|source| CacheError::io("rename into", self.location.path(), source))?;
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = self.location.unlink(&self.name);
+        }
+    }
 }
 
 /// For [`Defect::InPlaceWrite`]: truncates the cache file and rewrites it where it is, so a crash
 /// mid-write leaves it torn.
 fn save_in_place(
-    path: &Path,
+    location: &CacheLocation,
     ours: &HashMap<KernelKey, Bytes>,
     merged_from_disk: Vec<(KernelKey, Bytes)>,
 ) -> Result<Committed, CacheError> {
-    let file = File::create(path).map_err(|source| CacheError::io("open", path, source))?;
+    let path = location.path();
+    let fd = rustix::fs::openat(
+        location.folder_fd(),
+        location.name(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|error| CacheError::io("open", path, io::Error::from_raw_os_error(error.raw_os_error())))?;
+    let file = File::from(fd);
     let all = ours.iter().chain(merged_from_disk.iter().map(|(key, artifact)| (key, artifact)));
     let mut out = BufWriter::new(MidWriteFailpoint::new(&file));
     let bytes = format::encode(&mut out, all).map_err(|source| CacheError::io("write", path, source))?;
     out.flush().map_err(|source| CacheError::io("write", path, source))?;
-    let stamp = FileStamp::read(path).ok().flatten();
+    let stamp = FileStamp::read(location).ok().flatten();
     Ok(Committed { entries: ours.len() + merged_from_disk.len(), bytes, merged_from_disk, stamp })
 }
 

@@ -137,8 +137,13 @@ fn each_damaged_field_gets_its_own_error() {
     bad_magic[0] = b'X';
     assert!(matches!(decode(bad_magic), Err(FormatError::BadMagic { .. })));
 
+    // The checksum is checked before the version (issue #12, item 7): a changed version with the
+    // old checksum is damage, set aside at open; only a sealed file of another version is
+    // "unsupported", left alone.
     let mut version = good.clone();
     version[8..10].copy_from_slice(&2u16.to_le_bytes());
+    assert!(matches!(decode(version.clone()), Err(FormatError::ChecksumMismatch { .. })));
+    reseal(&mut version);
     assert!(matches!(decode(version), Err(FormatError::UnsupportedVersion { found: 2 })));
 
     let mut checksum = good.clone();

@@ -16,7 +16,7 @@ use std::sync::{Arc, Barrier};
 
 use bytes::Bytes;
 use runtime_cache::{
-    Backend, CacheError, CacheOptions, Engine, EngineError, Event, HookToken, KernelKey, RuntimeCache, RuntimeSettings,
+    Backend, CacheError, CacheOptions, Engine, Event, HookToken, KernelKey, RuntimeCache, RuntimeSettings,
     SyntheticCompiler, exit_registry_len,
 };
 
@@ -153,23 +153,28 @@ fn a_failed_open_leaves_the_registry_unchanged_and_writes_nothing() {
         |error| matches!(error, CacheError::UntrustedFile { .. }),
     );
 
-    // The same through an engine, whose cache always autosaves.
+    // Through an engine, whose cache always autosaves: a cache that cannot be used never fails
+    // the engine (issue #12); it runs cold, and still registers nothing and writes nothing.
     let settings = |path: &Path| RuntimeSettings {
         backend: Backend::Synthetic(SyntheticCompiler::default()),
         ..RuntimeSettings::with_cache(path)
     };
-    assert_fails_cleanly(
-        dir.path(),
-        "engine on a folder",
-        || Engine::new(settings(&folder)),
-        |error| matches!(error, EngineError::Cache(CacheError::NotAFile { .. })),
-    );
-    assert_fails_cleanly(
-        dir.path(),
-        "engine on an untrusted file",
-        || Engine::new(settings(&untrusted)),
-        |error| matches!(error, EngineError::Cache(CacheError::UntrustedFile { .. })),
-    );
+    for (what, path) in [("engine on a folder", &folder), ("engine on an untrusted file", &untrusted)] {
+        let baseline = exit_registry_len();
+        let before = support::snapshot(dir.path());
+        let events_before = support::all_events().len();
+        let engine = Engine::new(settings(path)).unwrap_or_else(|error| panic!("{what}: {error}"));
+        assert!(
+            matches!(engine.cache_unavailable(), Some(CacheError::NotAFile { .. } | CacheError::UntrustedFile { .. })),
+            "{what}: {:?}",
+            engine.cache_unavailable()
+        );
+        assert_eq!(exit_registry_len(), baseline, "{what}: the registry changed");
+        drop(engine);
+        assert_eq!(support::snapshot(dir.path()), before, "{what}: something was written");
+        let registered = registered_tokens(&support::all_events()[events_before..]);
+        assert!(registered.is_empty(), "{what}: registered {registered:?} on the way");
+    }
 }
 
 #[test]

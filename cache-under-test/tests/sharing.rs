@@ -1,7 +1,7 @@
 //! Sharing one cache file: two handles (or K processes) saving distinct keys lose none of them
 //! (save = lock, re-read, merge, write temp, rename), a saver picks up what others saved, and a
 //! lock held elsewhere makes a save fail with `LockTimeout` after the bounded wait, leaving the
-//! old file intact.
+//! old file intact (while opening, which needs no lock, still works).
 
 /// Every test here takes `support::serial()`: one of them forks.
 mod support;
@@ -156,9 +156,9 @@ fn a_held_lock_makes_save_and_open_time_out_and_leaves_the_file_intact() {
     assert_eq!(fs::read(&path).unwrap(), old, "the old file is intact");
     assert!(cache.is_dirty(), "a failed save keeps the entries dirty");
 
-    let started = Instant::now();
-    assert!(matches!(RuntimeCache::open(&path, options), Err(CacheError::LockTimeout { .. })));
-    assert!(started.elapsed() < lock_timeout * 10);
+    // Opening never waits for writers (issue #12): it loads the file without the lock.
+    let reader = RuntimeCache::open(&path, options).expect("open while the lock is held");
+    assert_eq!(reader.len(), 1, "the committed file, read without the lock");
 
     // Once the lock is released, the pending entry saves.
     holder.unlock().unwrap();

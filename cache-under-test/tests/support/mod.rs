@@ -44,6 +44,7 @@ pub fn events_for(path: &Path) -> Vec<Event> {
 pub fn event_path(event: &Event) -> Option<&Path> {
     match event {
         Event::Opened { path, .. }
+        | Event::CacheUnavailable { path, .. }
         | Event::Quarantined { path, .. }
         | Event::TempFilesRemoved { path, .. }
         | Event::SaveStarted { path, .. }
@@ -234,4 +235,17 @@ mod sys {
         }
         Ok(())
     }
+}
+
+/// Every name under `dir` (not recursive) with its size and mode, without reading any content
+/// (for folders holding huge sparse files).
+pub fn snapshot_names(dir: &Path) -> BTreeMap<PathBuf, (u64, u32)> {
+    fs::read_dir(dir)
+        .expect("list folder")
+        .map(|entry| {
+            let path = entry.expect("folder entry").path();
+            let metadata = fs::symlink_metadata(&path).expect("metadata");
+            (path, (metadata.len(), metadata.mode()))
+        })
+        .collect()
 }
