@@ -158,8 +158,14 @@ struct ExpectFormat {
 
 /// Loads the scenario file at `path` into a cell named by its `name` (family: the file's path).
 pub fn load(path: &Path) -> Result<Cell, ScenarioFileError> {
+    load_with_vars(path, &[])
+}
+
+/// Like [`load`], with `{env:NAME}` taken from `vars` first, then from the environment (for
+/// tests that cannot set the process's environment: a Cargo target folder, a tool's path).
+pub fn load_with_vars(path: &Path, vars: &[(&str, &str)]) -> Result<Cell, ScenarioFileError> {
     let text = read_bounded(path)?;
-    parse(path, &text)
+    parse_with_vars(path, &text, vars)
 }
 
 /// The most bytes of a scenario file read.
@@ -182,6 +188,11 @@ fn read_bounded(path: &Path) -> Result<String, ScenarioFileError> {
 
 /// Parses scenario-file text; `path` names the file in errors and anchors relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Cell, ScenarioFileError> {
+    parse_with_vars(path, text, &[])
+}
+
+/// Like [`parse`], with `{env:NAME}` taken from `vars` first.
+pub fn parse_with_vars(path: &Path, text: &str, vars: &[(&str, &str)]) -> Result<Cell, ScenarioFileError> {
     let at = |span: Option<std::ops::Range<usize>>, message: String| ScenarioFileError {
         path: path.to_owned(),
         line: span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
@@ -191,7 +202,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Cell, ScenarioFileError> {
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_owned());
 
-    let expand = |value: &str, span: std::ops::Range<usize>| expand_env(value).map_err(|m| at(Some(span), m));
+    let expand = |value: &str, span: std::ops::Range<usize>| expand_env(value, vars).map_err(|m| at(Some(span), m));
     let command_span = format.command.span();
     let command = format.command.into_inner();
     let Some((program, args)) = command.split_first() else {
@@ -364,8 +375,8 @@ pub fn signal_number(name: &str) -> Option<i32> {
     (1..32).find(|&n| crate::observation::signal_name(n).strip_prefix("SIG") == Some(name))
 }
 
-/// Replaces `{env:NAME}` with the harness's environment variable `NAME`.
-fn expand_env(value: &str) -> Result<String, String> {
+/// Replaces `{env:NAME}` with `vars`' `NAME`, or else the harness's environment variable.
+fn expand_env(value: &str, vars: &[(&str, &str)]) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("{env:") {
@@ -373,9 +384,14 @@ fn expand_env(value: &str) -> Result<String, String> {
         let after = &rest[start + 5..];
         let end = after.find('}').ok_or_else(|| format!("unclosed `{{env:` in {value:?}"))?;
         let name = &after[..end];
-        let var = std::env::var(name)
-            .map_err(|_| format!("{{env:{name}}} in {value:?}: the variable {name} is not set (or not UTF-8)"))?;
-        out.push_str(&var);
+        match vars.iter().find(|(key, _)| *key == name) {
+            Some((_, var)) => out.push_str(var),
+            None => {
+                out.push_str(&std::env::var(name).map_err(|_| {
+                    format!("{{env:{name}}} in {value:?}: the variable {name} is not set (or not UTF-8)")
+                })?)
+            }
+        }
         rest = &after[end + 1..];
     }
     out.push_str(rest);

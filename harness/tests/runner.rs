@@ -94,3 +94,19 @@ fn a_missing_program_is_a_typed_error() {
     let err = ChildSpec::new("/nonexistent/program").run(&[]).unwrap_err();
     assert!(err.to_string().contains("could not start /nonexistent/program"), "{err}");
 }
+
+#[test]
+fn a_signal_is_sent_when_the_output_shows_a_line_or_after_a_delay() {
+    use exit_harness::spec::When;
+    let script = "echo starting; echo ready; sleep 20";
+    let when = When::Output(regex::Regex::new("^ready$").unwrap());
+    let obs = ChildSpec::new("sh").args(["-c", script]).signal_when(when, 15).run(&[]).unwrap();
+    assert_eq!(obs.outcome, ExitOutcome::Signal(15));
+    assert_eq!(obs.signals_sent, vec![("output /^ready$/".to_owned(), 15)]);
+    assert!(!obs.timed_out);
+
+    let obs =
+        ChildSpec::new("sleep").arg("20").signal_when(When::After(Duration::from_millis(50)), 2).run(&[]).unwrap();
+    assert_eq!(obs.outcome, ExitOutcome::Signal(2));
+    assert!(!obs.timed_out);
+}
