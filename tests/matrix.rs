@@ -13,7 +13,7 @@ fn catalog() -> RuntimeCacheCatalog {
 
 /// Runs every cell of `family` and fails with the evidence of each failing cell.
 fn run_family(family: &str) {
-    let cells: Vec<_> = catalog().cells().into_iter().filter(|cell| cell.family == family).collect();
+    let cells: Vec<_> = catalog().cells().into_iter().filter(|cell| cell.scenario.family == family).collect();
     assert!(!cells.is_empty(), "no cell in family {family}");
     let results: Vec<CellResult> = cells.iter().map(|cell| cell.run()).collect();
     exit_harness::finish_cleanup();

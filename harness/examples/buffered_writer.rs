@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use exit_harness::oracle::{ExitStatus, FileIntact, QuietStderr, SaveCount};
-use exit_harness::{Cell, ChildSpec, Event, FileUnderTest, ValidContent, journal};
+use exit_harness::{Cell, ChildSpec, Event, FileUnderTest, Scenario, ValidContent, journal};
 
 /// The resource under test: buffers lines, writes them to `path` once, on drop.
 struct BufferedWriter {
@@ -52,9 +52,10 @@ fn whole_lines(bytes: &[u8]) -> Result<ValidContent, String> {
     Ok(ValidContent::with_keys(text.lines()))
 }
 
-/// The scenario: the file, and what must hold when the program has ended.
-fn cell(spec: ChildSpec) -> Cell {
-    Cell::new("buffered-writer/return-from-main", "buffered-writer", spec)
+/// The scenario: the file, and what must hold when the program has ended, however it is run.
+fn scenario() -> Scenario {
+    Scenario::new("buffered-writer/return-from-main")
+        .family("buffered-writer")
         .file(FileUnderTest::new("out.log").validated_by(whole_lines))
         .oracle(SaveCount::exactly(1))
         .oracle(QuietStderr::empty())
@@ -68,22 +69,20 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let Ok(me) = std::env::current_exe() else { return ExitCode::FAILURE };
-    let result = cell(ChildSpec::new(me).arg("{scratch}/out.log")).run();
-    print!("{}", exit_harness::report::table::render(std::slice::from_ref(&result)));
+    // As a spawned program that owns its `main`:
+    let result = Cell { scenario: scenario(), spec: ChildSpec::new(me).arg("{scratch}/out.log") }.run();
+    let rerun = |_: &exit_harness::CellResult| "cargo run -p exit-harness --example buffered_writer".to_owned();
+    print!("{}", exit_harness::report::human::render(std::slice::from_ref(&result), &rerun));
     if result.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 #[cfg(test)]
 mod tests {
-    use exit_harness::inline::Inline;
-    use exit_harness::{CellResult, fork_id, test_path};
-
-    #[test]
-    fn flushes_exactly_once_inline() {
-        let cell = super::cell(exit_harness::ChildSpec::new("unused: the body runs inline"));
-        let inline = Inline::new(test_path!(flushes_exactly_once_inline)).files(cell.files.clone());
-        let observation = inline.run(fork_id!(), |ctx| super::write_three_lines(&ctx.scratch.join("out.log")));
-        let result = CellResult::judge(&cell, observation.map_err(|e| e.to_string()), Default::default());
-        assert!(result.passed(), "{}", exit_harness::report::table::render(&[result]));
+    // Or inline, inside a #[test], through rusty-fork: the body runs in a child that really exits.
+    exit_harness::exit_test! {
+        #[test]
+        fn flushes_exactly_once_inline(scenario = super::scenario(), ctx) {
+            super::write_three_lines(&ctx.scratch.join("out.log"));
+        }
     }
 }

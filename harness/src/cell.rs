@@ -7,14 +7,13 @@ use crate::observation::Observation;
 use crate::oracle::{Oracle, OracleVerdict};
 use crate::spec::{ChildSpec, FileUnderTest, FolderUnderTest};
 
-/// One scenario cell: a program to run, the files to watch, and the oracles that judge it.
-pub struct Cell {
+/// What is expected of a run, whatever launches it (a spawned program, an inline test, the fuzz
+/// fork server): a name, the files and folders to watch, and the oracles that judge it.
+pub struct Scenario {
     /// A unique name, e.g. `local/return-from-main`.
     pub name: String,
     /// The family it belongs to, e.g. the holder or the ending; reports group by it.
     pub family: String,
-    /// The program.
-    pub spec: ChildSpec,
     /// The files under test.
     pub files: Vec<FileUnderTest>,
     /// The folders under test.
@@ -23,17 +22,23 @@ pub struct Cell {
     pub oracles: Vec<Box<dyn Oracle>>,
 }
 
-impl Cell {
-    /// A cell without files or oracles yet.
-    pub fn new(name: impl Into<String>, family: impl Into<String>, spec: ChildSpec) -> Self {
+impl Scenario {
+    /// A scenario without files or oracles yet, in the family `"default"`.
+    pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            family: family.into(),
-            spec,
+            family: "default".into(),
             files: Vec::new(),
             folders: Vec::new(),
             oracles: Vec::new(),
         }
+    }
+
+    /// Puts the scenario in `family` (reports group by it).
+    #[must_use]
+    pub fn family(mut self, family: impl Into<String>) -> Self {
+        self.family = family.into();
+        self
     }
 
     /// Watches `file`.
@@ -57,25 +62,21 @@ impl Cell {
         self
     }
 
-    /// Runs the cell once and judges it. The run's scratch folder is removed once every oracle
-    /// has judged.
-    pub fn run(&self) -> CellResult {
-        let started = Instant::now();
-        let observation = match self.journal_problem() {
-            Some(problem) => Err(problem),
-            None => self.spec.run_watching(&self.files, &self.folders).map_err(|e| e.to_string()),
-        };
-        let mut result = CellResult::judge(self, observation, started.elapsed());
+    /// Judges `observation` (or why there is none) with every oracle, then releases the run's
+    /// scratch folder. `command` is how the child was started, for the report.
+    pub fn judge(&self, observation: Result<Observation, String>, wall: Duration, command: String) -> CellResult {
+        let mut result = CellResult::judge(self, observation, wall);
+        result.command = command;
         if let Ok(observation) = &mut result.observation {
             observation.scratch = None;
         }
         result
     }
 
-    /// Why this cell cannot be judged as declared: an oracle that needs the journal, for a
-    /// child declared not to write one.
-    pub fn journal_problem(&self) -> Option<String> {
-        if self.spec.writes_journal() {
+    /// Why this scenario cannot be judged for a child that does not write the journal: the
+    /// oracles that need it.
+    pub fn journal_problem(&self, writes_journal: bool) -> Option<String> {
+        if writes_journal {
             return None;
         }
         let needing: Vec<String> = self.oracles.iter().filter(|o| o.needs_journal()).map(|o| o.id()).collect();
@@ -89,21 +90,80 @@ impl Cell {
     }
 }
 
-impl fmt::Debug for Cell {
+impl fmt::Debug for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cell")
+        f.debug_struct("Scenario")
             .field("name", &self.name)
             .field("family", &self.family)
-            .field("spec", &self.spec)
             .field("files", &self.files)
-            .field("oracles", &self.oracles.iter().map(|o| o.name()).collect::<Vec<_>>())
+            .field("folders", &self.folders)
+            .field("oracles", &self.oracles.iter().map(|o| o.id()).collect::<Vec<_>>())
             .finish()
     }
 }
 
+/// One catalog cell: a [`Scenario`] and the program that runs it.
+#[derive(Debug)]
+pub struct Cell {
+    /// What is expected.
+    pub scenario: Scenario,
+    /// The program.
+    pub spec: ChildSpec,
+}
+
+impl Cell {
+    /// A cell without files or oracles yet.
+    pub fn new(name: impl Into<String>, family: impl Into<String>, spec: ChildSpec) -> Self {
+        Self { scenario: Scenario::new(name).family(family), spec }
+    }
+
+    /// The scenario's name.
+    pub fn name(&self) -> &str {
+        &self.scenario.name
+    }
+
+    /// Watches `file`.
+    #[must_use]
+    pub fn file(mut self, file: FileUnderTest) -> Self {
+        self.scenario.files.push(file);
+        self
+    }
+
+    /// Watches `folder` (not recursively).
+    #[must_use]
+    pub fn folder(mut self, folder: FolderUnderTest) -> Self {
+        self.scenario.folders.push(folder);
+        self
+    }
+
+    /// Judges with `oracle`.
+    #[must_use]
+    pub fn oracle(mut self, oracle: impl Oracle + 'static) -> Self {
+        self.scenario.oracles.push(Box::new(oracle));
+        self
+    }
+
+    /// Runs the cell once and judges it. The run's scratch folder is removed once every oracle
+    /// has judged.
+    pub fn run(&self) -> CellResult {
+        let started = Instant::now();
+        let observation = match self.journal_problem() {
+            Some(problem) => Err(problem),
+            None => self.spec.run_watching(&self.scenario.files, &self.scenario.folders).map_err(|e| e.to_string()),
+        };
+        self.scenario.judge(observation, started.elapsed(), self.spec.command_line())
+    }
+
+    /// Why this cell cannot be judged as declared: an oracle that needs the journal, for a
+    /// child declared not to write one.
+    pub fn journal_problem(&self) -> Option<String> {
+        self.scenario.journal_problem(self.spec.writes_journal())
+    }
+}
+
 /// Judges `obs` with every one of `oracles`, giving each instance a unique id.
-pub fn judge_all(oracles: &[Box<dyn Oracle>], obs: &Observation) -> Vec<NamedVerdict> {
-    let mut verdicts: Vec<NamedVerdict> = Vec::with_capacity(oracles.len());
+pub fn judge_all<'o>(oracles: impl IntoIterator<Item = &'o dyn Oracle>, obs: &Observation) -> Vec<NamedVerdict> {
+    let mut verdicts: Vec<NamedVerdict> = Vec::new();
     for oracle in oracles {
         let base = oracle.id();
         let repeats = verdicts.iter().filter(|v| v.id == base || v.id.starts_with(&format!("{base}#"))).count();
@@ -152,23 +212,44 @@ pub struct CellResult {
     pub expected_saves: Option<String>,
     /// Run and judgement together.
     pub wall: Duration,
+    /// How the child was started (program and arguments), for the report; empty when unknown.
+    pub command: String,
 }
 
 impl CellResult {
-    /// Judges `observation` with `cell`'s oracles.
-    pub fn judge(cell: &Cell, observation: Result<Observation, String>, wall: Duration) -> Self {
+    /// Judges `observation` with `scenario`'s oracles (the scratch folder is kept; see
+    /// [`Scenario::judge`], which releases it).
+    pub fn judge(scenario: &Scenario, observation: Result<Observation, String>, wall: Duration) -> Self {
         let verdicts = match &observation {
-            Ok(obs) => judge_all(&cell.oracles, obs),
+            Ok(obs) => judge_all(scenario.oracles.iter().map(AsRef::as_ref), obs),
             Err(_) => Vec::new(),
         };
         Self {
-            name: cell.name.clone(),
-            family: cell.family.clone(),
+            name: scenario.name.clone(),
+            family: scenario.family.clone(),
             observation,
             verdicts,
-            expected_saves: cell.oracles.iter().find_map(|o| o.expected_saves()),
+            expected_saves: scenario.oracles.iter().find_map(|o| o.expected_saves()),
             wall,
+            command: String::new(),
         }
+    }
+
+    /// Panics, with every failing oracle's evidence, the child's command line and the tail of
+    /// its stderr, unless the cell passed.
+    #[track_caller]
+    pub fn assert_passed(&self) {
+        if let Err(error) = self.try_assert_passed() {
+            panic!("{error}");
+        }
+    }
+
+    /// [`assert_passed`](Self::assert_passed) without the panic.
+    pub fn try_assert_passed(&self) -> Result<(), crate::assert::AssertError> {
+        if self.passed() {
+            return Ok(());
+        }
+        Err(crate::assert::AssertError::new(&self.name, self.failures(), self.observation.as_ref().ok(), &self.command))
     }
 
     /// Whether there was an observation and every oracle passed.

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cell::{Catalog, Cell, CellResult};
-use crate::report::{Summary, json, junit, table};
+use crate::report::{Reporter, RunEvent, Summary, human, json, junit, table};
 
 /// A harness binary's command line.
 #[derive(Debug, Parser)]
@@ -75,9 +75,12 @@ pub struct CheckArgs {
     /// Worker threads (default: the available parallelism).
     #[arg(long, short)]
     pub jobs: Option<usize>,
-    /// Print the JSON report (schema in `exit_harness::report::json`) instead of the table.
+    /// Print the JSON report (schema in `exit_harness::report::json`) instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// Also print the oracle matrix: per family, one column per oracle it uses.
+    #[arg(long)]
+    pub matrix: bool,
     /// Also write a JUnit XML report to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -117,7 +120,7 @@ fn run_command(catalog: &dyn Catalog, command: Command) -> ExitCode {
         Command::List { filter } => {
             let mut out = std::io::stdout().lock();
             for cell in select(catalog.cells(), filter.as_deref()) {
-                let _ = writeln!(out, "{}\t{}", cell.name, cell.family);
+                let _ = writeln!(out, "{}\t{}", cell.scenario.name, cell.scenario.family);
             }
             ExitCode::SUCCESS
         }
@@ -135,7 +138,7 @@ pub fn run_files(args: &RunArgs) -> ExitCode {
         for k in 1..=args.runs {
             match crate::scenario_file::load(path) {
                 Ok(mut cell) if args.runs > 1 => {
-                    cell.name = format!("{} [run {k}/{}]", cell.name, args.runs);
+                    cell.scenario.name = format!("{} [run {k}/{}]", cell.scenario.name, args.runs);
                     cells.push(cell);
                 }
                 Ok(cell) => cells.push(cell),
@@ -150,7 +153,13 @@ pub fn run_files(args: &RunArgs) -> ExitCode {
     if malformed {
         return ExitCode::from(2);
     }
-    let options = ReportOptions { jobs: args.jobs, json: args.json, junit: args.junit.clone() };
+    let options = ReportOptions {
+        jobs: args.jobs,
+        json: args.json,
+        junit: args.junit.clone(),
+        matrix: false,
+        rerun: Box::new(|result: &CellResult| format!("{} run {}", program_name(), result.family)),
+    };
     run_and_report(&cells, &options)
 }
 
@@ -161,8 +170,22 @@ fn check(catalog: &dyn Catalog, args: &CheckArgs) -> ExitCode {
         eprintln!("no cell matches the filter {:?}", args.filter.as_deref().unwrap_or(""));
         return ExitCode::from(2);
     }
-    let options = ReportOptions { jobs: args.jobs, json: args.json, junit: args.junit.clone() };
+    let options = ReportOptions {
+        jobs: args.jobs,
+        json: args.json,
+        junit: args.junit.clone(),
+        matrix: args.matrix,
+        rerun: Box::new(|result: &CellResult| format!("{} check --filter '{}'", program_name(), result.name)),
+    };
     run_and_report(&cells, &options)
+}
+
+/// The name this program was started as, for rerun commands.
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|arg0| std::path::Path::new(&arg0).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "exit-harness".into())
 }
 
 /// How `check` and `run` report.
@@ -170,18 +193,19 @@ struct ReportOptions {
     jobs: Option<usize>,
     json: bool,
     junit: Option<PathBuf>,
+    matrix: bool,
+    rerun: Box<Rerun>,
 }
 
 /// Runs `cells` in parallel with a progress display, prints the report, writes JUnit if asked;
 /// the exit status follows the verdicts.
 fn run_and_report(cells: &[Cell], args: &ReportOptions) -> ExitCode {
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let progress = Progress::new(cells.len());
-    let results = run_cells(cells, jobs, |done, result| progress.finished(done, result));
-    progress.clear();
-    let report = if args.json { json::render(&results) } else { table::render(&results) };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{report}");
+    let mut human = HumanReporter::new(args.json, args.matrix, &args.rerun);
+    let results = run_cells(cells, jobs, &mut human);
+    if args.json {
+        let _ = writeln!(std::io::stdout().lock(), "{}", json::render(&results));
+    }
     if let Some(path) = &args.junit
         && let Err(e) = std::fs::write(path, junit::render(&results))
     {
@@ -194,14 +218,17 @@ fn run_and_report(cells: &[Cell], args: &ReportOptions) -> ExitCode {
 /// The cells whose name or family contains `filter`.
 pub fn select(cells: Vec<Cell>, filter: Option<&str>) -> Vec<Cell> {
     match filter {
-        Some(text) => cells.into_iter().filter(|c| c.name.contains(text) || c.family.contains(text)).collect(),
+        Some(text) => {
+            cells.into_iter().filter(|c| c.scenario.name.contains(text) || c.scenario.family.contains(text)).collect()
+        }
         None => cells,
     }
 }
 
-/// Runs `cells` on `jobs` worker threads; `on_done(count_done, result)` is called on the calling
-/// thread as each finishes. Results come back in the cells' order.
-pub fn run_cells(cells: &[Cell], jobs: usize, mut on_done: impl FnMut(usize, &CellResult)) -> Vec<CellResult> {
+/// Runs `cells` on `jobs` worker threads, telling `reporter` every [`RunEvent`] on the calling
+/// thread. Results come back in the cells' order.
+pub fn run_cells(cells: &[Cell], jobs: usize, reporter: &mut dyn Reporter) -> Vec<CellResult> {
+    reporter.event(&RunEvent::Started { cells: cells.len() });
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel();
     let mut slots: Vec<Option<CellResult>> = (0..cells.len()).map(|_| None).collect();
@@ -221,45 +248,75 @@ pub fn run_cells(cells: &[Cell], jobs: usize, mut on_done: impl FnMut(usize, &Ce
         }
         drop(tx);
         for (done, (index, result)) in rx.into_iter().enumerate() {
-            on_done(done + 1, &result);
+            reporter.event(&RunEvent::Finished { done: done + 1, total: cells.len(), result: &result });
             slots[index] = Some(result);
         }
     });
-    slots.into_iter().flatten().collect()
+    let results: Vec<CellResult> = slots.into_iter().flatten().collect();
+    reporter.event(&RunEvent::Done { results: &results });
+    results
 }
 
-/// A progress bar on a terminal, plain lines otherwise (both on stderr).
-struct Progress {
+/// How a cell is rerun alone, for the failure blocks.
+pub type Rerun = dyn Fn(&CellResult) -> String;
+
+/// The human reporter: status lines as cells finish (on stdout; on stderr when stdout carries
+/// JSON), a progress bar on a terminal, then the matrix if asked and the failure blocks.
+struct HumanReporter<'a> {
     bar: Option<ProgressBar>,
-    total: usize,
+    json: bool,
+    matrix: bool,
+    rerun: &'a Rerun,
 }
 
-impl Progress {
-    fn new(total: usize) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(total as u64);
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}") {
-                bar.set_style(style);
-            }
-            bar
-        });
-        Self { bar, total }
+impl<'a> HumanReporter<'a> {
+    fn new(json: bool, matrix: bool, rerun: &'a Rerun) -> Self {
+        Self { bar: None, json, matrix, rerun }
     }
 
-    fn finished(&self, done: usize, result: &CellResult) {
-        let status = if result.passed() { "pass" } else { "FAIL" };
+    fn line(&self, line: &str) {
+        let print = || match self.json {
+            true => eprintln!("{line}"),
+            false => println!("{line}"),
+        };
         match &self.bar {
-            Some(bar) => {
-                bar.set_message(format!("{status} {}", result.name));
-                bar.inc(1);
-            }
-            None => eprintln!("[{done}/{}] {status} {}", self.total, result.name),
+            Some(bar) => bar.suspend(print),
+            None => print(),
         }
     }
+}
 
-    fn clear(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+impl Reporter for HumanReporter<'_> {
+    fn event(&mut self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::Started { cells } => {
+                self.bar = std::io::stderr().is_terminal().then(|| {
+                    let bar = ProgressBar::new(*cells as u64);
+                    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {msg}") {
+                        bar.set_style(style);
+                    }
+                    bar
+                });
+            }
+            RunEvent::Finished { result, .. } => {
+                self.line(&human::status_line(result));
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+            }
+            RunEvent::Done { results } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                if self.json {
+                    return;
+                }
+                let mut out = std::io::stdout().lock();
+                if self.matrix {
+                    let _ = write!(out, "\n{}", table::render(results));
+                }
+                let _ = write!(out, "{}", human::summary(results, self.rerun));
+            }
         }
     }
 }

@@ -43,9 +43,10 @@ use std::time::{Duration, Instant};
 
 pub use rusty_fork;
 
+use crate::cell::{CellResult, Scenario};
 use crate::observation::Observation;
 use crate::runner::{Run, RunError};
-use crate::spec::{FileUnderTest, Limits, SCRATCH_ENV, SignalTrigger, When};
+use crate::spec::{FileUnderTest, FolderUnderTest, Limits, SCRATCH_ENV, SignalTrigger, When};
 
 /// The full libtest path of test function `$name` in the current module, as [`Inline::new`]
 /// needs it.
@@ -54,6 +55,59 @@ macro_rules! test_path {
     ($name:ident) => {
         $crate::inline::rusty_fork::fork_test::fix_module_path(concat!(module_path!(), "::", stringify!($name)))
     };
+}
+
+/// A test whose body runs in a child process that really ends, judged by a [`Scenario`]: the
+/// test path and fork id are derived from the function, so a wrong name cannot compile, and a
+/// body that never ran fails the test.
+///
+/// ```no_run
+/// use exit_harness::oracle::{ExitStatus, QuietStderr, SaveCount};
+/// use exit_harness::{FileUnderTest, Scenario, exit_test};
+///
+/// fn flushes_once() -> Scenario {
+///     Scenario::new("flushes once")
+///         .file(FileUnderTest::new("out.txt"))
+///         .oracle(SaveCount::exactly(1))
+///         .oracle(QuietStderr::empty())
+///         .oracle(ExitStatus::code(3))
+/// }
+///
+/// exit_test! {
+///     #[test]
+///     fn writer_flushes_once_at_process_exit(scenario = flushes_once(), ctx) {
+///         let path = ctx.scratch.join("out.txt");
+///         std::fs::write(&path, b"data").unwrap();
+///         let _ = exit_harness::journal::record(&exit_harness::Event::save(&path));
+///         std::process::exit(3); // the body chooses how the child ends
+///     }
+/// }
+/// ```
+///
+/// The body returning ends the child with `exit(0)`, a panic with exit code 70 (rusty-fork's
+/// choice); a body may instead call `process::exit`, `abort`, or raise a signal. Settings of the
+/// inline runner (a timeout, signals on markers) go in an optional `inline = Inline::...` before
+/// the scenario: `fn name(inline = Inline::default().timeout(..), scenario = .., ctx)`.
+#[macro_export]
+macro_rules! exit_test {
+    ($(#[$meta:meta])* fn $name:ident(scenario = $scenario:expr, $ctx:ident) $body:block $($rest:tt)*) => {
+        $crate::exit_test! {
+            $(#[$meta])* fn $name(inline = $crate::inline::Inline::default(), scenario = $scenario, $ctx) $body $($rest)*
+        }
+    };
+    ($(#[$meta:meta])* fn $name:ident(inline = $inline:expr, scenario = $scenario:expr, $ctx:ident) $body:block $($rest:tt)*) => {
+        $(#[$meta])*
+        fn $name() {
+            let scenario: $crate::Scenario = $scenario;
+            let inline: $crate::inline::Inline = $inline;
+            let result = inline
+                .for_test($crate::test_path!($name))
+                .run_scenario(&scenario, $crate::fork_id!(), |$ctx: &$crate::inline::InlineContext| $body);
+            result.assert_passed();
+        }
+        $crate::exit_test! { $($rest)* }
+    };
+    () => {};
 }
 
 /// A fork identifier unique to this call site, as [`Inline::run`] needs it.
@@ -109,10 +163,24 @@ pub struct Inline {
     triggers: Vec<SignalTrigger>,
 }
 
+impl Default for Inline {
+    /// An inline run whose test path [`exit_test!`](crate::exit_test) fills in.
+    fn default() -> Self {
+        Self::new("")
+    }
+}
+
 impl Inline {
     /// For the test whose libtest path is `test_path` (use [`test_path!`](crate::test_path)).
     pub fn new(test_path: &str) -> Self {
         Self { test_path: test_path.to_owned(), files: Vec::new(), limits: Limits::default(), triggers: Vec::new() }
+    }
+
+    /// The same settings, for the test whose libtest path is `test_path`.
+    #[must_use]
+    pub fn for_test(mut self, test_path: &str) -> Self {
+        self.test_path = test_path.to_owned();
+        self
     }
 
     /// Watches `file` (relative to the scratch folder).
@@ -143,16 +211,43 @@ impl Inline {
         self
     }
 
+    /// In the parent: runs `body` in a child, watching the scenario's files and folders, and
+    /// judges it with the scenario's oracles. In the child: runs `body` and exits, never
+    /// returning. A run that produced no observation (the body never ran, the fork failed) is a
+    /// result without one, which never passes.
+    pub fn run_scenario<Id: Hash>(
+        &self,
+        scenario: &Scenario,
+        fork_id: Id,
+        body: impl FnOnce(&InlineContext),
+    ) -> CellResult {
+        let started = Instant::now();
+        let observation =
+            self.run_watching(&scenario.files, &scenario.folders, fork_id, body).map_err(|error| error.to_string());
+        scenario.judge(observation, started.elapsed(), format!("(inline) {}", self.test_path))
+    }
+
     /// In the parent: runs `body` in a child and returns the observation. In the child: runs
     /// `body` and exits, never returning.
     pub fn run<Id: Hash>(&self, fork_id: Id, body: impl FnOnce(&InlineContext)) -> Result<Observation, InlineError> {
+        self.run_watching(&[], &[], fork_id, body)
+    }
+
+    fn run_watching<Id: Hash>(
+        &self,
+        files: &[FileUnderTest],
+        folders: &[FolderUnderTest],
+        fork_id: Id,
+        body: impl FnOnce(&InlineContext),
+    ) -> Result<Observation, InlineError> {
+        let files: Vec<FileUnderTest> = self.files.iter().chain(files).cloned().collect();
         crate::runner::check_triggers(&self.triggers)?;
         let prepared: RefCell<Option<(Result<Run, RunError>, Instant)>> = RefCell::new(None);
         let observed = rusty_fork::fork(
             &self.test_path,
             fork_id,
             |cmd| {
-                let run = Run::prepare(&self.files, &[], &self.limits, true);
+                let run = Run::prepare(&files, folders, &self.limits, true);
                 if let Ok(run) = &run {
                     run.configure(cmd);
                 }

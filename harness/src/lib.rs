@@ -47,6 +47,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod assert;
 pub mod blackbox;
 mod capture;
 pub mod cell;
@@ -65,10 +66,10 @@ pub mod runner;
 pub mod scenario_file;
 pub mod spec;
 
-pub use cell::{Catalog, Cell, CellResult};
+pub use cell::{Catalog, Cell, CellResult, Scenario};
 pub use journal::{Event, Journal, JournalWriter};
 pub use observation::{ExitOutcome, Observation, ValidContent};
 pub use oracle::{Oracle, OracleVerdict};
 pub use run_folder::Scratch;
 pub use runner::RunError;
-pub use spec::{ChildSpec, FileUnderTest, FolderUnderTest, Limits};
+pub use spec::{CargoBinError, ChildSpec, FileUnderTest, FolderUnderTest, Limits};

@@ -430,9 +430,9 @@ mod tests {
             "name = \"n\"\ncommand = [\"true\"]\n[expect]\nsaves = { \"c.bin\" = 1 }\nleftovers = { allow = [\"*.lock\"] }\n",
         )
         .unwrap();
-        assert_eq!(cell.files.iter().map(FileUnderTest::name).collect::<Vec<_>>(), ["c.bin"]);
-        assert_eq!(cell.folders, [FolderUnderTest::new(".")]);
-        let ids: Vec<String> = cell.oracles.iter().map(|o| o.id()).collect();
+        assert_eq!(cell.scenario.files.iter().map(FileUnderTest::name).collect::<Vec<_>>(), ["c.bin"]);
+        assert_eq!(cell.scenario.folders, [FolderUnderTest::new(".")]);
+        let ids: Vec<String> = cell.scenario.oracles.iter().map(|o| o.id()).collect();
         assert_eq!(
             ids,
             ["exit_status", "quiet_stderr", "save_count[c.bin]", "no_leftover_files", "no_leaked_processes"]

@@ -162,6 +162,16 @@ impl Default for Limits {
     }
 }
 
+/// A Cargo binary that could not be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no Cargo binary named {name:?} (looked for {looked}); build it first (`cargo build --bins`), or run from `cargo test`"
+)]
+pub struct CargoBinError {
+    name: String,
+    looked: String,
+}
+
 /// A program that owns its `main`, to run in a fresh process group (like `assert_cmd`).
 #[derive(Debug, Clone)]
 pub struct ChildSpec {
@@ -262,6 +272,43 @@ impl ChildSpec {
     pub fn signal_when(mut self, when: When, signal: i32) -> Self {
         self.triggers.push(SignalTrigger { when, signal, to_group: false });
         self
+    }
+
+    /// A binary of the current Cargo package or workspace, by name, as `assert_cmd` finds it:
+    /// the `CARGO_BIN_EXE_<name>` variable when Cargo set it, else `<name>` in the target folder
+    /// of the running test (`target/<profile>/`, the parent of its `deps/`).
+    pub fn cargo_bin(name: &str) -> Result<Self, CargoBinError> {
+        if let Some(path) = std::env::var_os(format!("CARGO_BIN_EXE_{name}")) {
+            return Ok(Self::new(path));
+        }
+        let exe =
+            std::env::current_exe().map_err(|e| CargoBinError { name: name.to_owned(), looked: e.to_string() })?;
+        let mut folder = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        if folder.ends_with("deps") {
+            folder.pop();
+        }
+        let path = folder.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        if path.is_file() {
+            Ok(Self::new(path))
+        } else {
+            Err(CargoBinError { name: name.to_owned(), looked: path.display().to_string() })
+        }
+    }
+
+    /// The program and its arguments as a shell would show them (`{scratch}` unexpanded).
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.as_os_str())
+            .chain(self.args.iter().map(|a| a.as_os_str()))
+            .map(|word| {
+                let word = word.to_string_lossy();
+                if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./{}=:,@%+".contains(c)) {
+                    word.into_owned()
+                } else {
+                    format!("'{}'", word.replace('\'', r"'\''"))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The program.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use common::{cache, child};
 use exit_harness::cli::{main_with_args, run_cells};
 use exit_harness::oracle::{ExitStatus, QuietStderr, SaveCount};
-use exit_harness::report::{json, junit, table};
+use exit_harness::report::{RunEvent, human, json, junit, table};
 use exit_harness::{Catalog, Cell};
 
 struct TestCatalog;
@@ -24,23 +24,33 @@ impl Catalog for TestCatalog {
         vec![
             judged("good/saves-once", &["save:{scratch}/cache"]),
             judged("bad/saves-twice", &["save:{scratch}/cache", "save:{scratch}/cache"]),
-            judged("bad/noisy", &["save:{scratch}/cache", "stderr:Exception ignored"]),
+            judged("bad/noisy", &["save:{scratch}/cache", "save:{scratch}/cache", "stderr:Exception ignored"]),
         ]
     }
 }
 
 #[test]
-fn table_json_and_junit_show_pass_and_fail_with_evidence() {
-    let results = run_cells(&TestCatalog.cells(), 2, |_, _| {});
+fn human_json_and_junit_show_pass_and_fail_with_every_failing_oracle() {
+    let results = run_cells(&TestCatalog.cells(), 2, &mut |_: &RunEvent<'_>| {});
     let names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["good/saves-once", "bad/saves-twice", "bad/noisy"]);
 
-    let text = table::render(&results);
-    assert!(text.contains("save_count") && text.contains("quiet_stderr"), "{text}");
-    assert!(text.contains("1/1 (exactly 1)") && text.contains("2/2 (exactly 1)"), "{text}");
-    assert!(text.contains("bad/saves-twice FAILED\n  save_count: cache: expected exactly 1"), "{text}");
-    assert!(text.contains("bad/noisy FAILED\n  quiet_stderr: 1 unexpected stderr line"), "{text}");
-    assert!(text.contains("3 cell(s): 1 passed, 2 failed"), "{text}");
+    let rerun = |r: &exit_harness::CellResult| format!("exit-harness check --filter '{}'", r.name);
+    let text = human::render(&results, &rerun);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("  PASS [") && lines[0].ends_with("test  good/saves-once"), "{text}");
+    assert!(lines[1].starts_with("  FAIL [") && lines[1].ends_with("bad/saves-twice"), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= human::WIDTH || l.starts_with(' ')), "{text}");
+    assert!(text.contains("--- FAIL bad/saves-twice (test)\n  save_count: cache: expected exactly 1"), "{text}");
+    // Every failing oracle of a cell, not only the first: the noisy cell fails two.
+    let noisy = text.split("--- FAIL bad/noisy").nth(1).expect("a block for bad/noisy");
+    assert!(noisy.contains("quiet_stderr: 1 unexpected stderr line") && noisy.contains("save_count: cache"), "{text}");
+    assert!(noisy.contains("command: ") && noisy.contains("stderr (last 1 lines):\n    Exception ignored"), "{text}");
+    assert!(noisy.contains("rerun: exit-harness check --filter 'bad/noisy'"), "{text}");
+    assert!(text.ends_with("\n1 passed, 2 failed\n"), "{text}");
+
+    let matrix = table::render(&results);
+    assert!(matrix.starts_with("test") && matrix.contains("save_count") && !matrix.contains("saves j/bb"), "{matrix}");
 
     let report: serde_json::Value = serde_json::from_str(&json::render(&results)).unwrap();
     assert_eq!(report["version"], 1);
@@ -49,11 +59,12 @@ fn table_json_and_junit_show_pass_and_fail_with_evidence() {
     assert_eq!(report["cells"][0]["outcome"]["code"], 0);
     assert_eq!(report["cells"][1]["saves"]["black_box"], 2);
     assert_eq!(report["cells"][1]["verdicts"][0]["passed"], false);
+    assert_eq!(report["cells"][1]["verdicts"][0]["id"], "save_count");
 
     let xml = junit::render(&results);
-    assert!(xml.contains(r#"tests="3" failures="2""#), "{xml}");
-    assert!(xml.contains(r#"<failure message="failed: quiet_stderr">"#), "{xml}");
-    assert!(xml.contains(r#"name="good/saves-once" time="#), "{xml}");
+    assert!(xml.contains(r#"tests="3""#) && xml.contains(r#"failures="2""#), "{xml}");
+    assert!(xml.contains(r#"<failure message="failed: save_count, quiet_stderr""#), "{xml}");
+    assert!(xml.contains(r#"name="good/saves-once""#), "{xml}");
 }
 
 #[test]

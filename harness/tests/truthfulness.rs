@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::{cache, child, observe, validate};
 use exit_harness::observation::{FileObservation, FileSnapshot};
 use exit_harness::oracle::{FileIntact, NoLeakedProcesses, NoLostEntries, RegistryBound, SaveCount};
-use exit_harness::report::{json, table};
-use exit_harness::{Cell, ChildSpec, FileUnderTest, Limits, Observation, Oracle, OracleVerdict};
+use exit_harness::report::{human, json, table};
+use exit_harness::{Cell, ChildSpec, FileUnderTest, Limits, Observation, Oracle, OracleVerdict, Scenario};
 
 fn is_running(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -85,7 +85,9 @@ fn two_instances_of_one_oracle_have_their_own_ids_and_the_table_never_shows_a_fa
     let rendered = table::render(std::slice::from_ref(&result));
     let row = rendered.lines().find(|l| l.starts_with("two-files")).unwrap();
     assert!(row.contains("FAIL") && !row.contains("pass"), "{rendered}");
-    assert!(rendered.contains("save_count[b]: b: expected exactly 1"), "{rendered}");
+    let human = human::render(std::slice::from_ref(&result), &|_| String::new());
+    assert!(human.contains("save_count[b]: b: expected exactly 1"), "{human}");
+    assert!(!human.contains("save_count[a]:"), "a passing instance is not reported as failing: {human}");
     let report = json::render(std::slice::from_ref(&result));
     assert!(report.contains("\"id\": \"save_count[b]\""), "{report}");
 
@@ -113,9 +115,10 @@ fn what_a_runner_did_not_observe_is_cannot_judge_never_a_pass() {
         assert!(matches!(verdict, OracleVerdict::CannotJudge { .. }), "{}: {verdict}", oracle.name());
         assert!(!verdict.passed());
     }
-    let result = Cell::new("n", "f", child([])).file(cache()).oracle(FileIntact::new());
-    let judged = exit_harness::CellResult::judge(&result, Ok(obs), Duration::ZERO);
+    let scenario = Scenario::new("unobserved").file(cache()).oracle(FileIntact::new());
+    let judged = scenario.judge(Ok(obs), Duration::ZERO, String::new());
     assert!(!judged.passed(), "a cell with a 'cannot judge' verdict fails");
+    assert!(judged.try_assert_passed().unwrap_err().to_string().contains("file_intact (cannot judge)"));
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use exit_harness::cli::run_cells;
+use exit_harness::report::RunEvent;
 use exit_harness::{Catalog, CellResult};
 use runtime_cache::Defect;
 
@@ -55,7 +56,12 @@ impl DefectHunt {
         }
         let total = cells.len();
         let mut on_done = on_done;
-        let mut results = run_cells(&cells, jobs, |done, _| on_done(done, total)).into_iter();
+        let mut progress = |event: &RunEvent<'_>| {
+            if let RunEvent::Finished { done, .. } = event {
+                on_done(*done, total);
+            }
+        };
+        let mut results = run_cells(&cells, jobs, &mut progress).into_iter();
         let mut per_variant = counts.into_iter().map(|count| results.by_ref().take(count).collect::<Vec<_>>());
         let correct = per_variant.next().unwrap_or_default();
         let defects = Defect::ALL.into_iter().zip(per_variant).collect();

@@ -91,6 +91,63 @@ impl fmt::Display for OracleVerdict {
     }
 }
 
+/// An oracle from a closure: `name` is its name and id, `judge` its verdict.
+///
+/// ```
+/// use exit_harness::oracle::{self, OracleVerdict};
+/// let stdout_says_done = oracle::from_fn("says_done", |obs| match obs.stdout.contains("done") {
+///     true => OracleVerdict::Pass,
+///     false => OracleVerdict::fail(format!("stdout: {:?}", obs.stdout)),
+/// });
+/// # let _ = stdout_says_done;
+/// ```
+pub fn from_fn<F>(name: impl Into<String>, judge: F) -> FromFn<F>
+where
+    F: Fn(&Observation) -> OracleVerdict + Send + Sync,
+{
+    FromFn { name: name.into(), judge }
+}
+
+/// An oracle made by [`from_fn`].
+pub struct FromFn<F> {
+    name: String,
+    judge: F,
+}
+
+impl<F> fmt::Debug for FromFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FromFn").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl<F: Fn(&Observation) -> OracleVerdict + Send + Sync> Oracle for FromFn<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn judge(&self, obs: &Observation) -> OracleVerdict {
+        (self.judge)(obs)
+    }
+}
+
+impl<T: Oracle> Oracle for &T {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn id(&self) -> String {
+        (**self).id()
+    }
+    fn needs_journal(&self) -> bool {
+        (**self).needs_journal()
+    }
+    fn judge(&self, obs: &Observation) -> OracleVerdict {
+        (**self).judge(obs)
+    }
+    fn expected_saves(&self) -> Option<String> {
+        (**self).expected_saves()
+    }
+}
+
 /// A named check over one observed run.
 pub trait Oracle: Send + Sync {
     /// A short stable name (`save_count`, `quiet_stderr`, ...), used as a report column.
@@ -120,11 +177,9 @@ pub trait Oracle: Send + Sync {
 }
 
 /// The files an oracle applies to: the one named, or every file under test. A name that
-/// matches nothing is itself a failure, so an oracle never passes by looking at nothing.
-pub(crate) fn files_named<'a>(
-    obs: &'a Observation,
-    name: Option<&str>,
-) -> Result<Vec<&'a FileObservation>, OracleVerdict> {
+/// matches nothing is itself a failure, so an oracle never passes by looking at nothing. For
+/// oracle authors.
+pub fn files_named<'a>(obs: &'a Observation, name: Option<&str>) -> Result<Vec<&'a FileObservation>, OracleVerdict> {
     match name {
         Some(name) => match obs.file(name) {
             Some(file) => Ok(vec![file]),
@@ -138,8 +193,9 @@ pub(crate) fn files_named<'a>(
     }
 }
 
-/// Quotes journal lines for evidence: at most `max`, then a count of the rest.
-pub(crate) fn quote_lines<'a>(lines: impl IntoIterator<Item = &'a str>, max: usize) -> String {
+/// Quotes lines for evidence, indented: at most `max`, then a count of the rest. For oracle
+/// authors.
+pub fn quote_lines<'a>(lines: impl IntoIterator<Item = &'a str>, max: usize) -> String {
     let lines: Vec<&str> = lines.into_iter().collect();
     if lines.is_empty() {
         return "    (none)".into();
@@ -153,7 +209,7 @@ pub(crate) fn quote_lines<'a>(lines: impl IntoIterator<Item = &'a str>, max: usi
 
 /// Combines per-file verdicts: a failure if any failed (every failure's evidence, and what could
 /// not be judged), else "cannot judge" if any could not, else a pass.
-pub(crate) fn all(verdicts: impl IntoIterator<Item = OracleVerdict>) -> OracleVerdict {
+pub fn all(verdicts: impl IntoIterator<Item = OracleVerdict>) -> OracleVerdict {
     let verdicts: Vec<OracleVerdict> = verdicts.into_iter().collect();
     let texts: Vec<&str> = verdicts.iter().filter_map(OracleVerdict::evidence).collect();
     if verdicts.iter().any(|v| matches!(v, OracleVerdict::Fail { .. })) {
@@ -166,7 +222,7 @@ pub(crate) fn all(verdicts: impl IntoIterator<Item = OracleVerdict>) -> OracleVe
 }
 
 /// `name[qualifier]`, or `name` without a qualifier: an oracle instance's id.
-pub(crate) fn qualified(name: &str, qualifier: Option<&str>) -> String {
+pub fn qualified(name: &str, qualifier: Option<&str>) -> String {
     match qualifier {
         Some(q) => format!("{name}[{q}]"),
         None => name.to_owned(),
