@@ -11,7 +11,9 @@ use exit_harness::oracle::{
 };
 use exit_harness::{Catalog, Cell, ChildSpec, FileUnderTest, ValidContent};
 use runtime_cache::format::{self, FormatLimits};
-use runtime_cache::{CompilerIdentity, DEFECT_ENV, Defect, KernelKey, KernelSpec, SyntheticCompiler};
+use runtime_cache::{
+    CompilerIdentity, DEFECT_ENV, Defect, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason,
+};
 use signal_hook::consts::{SIGABRT, SIGINT, SIGKILL, SIGTERM};
 
 use crate::checks::Check;
@@ -126,7 +128,8 @@ impl Catalog for RuntimeCacheCatalog {
     }
 }
 
-/// The partial-init-failure causes: each failpoint, and the real causes.
+/// The partial-init-failure causes: each failpoint, and the real causes. See [`init_outcome`]
+/// for what the contract says comes of each.
 pub fn init_failures() -> Vec<InitFailure> {
     let failpoints = ["lock", "read", "parse", "compiler-init", "before-hook-registration", "after-hook-registration"];
     let mut causes: Vec<InitFailure> = failpoints.iter().map(|name| InitFailure::Failpoint(name.to_string())).collect();
@@ -137,6 +140,39 @@ pub fn init_failures() -> Vec<InitFailure> {
         InitFailure::NvrtcMissing,
     ]);
     causes
+}
+
+/// What comes of a partial-init-failure cause, by the cache's contract (DESIGN.md: "a cache that
+/// cannot be used degrades to a cold start with a typed, observable reason, never a failed
+/// engine").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// `Engine::new` fails with a typed error: the compiler cannot be loaded.
+    Fails,
+    /// The engine is built and runs cold, kernels in memory only: `Engine::cache_unavailable`
+    /// and one `Event::CacheUnavailable` give this reason; no exit hook is registered and the
+    /// cache path is never written.
+    RunsCold(UnavailableReason),
+    /// The engine is built with its cache open and the file loaded: opening never needs the
+    /// lock (it only tries it, to clean up after a crashed save), so a lock that cannot be
+    /// taken at open changes nothing.
+    OpensCache,
+}
+
+/// What the contract says comes of `cause` (see [`InitOutcome`]).
+pub fn init_outcome(cause: &InitFailure) -> InitOutcome {
+    match cause {
+        InitFailure::Failpoint(point) => match point.as_str() {
+            "compiler-init" => InitOutcome::Fails,
+            "lock" => InitOutcome::OpensCache,
+            // `read`, `parse`, `before-`/`after-hook-registration`: `CacheError::Failpoint`.
+            _ => InitOutcome::RunsCold(UnavailableReason::Other),
+        },
+        InitFailure::PathIsFolder => InitOutcome::RunsCold(UnavailableReason::NotAFile),
+        InitFailure::ParentNotCreatable => InitOutcome::RunsCold(UnavailableReason::Io),
+        InitFailure::UntrustedFile => InitOutcome::RunsCold(UnavailableReason::UntrustedFile),
+        InitFailure::NvrtcMissing => InitOutcome::Fails,
+    }
 }
 
 /// What the contract table says for a dirty handle alive at `ending`: saves, exit status and the
@@ -225,8 +261,19 @@ impl RuntimeCacheCatalog {
             .oracle(NoLeakedProcesses)
     }
 
-    /// partial init failure: typed error, registry unchanged, no save, no stderr, file
-    /// byte-identical, and a later construction in the same process works.
+    /// partial init failure: part of the construction fails (see [`init_outcome`]).
+    /// - The compiler (`compiler-init`, `nvrtc-missing`): `Engine::new` fails with a typed error
+    ///   and leaves the exit registry unchanged.
+    /// - The cache (`read`, `parse`, `before-`/`after-hook-registration`, path is a folder,
+    ///   parent not creatable, untrusted file): the engine is built and runs cold;
+    ///   `cache_unavailable()` and one `CacheUnavailable` event give the expected typed reason;
+    ///   the exit registry is unchanged; the engine compiles its kernels, then finds them in
+    ///   memory; leaked, it is alive at exit and still never writes its cache path.
+    /// - The lock (`lock`): opening never needs it, so the engine opens its cache with the old
+    ///   entries loaded, registers one exit hook, and (alive at exit) saves once, keeping them.
+    ///
+    /// In every case: no stderr, exit 0, the cache file byte-identical unless the engine opened
+    /// it, and a later construction in the same process (second cache) works and saves once.
     pub fn partial_init_failure(&self, cause: InitFailure) -> Cell {
         let name = match &cause {
             InitFailure::Failpoint(point) => format!("failpoint-{point}"),
@@ -235,6 +282,7 @@ impl RuntimeCacheCatalog {
             InitFailure::UntrustedFile => "untrusted-file".into(),
             InitFailure::NvrtcMissing => "nvrtc-missing".into(),
         };
+        let outcome = init_outcome(&cause);
         let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::PartialInitFailure(cause.clone()));
         let mut spec = self.spec(&plan);
         match &cause {
@@ -243,21 +291,45 @@ impl RuntimeCacheCatalog {
             InitFailure::NvrtcMissing => spec = spec.env_remove("LD_LIBRARY_PATH"),
             _ => {}
         }
+        let kernels = plan.kernels as usize;
         let mut cell = common(Cell::new(format!("partial-init/{name}"), "partial-init-failure", spec))
             .file(cache_file(&plan.second_cache))
             .oracle(SaveCount::exactly(1).of(&plan.second_cache))
-            .oracle(Check::journal_has("init_failed"))
-            .oracle(Check::registry_unchanged())
             .oracle(Check::marker("recovered"))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty());
-        if cause != InitFailure::PathIsFolder {
-            cell = cell
-                .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
-                .oracle(SaveCount::none().of(&plan.cache))
-                .oracle(FileIntact::unchanged().of(&plan.cache));
+        cell = match outcome {
+            InitOutcome::Fails => cell
+                .oracle(Check::journal_has("init_failed"))
+                .oracle(Check::journal_lacks("engine_built"))
+                .oracle(Check::registry_growth(0)),
+            InitOutcome::RunsCold(reason) => cell
+                .oracle(Check::journal_lacks("init_failed"))
+                .oracle(Check::cache_unavailable(&plan.cache, reason))
+                .oracle(Check::registry_growth(0))
+                .oracle(Check::compiled_then_found("engine-works", "engine-worked", kernels)),
+            InitOutcome::OpensCache => cell
+                .oracle(Check::journal_lacks("init_failed"))
+                .oracle(Check::journal_lacks("cache_unavailable"))
+                .oracle(Check::cache_opened(2))
+                .oracle(Check::registry_growth(1))
+                .oracle(Check::compiled_then_found("engine-works", "engine-worked", kernels)),
+        };
+        if cause == InitFailure::PathIsFolder {
+            // The cache path is the folder the child made: there is no file to compare.
+            return cell;
         }
-        cell
+        cell = cell.file(cache_file(&plan.cache).seeded(old_cache_bytes()));
+        match outcome {
+            InitOutcome::OpensCache => cell
+                .oracle(SaveCount::exactly(1).of(&plan.cache))
+                .oracle(Check::save_triggers(&plan.cache, &["exit"]))
+                .oracle(FileIntact::new().of(&plan.cache))
+                .oracle(NoLostEntries::new().of(&plan.cache)),
+            InitOutcome::Fails | InitOutcome::RunsCold(_) => {
+                cell.oracle(SaveCount::none().of(&plan.cache)).oracle(FileIntact::unchanged().of(&plan.cache))
+            }
+        }
     }
 
     /// fork child: the forked child never saves its parent's handle; the parent saves once.

@@ -1,8 +1,10 @@
 //! Scenario-specific oracles: small named checks over the journal and the files, for the parts of
-//! the contract the harness's generic oracles do not know about (markers, forks, quarantine).
+//! the contract the harness's generic oracles do not know about (markers, forks, quarantine, an
+//! engine that runs without its cache).
 
 use exit_harness::Observation;
 use exit_harness::oracle::{Oracle, OracleVerdict};
+use runtime_cache::UnavailableReason;
 
 /// The judgement of a [`Check`]: `Ok(())` passes, `Err(evidence)` fails.
 type Judgement = Box<dyn Fn(&Observation) -> Result<(), String> + Send + Sync>;
@@ -246,13 +248,88 @@ impl Check {
         })
     }
 
-    /// The failed construction left the exit registry as it was.
-    pub fn registry_unchanged() -> Self {
-        Self::new("registry_unchanged", |obs| {
-            let event = obs.journal.of_kind("registry_unchanged").next().ok_or("no `registry_unchanged` sample")?;
+    /// `Engine::new` changed the exit registry's size by exactly `growth` (the child's
+    /// `construction_registry` line: the size before and after): 0 when construction failed or
+    /// the engine runs without its cache, 1 when it opened an autosaving cache.
+    pub fn registry_growth(growth: u64) -> Self {
+        let name = if growth == 0 { "registry_unchanged" } else { "registry_growth" };
+        Self::new(name, move |obs| {
+            let event =
+                obs.journal.of_kind("construction_registry").next().ok_or("no `construction_registry` sample")?;
             match (event.u64_field("before"), event.u64_field("after")) {
-                (Some(before), Some(after)) if before == after => Ok(()),
-                _ => Err(format!("the failed construction changed the exit registry: {}", event.raw)),
+                (Some(before), Some(after)) if after.checked_sub(before) == Some(growth) => Ok(()),
+                _ => Err(format!("the construction should grow the exit registry by {growth}: {}", event.raw)),
+            }
+        })
+    }
+
+    /// The child built its engine and `Engine::cache_unavailable` reported `reason` (as
+    /// runtime-cache words an `UnavailableReason`, e.g. `untrusted file`); and the observer
+    /// reported exactly one `CacheUnavailable` event, with the same reason, for a path ending in
+    /// `/file`.
+    pub fn cache_unavailable(file: &str, reason: UnavailableReason) -> Self {
+        let suffix = format!("/{file}");
+        let reason = reason.to_string();
+        Self::new("cache_unavailable", move |obs| {
+            let reason = reason.as_str();
+            let built =
+                obs.journal.of_kind("engine_built").next().ok_or("the engine was not built (no `engine_built`)")?;
+            if built.str_field("cache") != Some("unavailable") || built.str_field("reason") != Some(reason) {
+                return Err(format!("expected the engine to run cold because `{reason}`: {}", built.raw));
+            }
+            let events: Vec<_> = obs.journal.of_kind("cache_unavailable").collect();
+            match events.as_slice() {
+                [event]
+                    if event.str_field("reason") == Some(reason)
+                        && event.str_field("file").is_some_and(|f| f.ends_with(&suffix)) =>
+                {
+                    Ok(())
+                }
+                [] => Err(format!("no `CacheUnavailable` event (expected reason `{reason}`)")),
+                _ => Err(format!(
+                    "expected one `CacheUnavailable` event for {suffix} because `{reason}`: {:?}",
+                    events.iter().map(|event| event.raw.as_str()).collect::<Vec<_>>()
+                )),
+            }
+        })
+    }
+
+    /// The child built its engine with its cache open, `entries` entries loaded from the file.
+    pub fn cache_opened(entries: u64) -> Self {
+        Self::new("cache_opened", move |obs| {
+            let built =
+                obs.journal.of_kind("engine_built").next().ok_or("the engine was not built (no `engine_built`)")?;
+            if built.str_field("cache") == Some("open") && built.u64_field("entries") == Some(entries) {
+                Ok(())
+            } else {
+                Err(format!("expected the engine's cache open with {entries} entries loaded: {}", built.raw))
+            }
+        })
+    }
+
+    /// Between markers `from` and `to`, the engine compiled `count` kernels and then found the
+    /// same `count` again (a cache hit: in memory for an engine that runs cold).
+    pub fn compiled_then_found(from: &'static str, to: &'static str, count: usize) -> Self {
+        Self::new("engine_works", move |obs| {
+            let lines = &obs.journal.entries;
+            let at = |name: &str| {
+                lines
+                    .iter()
+                    .position(|entry| entry.kind == "marker" && entry.str_field("name") == Some(name))
+                    .ok_or_else(|| format!("marker `{name}` is not in the journal"))
+            };
+            let (start, end) = (at(from)?, at(to)?);
+            let origins: Vec<&str> = lines[start..end]
+                .iter()
+                .filter(|entry| entry.kind == "kernel")
+                .map(|entry| entry.str_field("origin").unwrap_or("?"))
+                .collect();
+            let expected: Vec<&str> =
+                std::iter::repeat_n("compiled", count).chain(std::iter::repeat_n("hit", count)).collect();
+            if origins == expected {
+                Ok(())
+            } else {
+                Err(format!("kernel origins between `{from}` and `{to}`: {origins:?}, expected {expected:?}"))
             }
         })
     }

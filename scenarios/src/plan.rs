@@ -140,7 +140,9 @@ impl SaveStep {
     }
 }
 
-/// Why a construction fails in the partial-init-failure family.
+/// What goes wrong while an engine is built, in the partial-init-failure family: the compiler
+/// (construction fails with a typed error), or the cache (the engine is built and runs cold with a
+/// typed reason, or, for the lock, opens its cache anyway: opening never needs the lock).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InitFailure {
@@ -183,7 +185,8 @@ pub enum Family {
         /// Every n-th engine is dirty.
         dirty_every: u32,
     },
-    /// Construction fails; then a later construction in the same process works.
+    /// Part of an engine's construction fails (a compiler: a typed error; a cache: a cold
+    /// engine); then a later construction in the same process works.
     PartialInitFailure(InitFailure),
     /// A dirty engine, then `fork()`; the child ends by `child_exit` (None: returns from main).
     Fork {

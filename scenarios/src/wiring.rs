@@ -17,6 +17,10 @@ fn line_for(event: &Event) -> Line {
         Event::Opened { path, entries } => {
             Line::new("opened").with("file", path_str(path)).with("entries", *entries as u64)
         }
+        Event::CacheUnavailable { path, reason, error } => Line::new("cache_unavailable")
+            .with("file", path_str(path))
+            .with("reason", reason.to_string())
+            .with("error", error.as_str()),
         Event::Quarantined { path, moved_to, reason } => Line::new("quarantined")
             .with("file", path_str(path))
             .with("moved_to", path_str(moved_to))

@@ -252,6 +252,18 @@ fn churn(plan: &ChildPlan, engines: u32, dirty_every: u32) -> ExitCode {
     end(plan.ending)
 }
 
+/// Builds an engine whose construction meets `cause`, and journals what came of it:
+/// - `init_failed`: `Engine::new` returned an error (the compiler causes);
+/// - `engine_built` with `cache=unavailable` and the typed `reason` the engine reports through
+///   `Engine::cache_unavailable` (the observer journals its own `cache_unavailable` event), or
+///   with `cache=open` and the entries loaded.
+///
+/// Then `construction_registry` (the exit registry's size before and after `Engine::new`) and a
+/// registry sample. A built engine then proves it works: its kernels are compiled once, then
+/// found again (in memory when it runs cold), between the markers `engine-works` and
+/// `engine-worked`; it is leaked, so it is still alive at exit, where an exit hook registered for
+/// it would save it. Last, with the failpoint removed, a later construction in the same process
+/// works (on the second cache) and the process ends holding it.
 fn partial_init_failure(plan: &ChildPlan, cause: &InitFailure) -> ExitCode {
     let mut failing = settings(plan, &plan.cache);
     let prepared = match cause {
@@ -276,22 +288,51 @@ fn partial_init_failure(plan: &ChildPlan, cause: &InitFailure) -> ExitCode {
         return give_up(&format!("prepare {cause:?}: {error}"));
     }
     let registry_before = runtime_cache::exit_registry_len();
-    match Engine::new(failing) {
-        Ok(_) => return give_up(&format!("Engine::new succeeded despite {cause:?}")),
-        Err(error) => wiring::record(Line::new("init_failed").with("error", error.to_string())),
-    }
+    let built = Engine::new(failing);
     let registry_after = runtime_cache::exit_registry_len();
+    let engine = match built {
+        Err(error) => {
+            wiring::record(Line::new("init_failed").with("error", error.to_string()));
+            None
+        }
+        Ok(engine) => {
+            wiring::record(match (engine.cache_unavailable(), engine.runtime_cache()) {
+                (Some(error), _) => Line::new("engine_built")
+                    .with("cache", "unavailable")
+                    .with("reason", error.unavailable_reason().to_string())
+                    .with("error", error.to_string()),
+                (None, Some(cache)) => {
+                    Line::new("engine_built").with("cache", "open").with("entries", cache.len() as u64)
+                }
+                (None, None) => Line::new("engine_built").with("cache", "none"),
+            });
+            Some(engine)
+        }
+    };
     wiring::record(
-        Line::new("registry_unchanged").with("before", registry_before as u64).with("after", registry_after as u64),
+        Line::new("construction_registry").with("before", registry_before as u64).with("after", registry_after as u64),
     );
-    wiring::sample_registry(0);
+    // The live autosave handles: the built engine's cache, if it has one.
+    let live = engine.as_ref().and_then(Engine::runtime_cache).map_or(0, |cache| u64::from(cache.autosaves()));
+    wiring::sample_registry(live);
     if let InitFailure::Failpoint(name) = cause {
         fail::remove(name);
+    }
+    if let Some(engine) = engine {
+        wiring::marker("engine-works");
+        // The same kernels twice: compiled, then found (in memory when the engine runs cold).
+        compile(&engine, plan.kernels, 900);
+        compile(&engine, plan.kernels, 900);
+        wiring::marker("engine-worked");
+        // Alive at exit, never dropped: only an exit hook could still write its cache.
+        let _leaked: &'static Engine = Box::leak(Box::new(engine));
     }
     // A later construction in the same process works.
     let engine = dirty_engine(plan, &plan.second_cache, 1);
     wiring::marker("recovered");
-    holders::end_holding(plan, engine)
+    wiring::sample_registry(live + 1);
+    let _engine = engine;
+    end(plan.ending)
 }
 
 fn fork(plan: &ChildPlan, child_exit: Option<i32>) -> ExitCode {
