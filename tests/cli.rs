@@ -25,7 +25,7 @@ fn check_runs_the_filtered_cells_and_reports_them() {
         .assert()
         .success()
         .stdout(predicate::str::contains("survive/static/sigterm-handler"))
-        .stdout(predicate::str::contains("9 cell(s): 9 passed, 0 failed"));
+        .stdout(predicate::str::contains("\n9 passed, 0 failed\n"));
 }
 
 #[test]
@@ -65,7 +65,7 @@ fn run_judges_a_python_program_from_its_scenario_file_alone() {
         .arg(python_case("fixed"))
         .assert()
         .success()
-        .stdout(predicate::str::contains("[run 2/2]").and(predicate::str::contains("2 cell(s): 2 passed, 0 failed")));
+        .stdout(predicate::str::contains("[run 2/2]").and(predicate::str::contains("\n2 passed, 0 failed\n")));
     exit_harness()
         .arg("run")
         .arg(python_case("buggy"))
@@ -87,5 +87,5 @@ fn run_names_the_file_and_line_of_a_malformed_scenario_and_runs_nothing() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(format!("{}:4: `exit = \"code zero\"`", bad.display())))
-        .stdout(predicate::str::contains("cell(s)").not());
+        .stdout(predicate::str::is_empty());
 }

@@ -18,7 +18,7 @@ use std::fmt;
 
 use crate::cell::judge_all;
 use crate::observation::Observation;
-use crate::oracle::Oracle;
+use crate::oracle::{Oracle, OracleVerdict};
 
 /// How many stderr lines a failure quotes.
 const STDERR_TAIL: usize = 10;
@@ -94,7 +94,6 @@ impl Observation {
 impl<'a> Assert<'a> {
     /// Panics with the evidence unless `oracle` passes.
     #[track_caller]
-    #[must_use = "chain more oracles, or end the statement with `;`"]
     pub fn oracle(self, oracle: impl Oracle) -> Self {
         match self.try_oracle(oracle) {
             Ok(this) => this,
@@ -109,12 +108,25 @@ impl<'a> Assert<'a> {
 
     /// Judges every one of `oracles`; panics with the evidence of all that failed.
     #[track_caller]
-    #[must_use = "chain more oracles, or end the statement with `;`"]
     pub fn all<'o>(self, oracles: impl IntoIterator<Item = &'o dyn Oracle>) -> Self {
         match self.try_all(oracles) {
             Ok(this) => this,
             Err(error) => panic!("{error}"),
         }
+    }
+
+    /// Panics unless `oracle` fails (a failure, not "cannot judge") with evidence quoting every
+    /// one of `evidence`: for showing that a check catches a bug before it is trusted.
+    #[track_caller]
+    pub fn fails(self, oracle: impl Oracle, evidence: &[&str]) -> Self {
+        let verdict = oracle.judge(self.obs);
+        let OracleVerdict::Fail { evidence: seen } = &verdict else {
+            panic!("{} should fail but gave {verdict}", oracle.id());
+        };
+        for needle in evidence {
+            assert!(seen.contains(needle), "{}'s evidence lacks {needle:?}:\n{seen}", oracle.id());
+        }
+        self
     }
 
     /// Like [`all`](Self::all), returning the failures instead of panicking.

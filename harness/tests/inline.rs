@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{cache, fails, passes};
+use common::cache;
 use exit_harness::inline::Inline;
 use exit_harness::journal::{self, Event};
 use exit_harness::oracle::{ExitStatus, QuietStderr, SaveCount};
@@ -21,9 +21,9 @@ fn an_inline_child_that_saves_once_passes() {
         .file(cache())
         .run(fork_id!(), |ctx| save(&ctx.scratch.join("cache")))
         .unwrap();
-    passes(&SaveCount::exactly(1), &obs);
-    passes(&QuietStderr::empty(), &obs);
-    passes(&ExitStatus::success(), &obs);
+    obs.assert().oracle(SaveCount::exactly(1));
+    obs.assert().oracle(QuietStderr::empty());
+    obs.assert().oracle(ExitStatus::success());
 }
 
 #[test]
@@ -37,8 +37,8 @@ fn an_inline_child_that_saves_twice_and_talks_fails_with_separate_streams() {
             eprintln!("to stderr");
         })
         .unwrap();
-    fails(&SaveCount::exactly(1), &obs, &["journal: 2 save(s), black box: 2"]);
-    fails(&QuietStderr::empty(), &obs, &["to stderr"]);
+    obs.assert().fails(SaveCount::exactly(1), &["journal: 2 save(s), black box: 2"]);
+    obs.assert().fails(QuietStderr::empty(), &["to stderr"]);
     assert!(obs.stdout.contains("to stdout") && !obs.stdout.contains("to stderr"), "{}", obs.stdout);
 }
 
@@ -53,7 +53,7 @@ fn an_inline_child_killed_at_a_marker() {
         })
         .unwrap();
     assert_eq!(obs.outcome, ExitOutcome::Signal(9));
-    passes(&SaveCount::none(), &obs);
+    obs.assert().oracle(SaveCount::none());
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{fails, passes, validate};
+use common::validate;
 use exit_harness::journal::{Entry, MAX_LINE};
 use exit_harness::oracle::{ExitStatus, NoLostEntries, QuietStderr, SaveCount};
 use exit_harness::{ChildSpec, FileUnderTest, Observation};
@@ -56,10 +56,10 @@ fn python_child_that_journals_its_save_passes_the_two_observer_save_count() {
     let script = repo().join("third-party/python/journaled_save.py");
     let obs = run(ChildSpec::new("python3").arg(&script).arg("{scratch}/cache.bin"));
 
-    passes(&ExitStatus::success(), &obs);
-    passes(&QuietStderr::empty(), &obs);
-    passes(&SaveCount::exactly(1), &obs);
-    passes(&NoLostEntries::new().of("cache.bin"), &obs);
+    obs.assert().oracle(ExitStatus::success());
+    obs.assert().oracle(QuietStderr::empty());
+    obs.assert().oracle(SaveCount::exactly(1));
+    obs.assert().oracle(NoLostEntries::new().of("cache.bin"));
     journal_is_clean(&obs);
 
     let save = only_save(&obs);
@@ -83,10 +83,10 @@ fn python_child_that_journals_its_save_passes_the_two_observer_save_count() {
 fn python_child_that_renames_twice_but_journals_once_is_caught() {
     let script = repo().join("third-party/python/journaled_save.py");
     let obs = run(ChildSpec::new("python3").arg(&script).arg("{scratch}/cache.bin").args(["--renames", "2"]));
-    passes(&ExitStatus::success(), &obs);
+    obs.assert().oracle(ExitStatus::success());
     assert_eq!(obs.journal.of_kind("save").count(), 1);
-    fails(&SaveCount::exactly(1), &obs, &["journal and black box disagree", "journal: 1", "black box: 2"]);
-    fails(&SaveCount::exactly(2), &obs, &["disagree"]);
+    obs.assert().fails(SaveCount::exactly(1), &["journal and black box disagree", "journal: 1", "black box: 2"]);
+    obs.assert().fails(SaveCount::exactly(2), &["disagree"]);
 }
 
 #[test]
@@ -112,8 +112,8 @@ class Late:
 late = Late()  # collected at interpreter shutdown, after module teardown began
 "#;
     let obs = run(ChildSpec::new("python3").arg("-c").arg(program).arg(python_client_dir()));
-    passes(&ExitStatus::success(), &obs);
-    passes(&QuietStderr::empty(), &obs);
+    obs.assert().oracle(ExitStatus::success());
+    obs.assert().oracle(QuietStderr::empty());
     journal_is_clean(&obs);
 
     let kinds: Vec<&str> = obs.journal.entries.iter().map(|e| e.kind.as_str()).collect();
@@ -146,8 +146,8 @@ fn python_client_is_a_silent_no_op_without_the_variable() {
         .arg("-c")
         .arg(program)
         .arg(python_client_dir()));
-    passes(&ExitStatus::success(), &obs);
-    passes(&QuietStderr::empty(), &obs);
+    obs.assert().oracle(ExitStatus::success());
+    obs.assert().oracle(QuietStderr::empty());
     assert!(obs.journal.entries.is_empty());
 }
 
@@ -177,9 +177,9 @@ fn sh_child(shell: &str, extra: &str) -> Observation {
 fn sh_client_under_dash_and_bash_passes_the_two_observer_save_count() {
     for shell in ["sh", "bash"] {
         let obs = sh_child(shell, "");
-        passes(&ExitStatus::success(), &obs);
-        passes(&QuietStderr::empty(), &obs);
-        passes(&SaveCount::exactly(1), &obs);
+        obs.assert().oracle(ExitStatus::success());
+        obs.assert().oracle(QuietStderr::empty());
+        obs.assert().oracle(SaveCount::exactly(1));
         journal_is_clean(&obs);
 
         let save = only_save(&obs);
@@ -200,7 +200,7 @@ fn sh_client_under_dash_and_bash_passes_the_two_observer_save_count() {
 fn sh_client_that_renames_twice_but_journals_once_is_caught() {
     let again = r#"printf 'valid\ngemm\n' > "$1.tmp.$$"; mv "$1.tmp.$$" "$1""#;
     let obs = sh_child("sh", again);
-    fails(&SaveCount::exactly(1), &obs, &["journal and black box disagree", "journal: 1", "black box: 2"]);
+    obs.assert().fails(SaveCount::exactly(1), &["journal and black box disagree", "journal: 1", "black box: 2"]);
 }
 
 #[test]
@@ -216,8 +216,8 @@ unset EXIT_HARNESS_JOURNAL
 exit_harness_journal marker name=unseen
 "#;
         let obs = run(ChildSpec::new(shell).env("EHJ_CLIENT", sh_client()).arg("-c").arg(script));
-        passes(&ExitStatus::success(), &obs);
-        passes(&QuietStderr::empty(), &obs);
+        obs.assert().oracle(ExitStatus::success());
+        obs.assert().oracle(QuietStderr::empty());
         journal_is_clean(&obs);
         assert_eq!(obs.journal.entries.len(), 2, "{shell}: {obs:#?}");
         for e in &obs.journal.entries {

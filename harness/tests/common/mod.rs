@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use exit_harness::observation::ValidContent;
-use exit_harness::{ChildSpec, FileUnderTest, Observation, Oracle};
+use exit_harness::{ChildSpec, FileUnderTest, Observation};
 
 /// The purpose-built test child.
 pub const CHILD: &str = env!("CARGO_BIN_EXE_exit-harness-test-child");
@@ -27,21 +27,4 @@ pub fn cache() -> FileUnderTest {
 /// Runs `spec` watching `cache`.
 pub fn observe(spec: ChildSpec) -> Observation {
     spec.run(&[cache()]).expect("the run produces an observation")
-}
-
-/// Asserts `oracle` passes on `obs`.
-#[track_caller]
-pub fn passes(oracle: &dyn Oracle, obs: &Observation) {
-    let verdict = oracle.judge(obs);
-    assert!(verdict.passed(), "{} should pass but: {verdict}\n{obs:#?}", oracle.name());
-}
-
-/// Asserts `oracle` fails on `obs` with evidence containing every one of `needles`.
-#[track_caller]
-pub fn fails(oracle: &dyn Oracle, obs: &Observation, needles: &[&str]) {
-    let verdict = oracle.judge(obs);
-    let evidence = verdict.evidence().unwrap_or_else(|| panic!("{} should fail\n{obs:#?}", oracle.name()));
-    for needle in needles {
-        assert!(evidence.contains(needle), "{} evidence lacks {needle:?}:\n{evidence}", oracle.name());
-    }
 }
