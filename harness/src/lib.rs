@@ -58,6 +58,7 @@ pub mod descendants;
 pub mod glob;
 pub mod inline;
 pub mod journal;
+pub mod libtest;
 pub mod observation;
 pub mod oracle;
 pub mod report;
