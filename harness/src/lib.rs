@@ -65,6 +65,7 @@ pub mod report;
 pub mod run_folder;
 pub mod runner;
 pub mod scenario_file;
+pub mod snapshot;
 pub mod spec;
 
 pub use cell::{Catalog, Cell, CellResult, Scenario};
