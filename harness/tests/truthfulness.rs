@@ -23,13 +23,14 @@ fn is_running(pid: u32) -> bool {
 #[test]
 fn a_grandchild_that_left_the_process_group_is_reported_and_killed() {
     let obs = observe(child(["escape"]));
-    let escaped: Vec<_> = obs.leaked.iter().filter(|p| p.cmdline.contains("escaped-")).collect();
-    assert_eq!(escaped.len(), 1, "the setsid grandchild is reported: {:?}", obs.leaked);
-    let pid = escaped[0].pid.expect("a spawned run knows the pid");
+    // The escaped shell, and (caught between fork and exec) its `sleep`, are all reported.
+    assert!(obs.leaked.iter().any(|p| p.cmdline.contains("escaped-")), "{:?}", obs.leaked);
     assert!(obs.descendants_watched);
     let verdict = NoLeakedProcesses.judge(&obs);
     assert!(verdict.evidence().is_some_and(|e| e.contains("escaped-")), "{verdict}");
-    assert!(!is_running(pid), "the escaped grandchild {pid} is still running");
+    for pid in obs.leaked.iter().map(|p| p.pid.expect("a spawned run knows the pid")) {
+        assert!(!is_running(pid), "the escaped descendant {pid} is still running");
+    }
     let scratch = obs.scratch_path().expect("kept until dropped").to_owned();
     drop(obs);
     assert!(!scratch.exists(), "the run folder is gone, whatever the grandchild wrote into it");
