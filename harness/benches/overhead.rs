@@ -1,12 +1,14 @@
-//! Per-scenario overhead of the harness (runner + journal + inotify black box + survivor check)
-//! against a bare spawn-and-wait of the same do-nothing child.
+//! Per-run overhead of the harness against a bare spawn-and-wait of the same do-nothing child:
+//! the hardened runner (private run folder, journal, inotify black box, descendant sweep) and a
+//! scenario file's cell (the same, plus judging by its oracles).
 //!
 //! `cargo bench -p exit-harness --bench overhead`
 
+use std::path::Path;
 use std::process::Command;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use exit_harness::{ChildSpec, FileUnderTest};
+use exit_harness::{ChildSpec, FileUnderTest, scenario_file};
 
 fn overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("do-nothing child");
@@ -15,8 +17,13 @@ fn overhead(c: &mut Criterion) {
     });
     let spec = ChildSpec::new("/bin/true");
     let files = [FileUnderTest::new("cache.bin")];
-    group.bench_function("exit-harness run", |b| {
+    group.bench_function("exit-harness runner", |b| {
         b.iter(|| assert!(spec.run(&files).expect("observation").outcome.shell_code() == 0));
+    });
+    let file = "name = \"do nothing\"\ncommand = [\"/bin/true\"]\n[expect]\nexit = \"code 0\"\n";
+    let cell = scenario_file::parse(Path::new("bench.toml"), file).expect("a valid scenario");
+    group.bench_function("scenario file (exit-harness run)", |b| {
+        b.iter(|| assert!(cell.run().passed()));
     });
     group.finish();
 }
