@@ -45,7 +45,9 @@ fn human_json_and_junit_show_pass_and_fail_with_every_failing_oracle() {
     // Every failing oracle of a cell, not only the first: the noisy cell fails two.
     let noisy = text.split("--- FAIL bad/noisy").nth(1).expect("a block for bad/noisy");
     assert!(noisy.contains("quiet_stderr: 1 unexpected stderr line") && noisy.contains("save_count: cache"), "{text}");
-    assert!(noisy.contains("command: ") && noisy.contains("stderr (last 1 lines):\n    Exception ignored"), "{text}");
+    assert!(noisy.contains("command: ") && noisy.contains("stderr: quoted above"), "{text}");
+    let twice = text.split("--- FAIL bad/saves-twice").nth(1).unwrap();
+    assert!(twice.contains("stderr: (empty)"), "{text}");
     assert!(noisy.contains("rerun: exit-harness check --filter 'bad/noisy'"), "{text}");
     assert!(text.ends_with("\n1 passed, 2 failed\n"), "{text}");
 

@@ -99,7 +99,7 @@ impl SaveCount {
         }
         let black_box = seen.saves();
         let counts = format!(
-            "black box: {black_box} ({} rename(s) onto it, {} write(s) in place, {} close-after-write), {}",
+            "black box: {black_box} ({} rename(s) onto it, {} write(s) in place, {} close-after-write); child: {}",
             seen.renames_onto, seen.in_place_writes, seen.close_writes, obs.outcome
         );
         if !obs.instrumented {
@@ -110,7 +110,7 @@ impl SaveCount {
                     "per-process save counts need the journal; the child is declared not to write one",
                 ),
                 false => OracleVerdict::fail(format!(
-                    "{}: expected {} (black box only: the child writes no journal); {counts}",
+                    "{}: expected {} (black box only: the child writes no journal)\n  {counts}",
                     file.name, self.expect
                 )),
             };
@@ -144,7 +144,7 @@ impl SaveCount {
             problem.push(format!("expected {}{scope}", self.expect));
         }
         OracleVerdict::fail(format!(
-            "{}: {}; journal: {journal} save(s), {counts}\n  journal `save` lines:\n{}\n  journal `save_failed` lines:\n{}",
+            "{}: {}\n  journal: {journal} save(s), {counts}\n  journal `save` lines:\n{}\n  journal `save_failed` lines:\n{}",
             file.name,
             problem.join("; "),
             quote_lines(saves.iter().map(|e| e.raw.as_str()), 8),

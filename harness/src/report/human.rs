@@ -19,6 +19,9 @@ use crate::cell::CellResult;
 /// The widest status line, for names up to 60 characters.
 pub const WIDTH: usize = 100;
 
+/// Oracles whose evidence already quotes stderr: a block does not repeat its tail after them.
+const STDERR_ORACLES: [&str; 2] = ["quiet_stderr", "stderr"];
+
 /// How many stderr lines a failure block quotes.
 const STDERR_TAIL: usize = 10;
 
@@ -73,8 +76,10 @@ pub fn failure_block(result: &CellResult, rerun: &str) -> String {
         let lines: Vec<&str> = obs.stderr.lines().collect();
         let tail = &lines[lines.len().saturating_sub(STDERR_TAIL)..];
         let _ = writeln!(out, "  child: {}{}", obs.outcome, if obs.timed_out { " (timed out)" } else { "" });
+        let quoted = result.verdicts.iter().any(|v| !v.verdict.passed() && STDERR_ORACLES.contains(&v.oracle.as_str()));
         match tail {
             [] => out.push_str("  stderr: (empty)\n"),
+            _ if quoted => out.push_str("  stderr: quoted above\n"),
             lines => {
                 let _ = writeln!(out, "  stderr (last {} lines):\n    {}", lines.len(), lines.join("\n    "));
             }
