@@ -174,7 +174,13 @@ const MAX_FILE: u64 = 1 << 20;
 fn read_bounded(path: &Path) -> Result<String, ScenarioFileError> {
     use std::io::Read as _;
     let error = |message: String| ScenarioFileError { path: path.to_owned(), line: None, message };
-    let file = std::fs::File::open(path).map_err(|e| error(format!("cannot open: {e}")))?;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Non-blocking, so that a FIFO named as a scenario is refused instead of waited on.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| error(format!("cannot open: {e}")))?;
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         return Err(error("not a regular file".into()));
     }
@@ -438,6 +444,15 @@ mod tests {
             ["exit_status", "quiet_stderr", "save_count[c.bin]", "no_leftover_files", "no_leaked_processes"]
         );
         assert!(!cell.spec.writes_journal());
+    }
+
+    #[test]
+    fn a_fifo_or_a_folder_named_as_a_scenario_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("s.toml");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(load(&fifo).unwrap_err().to_string().ends_with("not a regular file"));
+        assert!(load(dir.path()).unwrap_err().to_string().ends_with("not a regular file"));
     }
 
     #[test]
