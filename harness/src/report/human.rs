@@ -8,7 +8,7 @@
 //! ```
 //!
 //! A status line is at most [`WIDTH`] columns for names up to 60 characters, whatever the
-//! number of oracles (the family is shortened first).
+//! number of oracles (the family is shortened first, keeping its end).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -45,16 +45,15 @@ fn format_duration(wall: Duration) -> String {
     }
 }
 
-/// `text` cut to `max` characters, with `…` in the middle when cut.
+/// `text` cut to its last `max` characters, led by `…` when cut (the end of a family is its most
+/// telling part: a scenario file's folder and name).
 fn shorten(text: &str, max: usize) -> String {
     let chars: Vec<char> = text.chars().collect();
     if chars.len() <= max {
         return text.to_owned();
     }
-    let keep = max.saturating_sub(1);
-    let head: String = chars[..keep / 2].iter().collect();
-    let tail: String = chars[chars.len() - (keep - keep / 2)..].iter().collect();
-    format!("{head}…{tail}")
+    let tail: String = chars[chars.len() - max.saturating_sub(1)..].iter().collect();
+    format!("…{tail}")
 }
 
 /// The block of one failing cell: every failing oracle instance with its evidence, the child's
