@@ -4,45 +4,54 @@
 //! # Architecture
 //!
 //! ```text
-//!  scenario cell ──► runner ──spawn (own process group)──► child program
-//!  (ChildSpec,        │  ▲                                    │ journal::record(Event)
-//!   files, oracles)   │  └── pidfd + inotify poll ◄── black box (inotify on the files' folders)
-//!                     ▼                                       ▼
-//!                 Observation ◄── journal file (one JSON line per event, one write(2) each)
-//!                     │
-//!                 oracles ──► verdicts ──► report (table, JSON, JUnit) ──► cli
+//!  Scenario (name, files, folders, oracles)       how it is launched:
+//!      │                                          Cell = Scenario + ChildSpec (any program),
+//!      │                                          exit_test!/Inline (a #[test] body, rusty-fork),
+//!      │                                          a scenario file (TOML), the fuzz fork server
+//!      ▼
+//!  runner ──spawn (own process group, run tag)──► child program ──► its descendants
+//!    │  ▲                                            │ journal::record(Event) (optional)
+//!    │  └── pidfd + inotify poll ◄── black box (inotify on the files' and folders' folders)
+//!    ▼                                               ▼
+//!  Observation ◄── journal (created by the harness in a private run folder, read as a stream)
+//!    │         ◄── descendants still alive (process group + adopted as a child subreaper)
+//!    ▼
+//!  oracles ──► verdicts (pass / FAIL / cannot judge, one id per instance) ──► CellResult
+//!    │
+//!  run events ──► reporters (human status lines and failure blocks, matrix, JSON, JUnit)
+//!             ──► assertions (assert_passed, Observation::assert) ──► libtest-mimic trials
 //! ```
 //!
-//! The harness sees a run two independent ways, and the oracles insist they agree:
+//! The harness sees a run several independent ways, and never passes what it did not see:
 //!
-//! - the **journal** ([`journal`]): the child's own account, one JSON line per event, written
-//!   with one `write(2)` each so it survives exit hooks, panics, forks and kills;
-//! - the **black box** ([`blackbox`]): the kernel's account, inotify events on the files under
-//!   test plus before/after snapshots, validated by a caller-supplied validator.
+//! - the **black box** ([`blackbox`]): the kernel's account, inotify events on the files and
+//!   folders under test plus before/after snapshots, validated by a caller-supplied validator;
+//! - the **journal** ([`journal`]), when the child writes one: its own account, one JSON line per
+//!   event, written with one `write(2)` each so it survives exit hooks, panics, forks and kills;
+//!   the oracles insist the two agree;
+//! - the **exit** and the **descendants** ([`descendants`]): how the child ended, and every
+//!   process that outlived it, in its group or escaped from it.
 //!
-//! The [`runner`] spawns a program that owns its `main` ([`ChildSpec`]) in its own process
-//! group, with a fresh journal and scratch folder, a timeout (SIGTERM, then SIGKILL to the
-//! group), signals sent on journal markers, bounded stdout/stderr capture and a check for
-//! processes that outlive the child. The [`inline`] runner does the same for a closure inside a
-//! `#[test]`, through `rusty-fork`. Both produce an [`Observation`]; every [`oracle`] judges one.
-//! A scenario catalog is a [`Catalog`] of [`Cell`]s; [`cli::main_with_catalog`] runs it in
-//! parallel and [`report`] renders the results.
-//!
-//! The harness knows nothing about any particular resource: a child only needs the journal
-//! writer, and the files it is judged on are named by the scenario.
+//! An oracle that lacks what it needs answers "cannot judge", which fails the cell. Every read of
+//! what a child left is bounded ([`Limits`]) and never follows a link or blocks on a FIFO.
 //!
 //! # Example
 //!
-//! ```no_run
-//! use exit_harness::{ChildSpec, FileUnderTest, Oracle};
-//! use exit_harness::oracle::{ExitStatus, QuietStderr, SaveCount};
+//! Any program: here a shell that saves a file by renaming a temp file onto it.
 //!
-//! let file = FileUnderTest::new("out.txt");
-//! let obs = ChildSpec::new("./my-program").arg("{scratch}/out.txt").run(&[file])?;
-//! for oracle in [&SaveCount::exactly(1) as &dyn Oracle, &ExitStatus::success(), &QuietStderr::empty()] {
-//!     assert!(oracle.judge(&obs).passed(), "{}: {}", oracle.name(), oracle.judge(&obs));
-//! }
-//! # Ok::<(), exit_harness::RunError>(())
+//! ```
+//! use exit_harness::oracle::{ExitStatus, NoLeftoverFiles, QuietStderr, SaveCount};
+//! use exit_harness::{Cell, ChildSpec, FileUnderTest, FolderUnderTest, Scenario};
+//!
+//! let scenario = Scenario::new("shell saves once")
+//!     .file(FileUnderTest::new("out.txt"))
+//!     .folder(FolderUnderTest::new("."))
+//!     .oracle(SaveCount::exactly(1))
+//!     .oracle(QuietStderr::empty())
+//!     .oracle(ExitStatus::success())
+//!     .oracle(NoLeftoverFiles::new());
+//! let spec = ChildSpec::new("sh").args(["-c", "echo data > out.tmp && mv out.tmp out.txt"]).without_journal();
+//! Cell { scenario, spec }.run().assert_passed();
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -7,8 +7,9 @@
 //! The journal keeps event kinds and the fields that do not vary (marker names, save triggers);
 //! files keep their facts (exists, size, valid, keys), not their hashes.
 //!
-//! ```ignore
-//! let obs = ChildSpec::new("my-program").run(&[FileUnderTest::new("out.log")])?;
+//! ```no_run
+//! use exit_harness::{ChildSpec, FileUnderTest};
+//! let obs = ChildSpec::new("my-program").run(&[FileUnderTest::new("out.log")]).unwrap();
 //! insta::assert_yaml_snapshot!(obs.snapshot());
 //! ```
 
