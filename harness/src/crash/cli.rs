@@ -42,6 +42,10 @@ pub struct CrashArgs {
     /// The most power-loss states per scenario.
     #[arg(long, default_value_t = 4096)]
     pub max_states: usize,
+    /// Demand durability of every scenario (a power loss after the program ended keeps the new
+    /// content), to measure what a save that does not promise it can lose.
+    #[arg(long)]
+    pub demand_durable: bool,
     /// List every state in the table, not only the failing ones.
     #[arg(long)]
     pub all: bool,
@@ -106,7 +110,8 @@ pub fn run_scenarios(scenarios: &[CrashScenario], args: &CrashArgs) -> ExitCode 
     let mut failed = false;
     for scenario in scenarios {
         eprintln!("exploring {} ...", scenario.name);
-        match explore(scenario, &options) {
+        let scenario = if args.demand_durable { scenario.clone().durable(true) } else { scenario.clone() };
+        match explore(&scenario, &options) {
             Ok(exploration) => {
                 failed |= !exploration.passed();
                 summaries.push(exploration.summary());

@@ -249,7 +249,7 @@ pub enum ExploreError {
 const TRACE_CAP: u64 = 256 << 20;
 
 /// `spec`, run under strace writing its trace to `out`, killed at `kill`.
-fn traced(spec: &ChildSpec, out: &Path, kill: Option<&KillPoint>) -> ChildSpec {
+fn traced(spec: &ChildSpec, out: &Path, kill: Option<&KillPoint>, _record: bool) -> ChildSpec {
     let mut traced = spec.clone();
     traced.program = trace::strace_program();
     let mut args = trace::strace_args(out, kill);
@@ -278,6 +278,8 @@ fn canonical_scratch(obs: &Observation) -> Result<PathBuf, String> {
 /// Everything the recorded run taught, shared by every state's judgement.
 struct Recorded {
     scenario: CrashScenario,
+    /// The recorded run's scratch folder (canonical; gone by now, named in its steps).
+    scratch: PathBuf,
     references: Vec<Reference>,
     expected_names: BTreeSet<String>,
     file_cap: u64,
@@ -303,7 +305,7 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
     // 1. The recorded, uncrashed run.
     let reference_trace = traces.path().join("reference.trace");
     let run_started = Instant::now();
-    let obs = traced(&cell.spec, &reference_trace, None)
+    let obs = traced(&cell.spec, &reference_trace, None, true)
         .run_watching(&cell.files, &cell.folders)
         .map_err(|e| record_error(e.to_string()))?;
     let scratch = canonical_scratch(&obs).map_err(record_error)?;
@@ -340,7 +342,7 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
             scratch.display()
         )));
     }
-    let recorded = Recorded { scenario: scenario.clone(), references, expected_names, file_cap };
+    let recorded = Recorded { scenario: scenario.clone(), scratch: scratch.clone(), references, expected_names, file_cap };
 
     // 2 and 3: every state, as a task.
     let mut tasks: Vec<Box<dyn FnOnce() -> CellResult + Send + '_>> = Vec::new();
@@ -418,7 +420,7 @@ fn process_crash(recorded: &Recorded, step: &Op, index: usize, total: usize, tra
     let family = format!("{} {PROCESS_CRASH}", recorded.scenario.name);
     let cell = (recorded.scenario.save)();
     let kill = KillPoint { syscall: step.call.name.clone(), ordinal: step.call.ordinal };
-    let obs = match traced(&cell.spec, trace_path, Some(&kill)).run_watching(&cell.files, &cell.folders) {
+    let obs = match traced(&cell.spec, trace_path, Some(&kill), false).run_watching(&cell.files, &cell.folders) {
         Ok(obs) => obs,
         Err(e) => return cannot_judge(name, family, format!("the killed run failed to run: {e}"), started.elapsed()),
     };
@@ -438,7 +440,7 @@ fn process_crash(recorded: &Recorded, step: &Op, index: usize, total: usize, tra
         .iter()
         .find(|op| op.call.ret == trace::Ret::Unfinished && killed_trace.killed.contains(&op.call.pid));
     match killed {
-        Some(op) if ops::shape(&op.text) == ops::shape(&step.text) => {}
+        Some(op) if op.key(&scratch) == step.key(&recorded.scratch) => {}
         Some(op) => return diverged(format!("killed at `{}`, not at `{}`", op.text, step.text)),
         None => {
             let other = killed_trace.killed_call().map(|c| format!("; SIGKILL came in `{}`", c.name)).unwrap_or_default();

@@ -280,6 +280,9 @@ fn to_op(call: &Call, root: &str) -> Option<Op> {
                 (None, _) => return None,
             }
         }
+        // Names the current folder in its output, changes nothing, and a call killed on entry
+        // never prints it: not a step.
+        "getcwd" => return None,
         _ => other()?,
     };
     Some(Op { call: call.clone(), kind, text: describe(call, root) })
@@ -292,7 +295,7 @@ fn describe(call: &Call, root: &str) -> String {
         .args
         .iter()
         .map(|a| match (fd_path(a), string_arg(a)) {
-            (Some(p), _) => relative(&p, root).map_or_else(|| a.clone(), |r| format!("<{r}>")),
+            (Some(p), _) => relative(&p, root).map_or_else(|| a.split('<').next().unwrap_or(a).to_owned(), |r| format!("<{r}>")),
             (None, Some(p)) if p.starts_with('/') => {
                 relative(&p, root).map_or_else(|| a.clone(), |r| format!("\"{r}\""))
             }
@@ -307,15 +310,39 @@ fn describe(call: &Call, root: &str) -> String {
     format!("{}({}) = {ret}", call.name, args.join(", "))
 }
 
+impl Op {
+    /// What identifies this step across runs: the call's name and the scratch-folder names it
+    /// touched, with random parts masked (see [`shape`]). Output arguments (a `stat` buffer)
+    /// are left out: a call killed on entry never fills them.
+    pub fn key(&self, root: &Path) -> String {
+        let root = root.to_string_lossy().trim_end_matches('/').to_owned();
+        let mut names = Vec::new();
+        for arg in &self.call.args {
+            if let Some(p) = fd_path(arg).and_then(|p| relative(&p, &root)) {
+                names.push(p);
+            } else if let Some(p) = string_arg(arg) {
+                let absolute = if p.starts_with('/') { Some(p) } else { None };
+                if let Some(r) = absolute.and_then(|p| relative(&p, &root)) {
+                    names.push(r);
+                } else if !arg.ends_with("...") {
+                    names.push(string_arg(arg).unwrap_or_default());
+                }
+            }
+        }
+        shape(&format!("{}({})", self.call.name, names.join(", ")))
+    }
+}
+
 /// The shape of a description, for comparing the same step across runs: every run of six or
-/// more letters and digits (a random temp-file suffix, a descriptor number's neighbourhood) is
-/// masked, and the return value dropped.
+/// more letters, digits and underscores that holds a digit or mixes cases (a random temp-file
+/// suffix) is masked, and the return value dropped.
 pub fn shape(text: &str) -> String {
     let text = text.rsplit_once(" = ").map_or(text, |(head, _)| head);
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 6 && run.bytes().any(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
+        let mixed_case = run.bytes().any(|b| b.is_ascii_lowercase()) && run.bytes().any(|b| b.is_ascii_uppercase());
+        if run.len() >= 6 && (mixed_case || run.bytes().any(|b| b.is_ascii_digit())) {
             out.push('*');
         } else {
             out.push_str(run);
@@ -323,7 +350,7 @@ pub fn shape(text: &str) -> String {
         run.clear();
     };
     for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
+        if c.is_ascii_alphanumeric() || c == '_' {
             run.push(c);
         } else {
             flush(&mut run, &mut out);
@@ -362,5 +389,7 @@ mod tests {
         assert_eq!(kinds[7], &OpKind::Other);
         assert_eq!(ops[4].text, r#"renameat(<.>, ".k.tmp-Ab12Cd34Ef", <.>, "k") = 0"#);
         assert_eq!(shape(&ops[4].text), shape(r#"renameat(<.>, ".k.tmp-Zz99Yy88Xx", <.>, "k") = 0"#));
+        assert_eq!(ops[4].key(Path::new("/s")), "renameat(.k.tmp-*, k)");
+        assert_eq!(shape(".cache-vx_7w6xq.tmp"), shape(".cache-b3n60uk5.tmp"));
     }
 }
