@@ -8,7 +8,11 @@
 //!    calls that touched the run's scratch folder become the steps ([`ops`]). This reference run
 //!    is judged by the scenario's own oracles: an exploration of a run that fails uncrashed
 //!    says so first.
-//! 2. **Process crash at every step.** The program runs again once per step, under strace with
+//! 2. **Process crash at every step.** A step is a recorded call that changes the folder or asks
+//!    for durability (create, truncate, write, fsync, rename, link, unlink, mkdir, ...); a kill
+//!    before a read-only call (a `stat`, an open for reading, an `lseek`) leaves what a kill
+//!    before the next changing call leaves, so those are recorded and counted, not re-run.
+//!    The program runs again once per step, under strace with
 //!    `-e inject=SYSCALL:signal=KILL:when=N`: SIGKILL on entry to the N-th call of that system
 //!    call in its thread, which the kernel then never runs (a fatal signal is pending at the
 //!    syscall-entry stop). So step k's run leaves exactly what steps 1..k-1 left, the real
@@ -173,7 +177,7 @@ pub struct Exploration {
     pub scenario: String,
     /// The uncrashed, recorded run, judged by the scenario's own oracles.
     pub reference: CellResult,
-    /// The recorded steps (calls that touched the scratch folder).
+    /// The recorded calls that touched the scratch folder (the steps are those that change it).
     pub steps: Vec<Op>,
     /// One result per explored state: process crashes first, then power losses.
     pub states: Vec<CellResult>,
@@ -207,7 +211,7 @@ impl Exploration {
     /// One line: states, failures, time.
     pub fn summary(&self) -> String {
         format!(
-            "{}: {} steps recorded; {} process-crash and {} power-loss states explored{}, {} failing; {:.2} s ({:.1} states/s){}",
+            "{}: {} calls on the folder recorded; {} process-crash and {} power-loss states explored{}, {} failing; {:.2} s ({:.1} states/s){}",
             self.scenario,
             self.steps.len(),
             self.count(PROCESS_CRASH),
@@ -347,7 +351,7 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
     // 2 and 3: every state, as a task.
     let mut tasks: Vec<Box<dyn FnOnce() -> CellResult + Send + '_>> = Vec::new();
     if options.process_crash {
-        for (index, step) in steps.iter().enumerate() {
+        for (index, step) in steps.iter().enumerate().filter(|(_, step)| step.changes_disk()) {
             let trace_path = traces.path().join(format!("step-{index}.trace"));
             let (recorded, total) = (&recorded, steps.len());
             tasks.push(Box::new(move || process_crash(recorded, step, index, total, &trace_path)));

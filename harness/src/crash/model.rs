@@ -427,26 +427,32 @@ pub fn power_loss_states(
     limits: ModelLimits,
 ) -> (Vec<ModelState>, bool) {
     let events = build(ops, initial, final_state);
-    let mut seen: HashSet<[u8; 32]> = HashSet::new();
-    let mut states = Vec::new();
+    let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
+    let mut states: Vec<ModelState> = Vec::new();
     let mut cut = false;
     for issued in 0..=events.evs.len() {
+        let complete = issued == events.evs.len();
         let choices = events.choices(issued, limits.per_point);
         cut |= choices.len() >= limits.per_point;
         for choice in choices {
             let folder = events.apply(&choice);
-            if !seen.insert(folder.digest()) {
+            if let Some(&earlier) = seen.get(&folder.digest()) {
+                // The same folder, also reachable after the program ended: it is judged as such
+                // (a durable save must not leave it).
+                if complete && !states[earlier].complete {
+                    states[earlier].complete = true;
+                    states[earlier].description = events.describe(&choice, ops);
+                }
                 continue;
             }
             if states.len() >= limits.total {
                 return (states, true);
             }
+            seen.insert(folder.digest(), states.len());
             let description = events.describe(&choice, ops);
-            states.push(ModelState { folder, description, complete: issued == events.evs.len() });
+            states.push(ModelState { folder, description, complete });
         }
     }
-    // The program's end is judged in its own right (a durable save must survive it) even when
-    // an earlier crash point already produced the same folder.
     (states, cut)
 }
 
