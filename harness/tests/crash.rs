@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use exit_harness::crash::{self, CrashScenario, ExploreOptions, Exploration, POWER_LOSS, PROCESS_CRASH};
+use exit_harness::crash::{self, CrashScenario, Exploration, ExploreOptions, POWER_LOSS, PROCESS_CRASH};
 use exit_harness::oracle::{ExitStatus, FileContent, QuietStderr};
 use exit_harness::{Cell, ChildSpec, FileUnderTest};
 
@@ -40,11 +40,7 @@ fn explore(scenario: &CrashScenario) -> Exploration {
 
 /// The failing states of `family`, as `(state, failures)`.
 fn failing<'a>(exploration: &'a Exploration, family: &str) -> Vec<(&'a str, Vec<String>)> {
-    exploration
-        .failing()
-        .filter(|r| r.family.ends_with(family))
-        .map(|r| (r.name.as_str(), r.failures()))
-        .collect()
+    exploration.failing().filter(|r| r.family.ends_with(family)).map(|r| (r.name.as_str(), r.failures())).collect()
 }
 
 fn oracles_failing(exploration: &Exploration, family: &str) -> Vec<String> {
@@ -86,7 +82,10 @@ fn a_save_without_a_folder_fsync_can_be_undone_but_never_tears() {
     assert_eq!(failing(&exploration, PROCESS_CRASH), Vec::<(&str, Vec<String>)>::new());
     assert_eq!(oracles_failing(&exploration, POWER_LOSS), ["durable"], "{:#?}", failing(&exploration, POWER_LOSS));
     let undone = failing(&exploration, POWER_LOSS);
-    assert!(undone.iter().all(|(state, _)| state.contains("not on disk: step") && state.contains("rename")), "{undone:#?}");
+    assert!(
+        undone.iter().all(|(state, _)| state.contains("not on disk: step") && state.contains("rename")),
+        "{undone:#?}"
+    );
 }
 
 #[test]
@@ -95,7 +94,10 @@ fn a_save_in_place_is_torn_by_a_process_crash() {
     let torn = failing(&exploration, PROCESS_CRASH);
     assert!(!torn.is_empty(), "no kill tore the file: {}", exploration.summary());
     assert!(oracles_failing(&exploration, PROCESS_CRASH).contains(&"old_or_new".to_owned()), "{torn:#?}");
-    assert!(torn.iter().any(|(state, _)| state.starts_with("kill before step") && state.contains("write(")), "{torn:#?}");
+    assert!(
+        torn.iter().any(|(state, _)| state.starts_with("kill before step") && state.contains("write(")),
+        "{torn:#?}"
+    );
 }
 
 #[test]
@@ -114,7 +116,8 @@ fn the_python_example_of_the_seed_is_explored() {
     // pytorch/TensorRT #4359's fixed design: atomic and fsynced, so no state tears; but nothing
     // removes a crashed save's temp file, which the exploration reports.
     require_strace();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../third-party/scenarios/tensorrt-4359-del-autosave/fixed.toml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../third-party/scenarios/tensorrt-4359-del-autosave/fixed.toml");
     let exploration = explore(&crash::file::load(&path).expect("loads"));
     assert!(exploration.count(PROCESS_CRASH) >= 8, "{}", exploration.summary());
     for family in [PROCESS_CRASH, POWER_LOSS] {

@@ -13,7 +13,9 @@
 use std::time::Duration;
 
 use exit_harness::crash::CrashScenario;
-use exit_harness::oracle::{ExitStatus, FileIntact, NoLeakedProcesses, NoLostEntries, QuietStderr, RegistryBound, SaveCount};
+use exit_harness::oracle::{
+    ExitStatus, FileIntact, NoLeakedProcesses, NoLostEntries, QuietStderr, RegistryBound, SaveCount,
+};
 use exit_harness::{Cell, ChildSpec};
 use runtime_cache::{DEFECT_ENV, Defect, Durability};
 
@@ -65,9 +67,12 @@ pub fn scenarios(child: &std::path::Path, filter: Option<&str>) -> Vec<CrashScen
 /// A process that opens the cache (seeded with two old kernels), compiles three kernels of
 /// `kernel_seed` and saves them when `main` returns.
 fn cell(child: &std::path::Path, name: &str, level: Durability, defect: Option<Defect>, kernel_seed: u32) -> Cell {
-    let plan = ChildPlan { kernel_seed, ..ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::SurviveToExit) };
-    let mut spec =
-        ChildSpec::new(child).arg(plan.to_arg()).env(DURABILITY_ENV, level_name(level)).timeout(Duration::from_secs(60));
+    let plan =
+        ChildPlan { kernel_seed, ..ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::SurviveToExit) };
+    let mut spec = ChildSpec::new(child)
+        .arg(plan.to_arg())
+        .env(DURABILITY_ENV, level_name(level))
+        .timeout(Duration::from_secs(60));
     if let Some(defect) = defect {
         spec = spec.env(DEFECT_ENV, defect.name());
     }

@@ -116,7 +116,11 @@ impl Oracle for Durable {
                 _ => false,
             };
             if !keeps_new {
-                let lost = if same(state, reference.old.as_ref()) { "the save was undone (old content)" } else { "the new content is not there" };
+                let lost = if same(state, reference.old.as_ref()) {
+                    "the save was undone (old content)"
+                } else {
+                    "the new content is not there"
+                };
                 failures.push(format!("{}: {lost}: crash left {}", reference.name, state.describe()));
             }
         }

@@ -85,7 +85,14 @@ pub fn load_with_vars(path: &Path, vars: &[(&str, &str)]) -> Result<CrashScenari
         Some(_) => return Err(error("`recovery` must be a table".into())),
     };
     let save = factory(text);
-    let mut scenario = CrashScenario { name: cell.name.clone(), save, recovery: None, judged: crash.files, allowed: crash.allow, durable: crash.durable };
+    let mut scenario = CrashScenario {
+        name: cell.name.clone(),
+        save,
+        recovery: None,
+        judged: crash.files,
+        allowed: crash.allow,
+        durable: crash.durable,
+    };
     if let Some(text) = recovery_text {
         scenario.recovery = Some(factory(text));
     }

@@ -108,7 +108,14 @@ impl CrashScenario {
     /// Explores the save of the cell `save` makes; the recovery is the same cell, run again on
     /// each crash state and judged by its own oracles.
     pub fn new(name: impl Into<String>, save: impl Fn() -> Cell + Send + Sync + 'static) -> Self {
-        Self { name: name.into(), save: Arc::new(save), recovery: None, judged: None, allowed: Vec::new(), durable: false }
+        Self {
+            name: name.into(),
+            save: Arc::new(save),
+            recovery: None,
+            judged: None,
+            allowed: Vec::new(),
+            durable: false,
+        }
     }
 
     /// Runs the cell `recovery` makes on each crash state instead (the next open).
@@ -303,7 +310,8 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
     if let Some(problem) = cell.journal_problem() {
         return Err(unsupported(problem));
     }
-    let traces = tempfile::Builder::new().prefix("exit-harness-crash-").tempdir().map_err(|e| record_error(e.to_string()))?;
+    let traces =
+        tempfile::Builder::new().prefix("exit-harness-crash-").tempdir().map_err(|e| record_error(e.to_string()))?;
     let file_cap = cell.spec.limits.file_cap;
 
     // 1. The recorded, uncrashed run.
@@ -332,8 +340,14 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
         files: cell.files.iter().filter_map(|f| f.seed.clone().map(|seed| (f.name.clone(), seed))).collect(),
         ..FolderState::default()
     };
-    let mut expected_names: BTreeSet<String> =
-        final_state.files.keys().chain(&final_state.dirs).chain(initial.files.keys()).filter(|n| !n.contains('/')).cloned().collect();
+    let mut expected_names: BTreeSet<String> = final_state
+        .files
+        .keys()
+        .chain(&final_state.dirs)
+        .chain(initial.files.keys())
+        .filter(|n| !n.contains('/'))
+        .cloned()
+        .collect();
     expected_names.extend(cell.files.iter().map(|f| f.name.clone()));
     let mut reference = CellResult::judge(&cell, Ok(obs), run_started.elapsed());
     reference.name = format!("{}: the uncrashed run (recorded)", scenario.name);
@@ -346,10 +360,11 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
             scratch.display()
         )));
     }
-    let recorded = Recorded { scenario: scenario.clone(), scratch: scratch.clone(), references, expected_names, file_cap };
+    let recorded =
+        Recorded { scenario: scenario.clone(), scratch: scratch.clone(), references, expected_names, file_cap };
 
     // 2 and 3: every state, as a task.
-    let mut tasks: Vec<Box<dyn FnOnce() -> CellResult + Send + '_>> = Vec::new();
+    let mut tasks: Vec<Task<'_>> = Vec::new();
     if options.process_crash {
         for (index, step) in steps.iter().enumerate().filter(|(_, step)| step.changes_disk()) {
             let trace_path = traces.path().join(format!("step-{index}.trace"));
@@ -364,7 +379,8 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
         for state in states {
             let recorded = &recorded;
             let durable = scenario.durable && state.complete;
-            tasks.push(Box::new(move || recover(recorded, &state.folder, state.description, POWER_LOSS, durable, None)));
+            tasks
+                .push(Box::new(move || recover(recorded, &state.folder, state.description, POWER_LOSS, durable, None)));
         }
     }
     let results = run_tasks(tasks, options.jobs);
@@ -378,10 +394,13 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
     })
 }
 
+/// One state's exploration, to run on a worker thread.
+type Task<'a> = Box<dyn FnOnce() -> CellResult + Send + 'a>;
+
 /// Runs `tasks` on `jobs` threads; results in the tasks' order.
-fn run_tasks<'a>(tasks: Vec<Box<dyn FnOnce() -> CellResult + Send + 'a>>, jobs: usize) -> Vec<CellResult> {
+fn run_tasks(tasks: Vec<Task<'_>>, jobs: usize) -> Vec<CellResult> {
     let count = tasks.len();
-    let slots: Vec<std::sync::Mutex<Option<Box<dyn FnOnce() -> CellResult + Send + 'a>>>> =
+    let slots: Vec<std::sync::Mutex<Option<Task<'_>>>> =
         tasks.into_iter().map(|t| std::sync::Mutex::new(Some(t))).collect();
     let results: Vec<std::sync::Mutex<Option<CellResult>>> = (0..count).map(|_| std::sync::Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -407,14 +426,7 @@ fn run_tasks<'a>(tasks: Vec<Box<dyn FnOnce() -> CellResult + Send + 'a>>, jobs: 
 
 /// A result that judged nothing: the state could not be produced.
 fn cannot_judge(name: String, family: String, why: String, wall: Duration) -> CellResult {
-    CellResult {
-        name,
-        family,
-        observation: Err(why),
-        verdicts: Vec::new(),
-        expected_saves: None,
-        wall,
-    }
+    CellResult { name, family, observation: Err(why), verdicts: Vec::new(), expected_saves: None, wall }
 }
 
 /// Kills the program on entry to `step`, then recovers from what it left.
@@ -429,7 +441,12 @@ fn process_crash(recorded: &Recorded, step: &Op, index: usize, total: usize, tra
         Err(e) => return cannot_judge(name, family, format!("the killed run failed to run: {e}"), started.elapsed()),
     };
     let diverged = |why: String| {
-        cannot_judge(name.clone(), family.clone(), format!("the re-run diverged from the recording: {why}"), started.elapsed())
+        cannot_judge(
+            name.clone(),
+            family.clone(),
+            format!("the re-run diverged from the recording: {why}"),
+            started.elapsed(),
+        )
     };
     let scratch = match canonical_scratch(&obs) {
         Ok(scratch) => scratch,
@@ -447,7 +464,8 @@ fn process_crash(recorded: &Recorded, step: &Op, index: usize, total: usize, tra
         Some(op) if op.key(&scratch) == step.key(&recorded.scratch) => {}
         Some(op) => return diverged(format!("killed at `{}`, not at `{}`", op.text, step.text)),
         None => {
-            let other = killed_trace.killed_call().map(|c| format!("; SIGKILL came in `{}`", c.name)).unwrap_or_default();
+            let other =
+                killed_trace.killed_call().map(|c| format!("; SIGKILL came in `{}`", c.name)).unwrap_or_default();
             return diverged(format!("no call in the scratch folder was killed ({}){other}", obs.outcome));
         }
     }

@@ -149,8 +149,9 @@ fn build(ops: &[Op], initial: &FolderState, final_state: &FolderState) -> Events
                 fds.insert((pid, *fd), Target::File { ino, pos: 0, append: *append });
             }
             OpKind::Write { name, fd, offset, len } => {
-                let target = lookup(&fds, pid, *fd)
-                    .or_else(|| name.as_ref().and_then(|n| names.get(n)).map(|&ino| Target::File { ino, pos: 0, append: false }));
+                let target = lookup(&fds, pid, *fd).or_else(|| {
+                    name.as_ref().and_then(|n| names.get(n)).map(|&ino| Target::File { ino, pos: 0, append: false })
+                });
                 let Some(Target::File { ino, pos, append }) = target else { continue };
                 let off = offset.unwrap_or(if append { sizes[ino] } else { pos });
                 if offset.is_none() {
@@ -222,11 +223,8 @@ fn build(ops: &[Op], initial: &FolderState, final_state: &FolderState) -> Events
             last[ino] = Some(bytes.clone());
         }
     }
-    Events { evs, initial_names, initial_dirs: initial.dirs.clone(), initial: contents_initial(&contents), last }
-}
-
-fn contents_initial(contents: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    contents.to_vec()
+    // `contents` was never written during the walk: it holds each inode's initial bytes.
+    Events { evs, initial_names, initial_dirs: initial.dirs.clone(), initial: contents, last }
 }
 
 /// One choice of what reached the disk at a crash point.
@@ -299,8 +297,8 @@ impl Events {
                         content.resize(off + len, 0);
                     }
                     let source = self.last[*ino].as_deref().unwrap_or(&[]);
-                    for i in off..off + len {
-                        content[i] = source.get(i).copied().unwrap_or(0);
+                    for (i, byte) in content.iter_mut().enumerate().skip(off).take(len) {
+                        *byte = source.get(i).copied().unwrap_or(0);
                     }
                 }
                 Ev::SyncFile(_) | Ev::SyncMeta | Ev::SyncAll => {}
@@ -332,7 +330,8 @@ impl Events {
                     _ => None,
                 })
                 .collect();
-            let synced_at = evs.iter().rposition(|(ev, _)| matches!(ev, Ev::SyncFile(x) if *x == ino) || matches!(ev, Ev::SyncAll));
+            let synced_at =
+                evs.iter().rposition(|(ev, _)| matches!(ev, Ev::SyncFile(x) if *x == ino) || matches!(ev, Ev::SyncAll));
             let durable = synced_at.map_or(0, |s| writes.iter().filter(|(i, _)| *i < s).count());
             let issued_w = writes.len();
             if durable == issued_w {
@@ -383,7 +382,9 @@ impl Events {
         let step = |index: usize| format!("step {} `{}`", index + 1, ops[index].text);
         let at = match choice.issued {
             0 => "power loss before the first change".to_owned(),
-            n if n == self.evs.len() => format!("power loss after the program ended (last change: {})", step(self.evs[n - 1].1)),
+            n if n == self.evs.len() => {
+                format!("power loss after the program ended (last change: {})", step(self.evs[n - 1].1))
+            }
             n => format!("power loss after {}", step(self.evs[n - 1].1)),
         };
         let mut lost = Vec::new();
@@ -458,7 +459,12 @@ pub fn power_loss_states(
 
 /// The states at the program's end only (every operation issued): what a power loss right
 /// after the program ended could leave.
-pub fn end_states(ops: &[Op], initial: &FolderState, final_state: &FolderState, limits: ModelLimits) -> Vec<ModelState> {
+pub fn end_states(
+    ops: &[Op],
+    initial: &FolderState,
+    final_state: &FolderState,
+    limits: ModelLimits,
+) -> Vec<ModelState> {
     let events = build(ops, initial, final_state);
     let issued = events.evs.len();
     let mut seen: HashSet<[u8; 32]> = HashSet::new();

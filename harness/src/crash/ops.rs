@@ -295,7 +295,9 @@ fn describe(call: &Call, root: &str) -> String {
         .args
         .iter()
         .map(|a| match (fd_path(a), string_arg(a)) {
-            (Some(p), _) => relative(&p, root).map_or_else(|| a.split('<').next().unwrap_or(a).to_owned(), |r| format!("<{r}>")),
+            (Some(p), _) => {
+                relative(&p, root).map_or_else(|| a.split('<').next().unwrap_or(a).to_owned(), |r| format!("<{r}>"))
+            }
             (None, Some(p)) if p.starts_with('/') => {
                 relative(&p, root).map_or_else(|| a.clone(), |r| format!("\"{r}\""))
             }

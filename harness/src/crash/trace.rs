@@ -196,7 +196,7 @@ fn parse_ret(text: &str) -> Ret {
         Some(hex) => i64::from_str_radix(hex, 16).unwrap_or(0),
         None => value.parse().unwrap_or(0),
     };
-    let decoded = text[digits_end..].strip_prefix('<').and_then(|r| decoration(r)).map(|(p, _)| p);
+    let decoded = text[digits_end..].strip_prefix('<').and_then(decoration).map(|(p, _)| p);
     Ret::Value(value, decoded)
 }
 
