@@ -391,7 +391,7 @@ mod tests {
         assert_eq!(kinds[7], &OpKind::Other);
         assert_eq!(ops[4].text, r#"renameat(<.>, ".k.tmp-Ab12Cd34Ef", <.>, "k") = 0"#);
         assert_eq!(shape(&ops[4].text), shape(r#"renameat(<.>, ".k.tmp-Zz99Yy88Xx", <.>, "k") = 0"#));
-        assert_eq!(ops[4].key(Path::new("/s")), "renameat(.k.tmp-*, k)");
+        assert_eq!(ops[4].key(Path::new("/s")), "renameat(., .k.tmp-*, ., k)");
         assert_eq!(shape(".cache-vx_7w6xq.tmp"), shape(".cache-b3n60uk5.tmp"));
     }
 }
