@@ -43,6 +43,10 @@ pub enum Command {
     /// judge them. Exit status: 0 when every run passed, 1 when one failed, 2 when a file is
     /// malformed (named with its line; nothing runs then).
     Run(RunArgs),
+    /// Crash at every step: record a scenario's file-system calls with strace, SIGKILL it at
+    /// each, build every power-loss state, run the recovery on each and judge it (see
+    /// `exit_harness::crash`).
+    Crash(crate::crash::cli::CrashArgs),
 }
 
 /// Options of `run`.
@@ -126,6 +130,7 @@ fn run_command(catalog: &dyn Catalog, command: Command) -> ExitCode {
         }
         Command::Check(args) => check(catalog, &args),
         Command::Run(args) => run_files(&args),
+        Command::Crash(args) => crate::crash::cli::run(catalog, &args),
     }
 }
 

@@ -63,6 +63,7 @@ pub mod cell;
 mod cleanup;
 pub use cleanup::finish as finish_cleanup;
 pub mod cli;
+pub mod crash;
 pub mod descendants;
 pub mod glob;
 pub mod inline;

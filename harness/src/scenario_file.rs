@@ -92,6 +92,11 @@ struct Format {
     folders: Vec<FolderFormat>,
     signal: Option<Spanned<SignalFormat>>,
     expect: ExpectFormat,
+    /// Crash exploration's tables (`exit_harness::crash::file`); `run` ignores them.
+    #[serde(default, rename = "crash")]
+    _crash: Option<toml::Value>,
+    #[serde(default, rename = "recovery")]
+    _recovery: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]

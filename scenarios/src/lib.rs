@@ -7,6 +7,7 @@
 //! - [`checks`]: the scenario-specific oracles (markers, forks, quarantine, memory).
 //! - [`defects`]: the catalog against runtime-cache's defect zoo: what caught what.
 //! - [`wiring`]: runtime-cache's observer, written to the harness journal.
+//! - [`crash`]: runtime-cache's save explored at every step and under every power loss.
 //! - [`fuzz`]: churn fuzzing against a reference model, and the regression reproducers.
 //!
 //! The `exit-harness` binary of this package runs the catalog (`exit-harness list | check`).
@@ -15,6 +16,7 @@
 
 pub mod catalog;
 pub mod checks;
+pub mod crash;
 pub mod defects;
 pub mod fuzz;
 pub mod plan;

@@ -78,6 +78,14 @@ fn main() -> ExitCode {
         exit_harness::finish_cleanup();
         return code;
     }
+    if let Command::Harness(exit_harness::cli::Command::Crash(args)) = &cli.command
+        && !args.files.is_empty()
+    {
+        // Scenario files need no catalog.
+        let code = exit_harness::crash::cli::run_files(args);
+        exit_harness::finish_cleanup();
+        return code;
+    }
     let catalog = RuntimeCacheCatalog::locate();
     if !catalog.child().is_file() {
         eprintln!(
@@ -94,6 +102,12 @@ fn main() -> ExitCode {
 
 fn run(catalog: &RuntimeCacheCatalog, command: Command) -> ExitCode {
     match command {
+        Command::Harness(exit_harness::cli::Command::Crash(args)) => {
+            // runtime-cache's save at each durability level (RUNTIME_CACHE_DEFECT in the
+            // environment reaches every child, to see a defect caught).
+            let scenarios = scenarios::crash::scenarios(catalog.child(), args.filter.as_deref());
+            exit_harness::crash::cli::run_scenarios(&scenarios, &args)
+        }
         Command::Harness(command) => exit_harness::cli::run(catalog, command),
         Command::Defects { json, jobs } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));

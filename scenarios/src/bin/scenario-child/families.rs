@@ -364,6 +364,13 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
         Family::Churn { .. } => Durability::None,
         _ => Durability::SyncFile,
     };
+    // Crash exploration (scenarios::crash) picks the level per run.
+    let durability = match std::env::var(scenarios::crash::DURABILITY_ENV).as_deref() {
+        Ok("none") => Durability::None,
+        Ok("sync-file") => Durability::SyncFile,
+        Ok("sync-file-and-folder") => Durability::SyncFileAndFolder,
+        _ => durability,
+    };
     let lock_timeout = Duration::from_secs(5);
     RuntimeSettings {
         runtime_cache: Some(PathBuf::from(cache)),

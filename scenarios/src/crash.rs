@@ -1,0 +1,88 @@
+//! runtime-cache's save under crash exploration (`exit-harness crash`, issue #13): one
+//! scenario per [`Durability`] level. The save is the survive-to-exit cell (a dirty engine, local
+//! to `main`, saved when `main` returns; the file seeded with two old kernels); the recovery
+//! is the next process on the same file: it opens the crash state, compiles three other
+//! kernels and saves, judged as that cell is (one save, exit 0, quiet stderr, the file valid
+//! and holding every key it held before, no entry the journal reported lost).
+//!
+//! What each level promises, and so what the explorer demands of it: every level survives any
+//! process crash (old or new, never torn; the next open removes the temp file; the next save
+//! works); only `SyncFileAndFolder` promises that a power loss after the save returned keeps the
+//! new file (`durable`).
+
+use std::time::Duration;
+
+use exit_harness::crash::CrashScenario;
+use exit_harness::oracle::{
+    ExitStatus, FileIntact, NoLeakedProcesses, NoLostEntries, QuietStderr, RegistryBound, SaveCount,
+};
+use exit_harness::{Cell, ChildSpec};
+use runtime_cache::{DEFECT_ENV, Defect, Durability};
+
+use crate::catalog::{cache_file, old_cache_bytes};
+use crate::plan::{ChildPlan, Ending, Family, Holder};
+
+/// The variable that sets the durability level of the `scenario-child` program's caches
+/// (`none`, `sync-file`, `sync-file-and-folder`).
+pub const DURABILITY_ENV: &str = "SCENARIO_CHILD_DURABILITY";
+
+/// Every durability level, weakest first.
+pub const LEVELS: [Durability; 3] = [Durability::None, Durability::SyncFile, Durability::SyncFileAndFolder];
+
+/// The level's name as [`DURABILITY_ENV`] spells it.
+pub fn level_name(level: Durability) -> &'static str {
+    match level {
+        Durability::None => "none",
+        Durability::SyncFile => "sync-file",
+        Durability::SyncFileAndFolder => "sync-file-and-folder",
+    }
+}
+
+/// The crash scenario of one save at `level`, run by `child` (the `scenario-child` program),
+/// optionally against a defect of runtime-cache's defect zoo.
+pub fn save_scenario(child: &std::path::Path, level: Durability, defect: Option<Defect>) -> CrashScenario {
+    let name = format!(
+        "runtime-cache save, Durability::{level:?}{}",
+        defect.map(|d| format!(" [defect {}]", d.name())).unwrap_or_default()
+    );
+    let (save_child, recovery_child) = (child.to_owned(), child.to_owned());
+    let cell_name = name.clone();
+    let recovery_name = name.clone();
+    CrashScenario::new(name, move || cell(&save_child, &cell_name, level, defect, 0))
+        .recovery(move || cell(&recovery_child, &format!("{recovery_name} recovery"), level, defect, 1))
+        // The lock file the cache keeps beside its file.
+        .allow_after_recovery("*.lock")
+        .durable(level == Durability::SyncFileAndFolder)
+}
+
+/// Every level's scenario whose name contains `filter`.
+pub fn scenarios(child: &std::path::Path, filter: Option<&str>) -> Vec<CrashScenario> {
+    LEVELS
+        .into_iter()
+        .map(|level| save_scenario(child, level, None))
+        .filter(|s| filter.is_none_or(|f| s.name.contains(f)))
+        .collect()
+}
+
+/// A process that opens the cache (seeded with two old kernels), compiles three kernels of
+/// `kernel_seed` and saves them when `main` returns.
+fn cell(child: &std::path::Path, name: &str, level: Durability, defect: Option<Defect>, kernel_seed: u32) -> Cell {
+    let plan =
+        ChildPlan { kernel_seed, ..ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::SurviveToExit) };
+    let mut spec = ChildSpec::new(child)
+        .arg(plan.to_arg())
+        .env(DURABILITY_ENV, level_name(level))
+        .timeout(Duration::from_secs(60));
+    if let Some(defect) = defect {
+        spec = spec.env(DEFECT_ENV, defect.name());
+    }
+    Cell::new(name, "crash", spec)
+        .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+        .oracle(SaveCount::exactly(1).of(&plan.cache))
+        .oracle(ExitStatus::success())
+        .oracle(QuietStderr::empty())
+        .oracle(FileIntact::new().of(&plan.cache))
+        .oracle(NoLostEntries::new().of(&plan.cache))
+        .oracle(NoLeakedProcesses)
+        .oracle(RegistryBound::new())
+}
