@@ -86,7 +86,7 @@ pub fn load_with_vars(path: &Path, vars: &[(&str, &str)]) -> Result<CrashScenari
     };
     let save = factory(text);
     let mut scenario = CrashScenario {
-        name: cell.name.clone(),
+        name: cell.scenario.name.clone(),
         save,
         recovery: None,
         judged: crash.files,

@@ -318,13 +318,13 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
     let reference_trace = traces.path().join("reference.trace");
     let run_started = Instant::now();
     let obs = traced(&cell.spec, &reference_trace, None, true)
-        .run_watching(&cell.files, &cell.folders)
+        .run_watching(&cell.scenario.files, &cell.scenario.folders)
         .map_err(|e| record_error(e.to_string()))?;
     let scratch = canonical_scratch(&obs).map_err(record_error)?;
     let final_state = FolderState::read(&scratch, file_cap).map_err(|e| record_error(e.to_string()))?;
     let steps = ops::scratch_ops(&read_trace(&reference_trace).map_err(record_error)?, &scratch);
     let judged: Vec<String> =
-        scenario.judged.clone().unwrap_or_else(|| cell.files.iter().map(|f| f.name.clone()).collect());
+        scenario.judged.clone().unwrap_or_else(|| cell.scenario.files.iter().map(|f| f.name.clone()).collect());
     let references = judged
         .iter()
         .map(|name| {
@@ -337,7 +337,7 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
         })
         .collect();
     let initial = FolderState {
-        files: cell.files.iter().filter_map(|f| f.seed.clone().map(|seed| (f.name.clone(), seed))).collect(),
+        files: cell.scenario.files.iter().filter_map(|f| f.seed.clone().map(|seed| (f.name.clone(), seed))).collect(),
         ..FolderState::default()
     };
     let mut expected_names: BTreeSet<String> = final_state
@@ -348,8 +348,8 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
         .filter(|n| !n.contains('/'))
         .cloned()
         .collect();
-    expected_names.extend(cell.files.iter().map(|f| f.name.clone()));
-    let mut reference = CellResult::judge(&cell, Ok(obs), run_started.elapsed());
+    expected_names.extend(cell.scenario.files.iter().map(|f| f.name.clone()));
+    let mut reference = CellResult::judge(&cell.scenario, Ok(obs), run_started.elapsed());
     reference.name = format!("{}: the uncrashed run (recorded)", scenario.name);
     if let Ok(obs) = &mut reference.observation {
         obs.scratch = None;
@@ -426,7 +426,15 @@ fn run_tasks(tasks: Vec<Task<'_>>, jobs: usize) -> Vec<CellResult> {
 
 /// A result that judged nothing: the state could not be produced.
 fn cannot_judge(name: String, family: String, why: String, wall: Duration) -> CellResult {
-    CellResult { name, family, observation: Err(why), verdicts: Vec::new(), expected_saves: None, wall }
+    CellResult {
+        name,
+        family,
+        observation: Err(why),
+        verdicts: Vec::new(),
+        expected_saves: None,
+        wall,
+        command: String::new(),
+    }
 }
 
 /// Kills the program on entry to `step`, then recovers from what it left.
@@ -436,7 +444,9 @@ fn process_crash(recorded: &Recorded, step: &Op, index: usize, total: usize, tra
     let family = format!("{} {PROCESS_CRASH}", recorded.scenario.name);
     let cell = (recorded.scenario.save)();
     let kill = KillPoint { syscall: step.call.name.clone(), ordinal: step.call.ordinal };
-    let obs = match traced(&cell.spec, trace_path, Some(&kill), false).run_watching(&cell.files, &cell.folders) {
+    let obs = match traced(&cell.spec, trace_path, Some(&kill), false)
+        .run_watching(&cell.scenario.files, &cell.scenario.folders)
+    {
         Ok(obs) => obs,
         Err(e) => return cannot_judge(name, family, format!("the killed run failed to run: {e}"), started.elapsed()),
     };
@@ -492,29 +502,29 @@ fn recover(
     let scenario = &recorded.scenario;
     let family = format!("{} {kind}", scenario.name);
     let mut cell = scenario.recovery.as_ref().unwrap_or(&scenario.save)();
-    for file in &mut cell.files {
+    for file in &mut cell.scenario.files {
         file.seed = state.files.get(&file.name).cloned();
     }
     for (file, bytes) in &state.files {
-        if !cell.files.iter().any(|f| &f.name == file) {
-            cell.files.push(FileUnderTest::new(file).seeded(bytes.clone()));
+        if !cell.scenario.files.iter().any(|f| &f.name == file) {
+            cell.scenario.files.push(FileUnderTest::new(file).seeded(bytes.clone()));
         }
     }
     for reference in &recorded.references {
-        if !cell.files.iter().any(|f| f.name == reference.name) {
-            cell.files.push(FileUnderTest::new(&reference.name));
+        if !cell.scenario.files.iter().any(|f| f.name == reference.name) {
+            cell.scenario.files.push(FileUnderTest::new(&reference.name));
         }
     }
-    if !cell.folders.iter().any(|f| matches!(f.path(), "." | "")) {
-        cell.folders.push(FolderUnderTest::new("."));
+    if !cell.scenario.folders.iter().any(|f| matches!(f.path(), "." | "")) {
+        cell.scenario.folders.push(FolderUnderTest::new("."));
     }
-    cell.oracles.push(Box::new(OldOrNew { files: recorded.references.clone() }));
-    cell.oracles.push(Box::new(RecoveredClean {
+    cell.scenario.oracles.push(Box::new(OldOrNew { files: recorded.references.clone() }));
+    cell.scenario.oracles.push(Box::new(RecoveredClean {
         expected: recorded.expected_names.clone(),
         allowed: scenario.allowed.clone(),
     }));
     if durable {
-        cell.oracles.push(Box::new(Durable { files: recorded.references.clone() }));
+        cell.scenario.oracles.push(Box::new(Durable { files: recorded.references.clone() }));
     }
     let mut notes: Vec<NamedVerdict> = Vec::new();
     if !state.skipped.is_empty() {
@@ -524,8 +534,9 @@ fn recover(
             verdict: OracleVerdict::cannot_judge(format!("not carried to the recovery: {}", state.skipped.join("; "))),
         });
     }
-    let observation = cell.spec.run_watching(&cell.files, &cell.folders).map_err(|e| format!("recovery: {e}"));
-    let mut result = CellResult::judge(&cell, observation, started.elapsed());
+    let observation =
+        cell.spec.run_watching(&cell.scenario.files, &cell.scenario.folders).map_err(|e| format!("recovery: {e}"));
+    let mut result = CellResult::judge(&cell.scenario, observation, started.elapsed());
     result.name = name;
     result.family = family;
     result.verdicts.extend(notes);
