@@ -144,7 +144,7 @@ fn find_library() -> Result<PathBuf, String> {
     searched.push("/etc/ld.so.cache".into());
     let cuda_folders = ["CUDA_HOME", "CUDA_PATH"]
         .iter()
-        .filter_map(|variable| std::env::var_os(variable))
+        .filter_map(std::env::var_os)
         .map(|root| PathBuf::from(root).join("lib64"))
         .chain(std::iter::once(PathBuf::from("/usr/local/cuda/lib64")));
     for folder in DEFAULT_FOLDERS.iter().map(PathBuf::from).chain(cuda_folders) {

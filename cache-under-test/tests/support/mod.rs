@@ -155,7 +155,7 @@ pub fn running_as_root() -> bool {
     sys::effective_uid() == 0
 }
 
-pub use sys::{ChildStatus, change_owner_and_become, fork_and_wait, fork_child, wait_for, wait_for_at_most};
+pub use sys::{ChildStatus, change_owner_and_become, fork_and_wait, fork_child, kill_self, wait_for, wait_for_at_most};
 
 /// The only `unsafe` of the tests.
 mod sys {
@@ -171,6 +171,14 @@ mod sys {
         Exited(i32),
         /// Killed by this signal.
         Signaled(i32),
+    }
+
+    /// Ends this process with SIGKILL at once: no destructor, no exit hook runs.
+    pub fn kill_self() -> ! {
+        // SAFETY: `raise` only sends a signal to this process; SIGKILL cannot be caught, so the
+        // process ends here.
+        unsafe { libc::raise(libc::SIGKILL) };
+        unreachable!("SIGKILL returned")
     }
 
     pub fn effective_uid() -> u32 {
