@@ -1,9 +1,9 @@
 //! Kernel compilers: the [`KernelCompiler`] trait, its implementations, and backend selection.
 //!
-//! - [`NvrtcCompiler`] (feature `nvrtc`, on by default): CUDA C++ to PTX or CUBIN through NVRTC.
+//! - `NvrtcCompiler` (feature `nvrtc`, on by default): CUDA C++ to PTX or CUBIN through NVRTC.
 //!   It finds `libnvrtc` and fingerprints it (path, GNU build id, size) when the engine starts,
 //!   but loads it only on the first cache miss: a warm start never maps the 100 MB library.
-//! - [`SyntheticCompiler`] (feature `synthetic`, for tests): the **test double**. It produces
+//! - `SyntheticCompiler` (feature `synthetic`, for tests): the **test double**. It produces
 //!   deterministic text derived from the key, of a configured size and cost, and compiles
 //!   nothing.
 //! - [`Backend::Custom`]: any [`KernelCompiler`] of the application's.
@@ -179,7 +179,7 @@ fn nvrtc_compiler() -> Result<(Arc<dyn KernelCompiler>, String), CompileError> {
     Err(CompileError::NotBuilt { backend: "nvrtc", feature: "nvrtc" })
 }
 
-/// Whether NVRTC is installed where this crate looks for it (see [`NvrtcCompiler::new`]). Looks
+/// Whether NVRTC is installed where this crate looks for it (see `NvrtcCompiler::new`). Looks
 /// only at files: the library is not loaded.
 pub fn nvrtc_available() -> bool {
     #[cfg(feature = "nvrtc")]
