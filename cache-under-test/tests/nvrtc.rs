@@ -170,3 +170,23 @@ fn without_the_library_nvrtc_is_a_typed_error_not_a_panic() {
     assert!(matches!(selection.unavailable, Some(CompileError::LibraryMissing { .. })), "{}", selection.reason);
     assert!(selection.reason.contains("libnvrtc.so.12"), "{}", selection.reason);
 }
+
+/// A kernel without parameters is `.entry k()` in the PTX: its entry point must still be found
+/// (found missing by the issue #16 work, in a fresh application outside the workspace).
+#[test]
+#[cfg_attr(
+    not(nvrtc_present),
+    ignore = "libnvrtc.so.12 not found: run .ci/run, or pip install nvidia-cuda-nvrtc-cu12 and add nvidia/cuda_nvrtc/lib to LD_LIBRARY_PATH"
+)]
+fn entry_points_are_found_with_and_without_parameters() {
+    if !nvrtc_here_or_rerun("entry_points_are_found_with_and_without_parameters") {
+        return;
+    }
+    let nvrtc = NvrtcCompiler::new().unwrap();
+    let source = "extern \"C\" __global__ void k() {}\nextern \"C\" __global__ void kk(int *x) { *x = 1; }\n";
+    let spec = KernelSpec::new("k.cu", source, "k").with_entry_point("kk");
+    nvrtc.compile(&spec).expect("both entry points are in the PTX");
+    // A prefix of an entry point is not an entry point.
+    let prefix = KernelSpec::new("k.cu", "extern \"C\" __global__ void kernel() {}", "kern");
+    assert!(matches!(nvrtc.compile(&prefix), Err(CompileError::Rejected { .. })));
+}

@@ -114,12 +114,13 @@ impl KernelCompiler for NvrtcCompiler {
             })?;
         for entry in &spec.entry_points {
             let exported = match spec.output {
+                // `.visible .entry saxpy(` or, without parameters, `.visible .entry k()`.
                 Output::Ptx => std::str::from_utf8(&artifact).is_ok_and(|ptx| {
                     ptx.lines().any(|line| {
                         line.split_whitespace()
                             .skip_while(|word| *word != ".entry")
                             .nth(1)
-                            .is_some_and(|name| name.trim_end_matches('(') == entry)
+                            .is_some_and(|name| name.split('(').next() == Some(entry.as_str()))
                     })
                 }),
                 // The CUBIN's symbol table holds each kernel's name, NUL-terminated.
