@@ -325,3 +325,61 @@ fn the_key_follows_the_headers_nvrtc_reads() {
         fs::write(&file, original).unwrap();
     }
 }
+
+/// A compiler that rewrites the included header while it "compiles" (as an editor saving during a
+/// long compile would): what it compiled may be either version, so it must not be cached under
+/// the key of the version read before.
+#[derive(Debug)]
+struct EditsHeaderWhileCompiling {
+    identity: CompilerIdentity,
+    header: std::path::PathBuf,
+}
+
+impl runtime_cache::KernelCompiler for EditsHeaderWhileCompiling {
+    fn identity(&self) -> &CompilerIdentity {
+        &self.identity
+    }
+
+    fn compile(&self, spec: &KernelSpec) -> Result<bytes::Bytes, runtime_cache::CompileError> {
+        let old = fs::read_to_string(&self.header).unwrap();
+        fs::write(&self.header, format!("{old}// edited\n")).unwrap();
+        Ok(bytes::Bytes::from(spec.source.clone()))
+    }
+}
+
+#[test]
+fn a_header_edited_during_the_compile_is_not_cached_and_a_too_deep_include_chain_is_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = dir.path().join("scale.cuh");
+    fs::write(&header, "#define SCALE 4.0f\n").unwrap();
+    let compiler = EditsHeaderWhileCompiling {
+        identity: CompilerIdentity { name: "edits".into(), version: "1".into() },
+        header: header.clone(),
+    };
+    let settings = RuntimeSettings {
+        backend: Backend::Custom(std::sync::Arc::new(compiler)),
+        ..RuntimeSettings::with_cache(dir.path().join("kernels.rtc"))
+    };
+    let engine = Engine::new(settings).unwrap();
+    let spec = KernelSpec::new("k.cu", "#include \"scale.cuh\"\n", "k").with_include_path(dir.path());
+    assert_eq!(engine.kernel(&spec).unwrap().origin, KernelOrigin::Compiled);
+    assert_eq!(engine.stats().not_cached, 1);
+    assert!(engine.runtime_cache().unwrap().is_empty(), "a kernel compiled while its header changed was cached");
+    assert_eq!(engine.kernel(&spec).unwrap().origin, KernelOrigin::Compiled, "served from the cache");
+
+    // An include chain deeper than the scanner follows: keys might miss a header, so no caching.
+    let deep = dir.path().join("deep");
+    fs::create_dir(&deep).unwrap();
+    for level in 0..=70 {
+        fs::write(deep.join(format!("h{level}.h")), format!("#include \"h{}.h\"\n", level + 1)).unwrap();
+    }
+    let synthetic = Engine::new(RuntimeSettings {
+        backend: Backend::Synthetic(SyntheticCompiler::new(64, Duration::ZERO)),
+        ..RuntimeSettings::with_cache(dir.path().join("deep.rtc"))
+    })
+    .unwrap();
+    let deep_spec = KernelSpec::new("k.cu", "#include \"h0.h\"\n", "k").with_include_path(&deep);
+    assert_eq!(synthetic.kernel(&deep_spec).unwrap().origin, KernelOrigin::Compiled);
+    assert_eq!(synthetic.kernel(&deep_spec).unwrap().origin, KernelOrigin::Compiled);
+    assert_eq!(synthetic.stats().not_cached, 2);
+}
