@@ -233,7 +233,8 @@ fn gnu_build_id(file: &File, len: u64) -> Option<Vec<u8>> {
     let phoff = u64_at(&header, 0x20);
     let phentsize = usize::from(u16_at(&header, 0x36));
     let phnum = usize::from(u16_at(&header, 0x38));
-    if phentsize < 56 || phnum > 512 {
+    // Bounded whatever the header claims: at most 512 entries of at most 256 bytes.
+    if !(56..=256).contains(&phentsize) || phnum > 512 {
         return None;
     }
     let mut table = vec![0u8; phentsize * phnum];
