@@ -1,6 +1,14 @@
 //! What a save keeps: entries of other builds of a compiler this process uses are pruned, entries
 //! unused for longer than [`EvictionPolicy::max_age`] are dropped, and then the least recently
 //! used entries go until the file fits [`FormatLimits`] (issue #16, item 5).
+//!
+//! Known limits of this policy:
+//! - "Last used" reaches the file only with a save: a handle whose kernels were all hits is clean
+//!   and writes nothing (the autosave contract), so its hits refresh nothing on disk. Entries are
+//!   stamped when inserted, and with the time of their last hit by any handle that later saves.
+//! - Two processes using *different* builds of one compiler on one file prune each other's
+//!   entries at every save (each recompiles what it needs). Set
+//!   [`EvictionPolicy::prune_other_builds`] to `false` where that is the normal case.
 
 use std::collections::HashMap;
 use std::fmt;
