@@ -5,6 +5,8 @@
 //!   `.nvrtc/nvidia/cuda_nvrtc/lib` (where `.ci/run` installs it from PyPI). The folder found is
 //!   passed to the tests as `RUNTIME_CACHE_NVRTC_LIB_DIR`, so a test process started without it on
 //!   `LD_LIBRARY_PATH` can re-run itself with it.
+//! - `nvrtc_alt_present`: the folder found also holds `libnvrtc.alt.so.12` (the PyPI wheel's other
+//!   build of NVRTC), so a test can check that two builds never share keys.
 //! - `nvrtc_system_wide`: `libnvrtc.so.12` is also visible without `LD_LIBRARY_PATH` (the loader
 //!   cache or a standard folder), so a child process cannot be made to miss it.
 //! - `cuda_driver_present`: the CUDA driver `libcuda.so.1` can be found (a GPU may still be absent).
@@ -28,6 +30,7 @@ const STANDARD_FOLDERS: [&str; 6] = [
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(nvrtc_present)");
     println!("cargo::rustc-check-cfg=cfg(nvrtc_system_wide)");
+    println!("cargo::rustc-check-cfg=cfg(nvrtc_alt_present)");
     println!("cargo::rustc-check-cfg=cfg(cuda_driver_present)");
     println!("cargo::rustc-check-cfg=cfg(cuda_gpu_present)");
     println!("cargo::rerun-if-changed=build.rs");
@@ -49,6 +52,9 @@ fn main() {
         .map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.clone()));
     if let Some(dir) = nvrtc_dir {
         println!("cargo::rustc-cfg=nvrtc_present");
+        if dir.join("libnvrtc.alt.so.12").is_file() {
+            println!("cargo::rustc-cfg=nvrtc_alt_present");
+        }
         println!("cargo::rustc-env=RUNTIME_CACHE_NVRTC_LIB_DIR={}", dir.display());
     }
     if visible_without_library_path(NVRTC) {

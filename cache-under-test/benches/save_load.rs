@@ -1,6 +1,7 @@
 //! Save and load of a 64 MiB cache (1 024 entries x 64 KiB) against a plain write + rename and a
 //! plain read of the same bytes, with `Durability::None` and `Durability::SyncFile` (target: the
-//! cache within 1.2x of the plain file operations).
+//! cache within 1.2x of the plain file operations); and the save of a full cache that must evict
+//! to stay within its limit.
 
 use std::fs;
 use std::io::Write;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use runtime_cache::{CacheOptions, Durability, KernelKey, RuntimeCache};
+use runtime_cache::{CacheOptions, Durability, FormatLimits, KernelKey, RuntimeCache, SaveOutcome};
 
 const ENTRIES: usize = 1024;
 const ARTIFACT: usize = 64 << 10;
@@ -77,6 +78,35 @@ fn save_and_load(c: &mut Criterion) {
         })
     });
     group.bench_function("load/plain_read", |b| b.iter(|| fs::read(&path).unwrap()));
+
+    // Issue #16, item 5: the save after eviction. The cache is full (`max_entries` = its 1 024
+    // entries); each save follows the insert of a new entry, so it evicts the least recently used
+    // one to stay within the limit. Compare with `save/none` (the same file, no eviction).
+    let path = dir.path().join("full.rtk");
+    let limits = FormatLimits { max_entries: ENTRIES as u32, ..FormatLimits::default() };
+    let options = CacheOptions {
+        durability: Durability::None,
+        lock_timeout: Duration::from_secs(30),
+        limits,
+        ..CacheOptions::default()
+    };
+    let cache = RuntimeCache::open(&path, options).unwrap();
+    for (key, artifact) in &entries {
+        cache.insert(*key, artifact.clone());
+    }
+    cache.save().unwrap();
+    let mut next = ENTRIES as u64;
+    let artifact = entries[0].1.clone();
+    group.bench_function("save_after_eviction/none", |b| {
+        b.iter(|| {
+            next += 1;
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&next.to_le_bytes());
+            cache.insert(KernelKey(key), artifact.clone());
+            let outcome = cache.save().unwrap();
+            assert!(matches!(outcome, SaveOutcome::Committed { entries: ENTRIES, evicted: 1, .. }), "{outcome:?}");
+        })
+    });
     group.finish();
 }
 

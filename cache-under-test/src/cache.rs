@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -11,13 +11,14 @@ use crate::autosave::{AutosaveState, Claim};
 use crate::bounded;
 use crate::defect::{self, Defect};
 use crate::error::CacheError;
-use crate::format::FormatLimits;
-use crate::key::KernelKey;
+use crate::eviction::{self, Candidate, EvictReason, EvictionPolicy};
+use crate::format::{EntryMeta, FormatLimits};
+use crate::key::{CompilerIdentity, KernelKey};
 use crate::location::CacheLocation;
 use crate::lock::FileLock;
 use crate::observer::{self, Event, SkipReason, Trigger};
 use crate::registry::{self, ExitSave, HookToken};
-use crate::store::{self, Durability, FileStamp};
+use crate::store::{self, Durability, FileStamp, SaveInput, Stored};
 
 /// How a cache reads, locks and writes its file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,21 +27,32 @@ pub struct CacheOptions {
     pub durability: Durability,
     /// Longest wait for `<path>.lock` (at open, and per save).
     pub lock_timeout: Duration,
-    /// Bounds the decoder enforces on the file.
+    /// Size and count limits of the file, enforced at every save by evicting the least recently
+    /// used entries (a file over them at open is trimmed, never an open failure).
     pub limits: FormatLimits,
+    /// Age and compiler-build pruning at every save.
+    pub eviction: EvictionPolicy,
     /// Save once at drop or at process exit, whichever comes first. Engines turn this on for the
     /// cache they own.
     pub autosave: bool,
+    /// Write-through: save right after every insert (trigger [`Trigger::Insert`]), so a kernel is
+    /// on disk before `insert` (or [`crate::Engine::kernel`]) returns and survives a SIGKILL.
+    /// A failed save is reported (log, observer) and leaves the entry dirty; the one autosave at
+    /// drop or exit then saves whatever is still dirty, exactly once, as without write-through.
+    pub write_through: bool,
 }
 
 impl Default for CacheOptions {
-    /// Sync the file, wait up to 2 s for the lock, default limits, no autosave.
+    /// Sync the file, wait up to 2 s for the lock, default limits and eviction, no autosave, no
+    /// write-through.
     fn default() -> Self {
         Self {
             durability: Durability::default(),
             lock_timeout: Duration::from_secs(2),
             limits: FormatLimits::default(),
+            eviction: EvictionPolicy::default(),
             autosave: false,
+            write_through: false,
         }
     }
 }
@@ -52,11 +64,30 @@ pub enum SaveOutcome {
     Clean,
     /// The file was replaced.
     Committed {
-        /// Entries in the file after the merge.
+        /// Entries in the file after the merge and eviction.
         entries: usize,
         /// Size of the file.
         bytes: u64,
+        /// Entries the save evicted (see [`Event::Evicted`]).
+        evicted: usize,
     },
+}
+
+/// One entry of a [`RuntimeCache`], as [`RuntimeCache::entries`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// Its key.
+    pub key: KernelKey,
+    /// Its artifact's size in bytes.
+    pub bytes: usize,
+    /// When it was last used, to the second; `None` if unknown.
+    pub last_used: Option<SystemTime>,
+    /// [`CompilerIdentity::compiler_tag`] of the compiler that made it (0: unknown).
+    pub compiler_tag: u64,
+    /// [`CompilerIdentity::build_tag`] of that compiler's build (0: unknown).
+    pub build_tag: u64,
+    /// Whether it is not on disk yet.
+    pub dirty: bool,
 }
 
 /// A handle on one cache file.
@@ -90,9 +121,23 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Contents {
-    entries: HashMap<KernelKey, Bytes>,
+    entries: HashMap<KernelKey, Stored>,
+    /// Inserted or replaced since the last save.
     dirty: HashSet<KernelKey>,
+    /// Removed since the last save: a save keeps them out of the file.
+    removed: HashSet<KernelKey>,
+    /// `clear()` calls so far, and how many of them a committed save has carried out.
+    clears: u64,
+    clears_saved: u64,
     last_seen: Option<FileStamp>,
+    /// Compiler tag -> build tag of every compiler in use with this handle.
+    builds: HashMap<u64, u64>,
+}
+
+impl Contents {
+    fn is_dirty(&self) -> bool {
+        !self.dirty.is_empty() || !self.removed.is_empty() || self.clears != self.clears_saved
+    }
 }
 
 impl RuntimeCache {
@@ -101,8 +146,11 @@ impl RuntimeCache {
     /// by this user or root, not group/world-writable unless sticky, not a symlink). A missing
     /// file is a cold start; a damaged one is set aside as `<path>.corrupt-<n>` (byte-exact; only
     /// the newest [`crate::SET_ASIDE_KEPT`] are kept) and the cache starts cold; a symlink, a
-    /// non-file, an unreadable, untrusted or oversized file, or a valid file of another format
-    /// version, is an error and is left as it is. If the lock is free, temp files left by a
+    /// non-file, an unreadable or untrusted file, or a valid file of another format version, is an
+    /// error and is left as it is. A file over this process's [`FormatLimits`] is no error: one
+    /// over `max_file_bytes` is not read (cold start), one over the other limits is loaded and
+    /// trimmed here (least recently used first), and either is replaced by the next save
+    /// ([`Event::OverLimits`]). If the lock is free, temp files left by a
     /// crashed save are removed. With autosave on, the exit hook is registered last, after every
     /// fallible step: a failed open leaves the exit registry unchanged and writes nothing.
     ///
@@ -119,15 +167,42 @@ impl RuntimeCache {
         store::check_path(&location)?;
         // No lock: saves rename whole files into place, so the read sees an old or a new file.
         let on_disk = store::load(&location, &options.limits)?;
-        let entries: HashMap<KernelKey, Bytes> = on_disk.entries.into_iter().collect();
+        let now = eviction::now_secs();
+        let candidates = on_disk
+            .entries
+            .into_iter()
+            .map(|entry| {
+                // A version-1 entry's last use is unknown: count it from now.
+                let last_used = if entry.meta.last_used == 0 { now } else { entry.meta.last_used };
+                Candidate { key: entry.key, meta: EntryMeta { last_used, ..entry.meta }, artifact: entry.artifact }
+            })
+            .collect();
+        let (kept, trimmed) = eviction::evict(candidates, &options.limits, &options.eviction, &HashMap::new(), now);
+        let entries: HashMap<KernelKey, Stored> = kept
+            .into_iter()
+            .map(|candidate| (candidate.key, Stored { artifact: candidate.artifact, meta: candidate.meta }))
+            .collect();
         let loaded = entries.len();
+        if let Some(detail) = on_disk.over_limit {
+            log::warn!(target: "runtime_cache", "{}: {detail}", path.display());
+            observer::emit(|| Event::OverLimits { path: path.clone(), detail: detail.clone() });
+        }
+        if !trimmed.is_empty() {
+            let detail = format!(
+                "{} entries over this process's limits dropped at open; the next save trims the file",
+                trimmed.len()
+            );
+            log::info!(target: "runtime_cache", "{}: {detail}", path.display());
+            observer::emit(|| Event::OverLimits { path: path.clone(), detail: detail.clone() });
+            observer::emit(|| Event::Evicted { path: path.clone(), evicted: trimmed.clone() });
+        }
         let shared = Arc::new(Shared {
             path,
             location,
             autosave: AutosaveState::armed(),
             owner_pid: std::process::id(),
             saving: Mutex::new(()),
-            contents: Mutex::new(Contents { entries, dirty: HashSet::new(), last_seen: on_disk.stamp }),
+            contents: Mutex::new(Contents { entries, last_seen: on_disk.stamp, ..Contents::default() }),
             options,
         });
         if let Some(early) = early {
@@ -159,18 +234,107 @@ impl RuntimeCache {
         &self.shared.path
     }
 
-    /// The artifact cached under `key`.
+    /// The artifact cached under `key` (and marks it used now, for eviction).
     pub fn get(&self, key: &KernelKey) -> Option<Bytes> {
-        bounded::lock(&self.shared.contents).entries.get(key).cloned()
+        let mut contents = bounded::lock(&self.shared.contents);
+        let stored = contents.entries.get_mut(key)?;
+        stored.meta.last_used = eviction::now_secs();
+        Some(stored.artifact.clone())
     }
 
-    /// Caches `artifact` under `key`; the entry is dirty until the next save.
+    /// Caches `artifact` under `key`, of unknown origin (never pruned as another compiler
+    /// build's); the entry is dirty until the next save (at once with
+    /// [`CacheOptions::write_through`]).
     pub fn insert(&self, key: KernelKey, artifact: Bytes) {
-        let mut contents = bounded::lock(&self.shared.contents);
-        if contents.entries.get(&key) != Some(&artifact) {
-            contents.entries.insert(key, artifact);
-            contents.dirty.insert(key);
+        self.insert_with_meta(key, artifact, EntryMeta::default());
+    }
+
+    /// Caches `artifact` under `key`, made by `compiler` (its tags are stored with the entry, so a
+    /// later save by a process using another build of that compiler prunes it). Dirty until the
+    /// next save (at once with [`CacheOptions::write_through`]).
+    pub fn insert_compiled(&self, key: KernelKey, artifact: Bytes, compiler: &CompilerIdentity) {
+        let meta = EntryMeta { compiler: compiler.compiler_tag(), build: compiler.build_tag(), last_used: 0 };
+        self.insert_with_meta(key, artifact, meta);
+    }
+
+    fn insert_with_meta(&self, key: KernelKey, artifact: Bytes, meta: EntryMeta) {
+        let changed = {
+            let mut contents = bounded::lock(&self.shared.contents);
+            let meta = EntryMeta { last_used: eviction::now_secs(), ..meta };
+            contents.removed.remove(&key);
+            match contents.entries.get_mut(&key) {
+                Some(stored) if stored.artifact == artifact => {
+                    stored.meta = meta;
+                    false
+                }
+                _ => {
+                    contents.entries.insert(key, Stored { artifact, meta });
+                    contents.dirty.insert(key);
+                    true
+                }
+            }
+        };
+        if changed && self.shared.options.write_through {
+            let _ = self.shared.save_reporting(Trigger::Insert, Instant::now());
         }
+    }
+
+    /// Removes the entry under `key`; the next save keeps it out of the file too (it is not
+    /// merged back from disk). Returns whether this handle held it. With
+    /// [`CacheOptions::write_through`], saves at once.
+    pub fn remove(&self, key: &KernelKey) -> bool {
+        let held = {
+            let mut contents = bounded::lock(&self.shared.contents);
+            contents.dirty.remove(key);
+            contents.removed.insert(*key);
+            contents.entries.remove(key).is_some()
+        };
+        if self.shared.options.write_through {
+            let _ = self.shared.save_reporting(Trigger::Insert, Instant::now());
+        }
+        held
+    }
+
+    /// Removes every entry; the next save writes a file holding only what was inserted after
+    /// this call (entries other processes saved meanwhile are dropped too). With
+    /// [`CacheOptions::write_through`], saves at once.
+    pub fn clear(&self) {
+        {
+            let mut contents = bounded::lock(&self.shared.contents);
+            contents.entries.clear();
+            contents.dirty.clear();
+            contents.removed.clear();
+            contents.clears += 1;
+        }
+        if self.shared.options.write_through {
+            let _ = self.shared.save_reporting(Trigger::Insert, Instant::now());
+        }
+    }
+
+    /// Every entry this handle holds, sorted by key.
+    pub fn entries(&self) -> Vec<EntryInfo> {
+        let contents = bounded::lock(&self.shared.contents);
+        let mut entries: Vec<EntryInfo> = contents
+            .entries
+            .iter()
+            .map(|(key, stored)| EntryInfo {
+                key: *key,
+                bytes: stored.artifact.len(),
+                last_used: (stored.meta.last_used != 0)
+                    .then(|| UNIX_EPOCH + Duration::from_secs(stored.meta.last_used)),
+                compiler_tag: stored.meta.compiler,
+                build_tag: stored.meta.build,
+                dirty: contents.dirty.contains(key),
+            })
+            .collect();
+        entries.sort_by_key(|entry| entry.key);
+        entries
+    }
+
+    /// Declares that `compiler` is in use with this cache: with
+    /// [`EvictionPolicy::prune_other_builds`], a save drops entries of other builds of it.
+    pub(crate) fn use_compiler(&self, compiler: &CompilerIdentity) {
+        bounded::lock(&self.shared.contents).builds.insert(compiler.compiler_tag(), compiler.build_tag());
     }
 
     /// Number of entries held.
@@ -183,9 +347,9 @@ impl RuntimeCache {
         self.len() == 0
     }
 
-    /// Whether some entries are not on disk yet.
+    /// Whether something is not on disk yet (entries added or removed, a pending clear).
     pub fn is_dirty(&self) -> bool {
-        !bounded::lock(&self.shared.contents).dirty.is_empty()
+        bounded::lock(&self.shared.contents).is_dirty()
     }
 
     /// Whether this handle's autosave is still to come (at drop, or at exit if it is still
@@ -272,42 +436,82 @@ impl Shared {
             let serial = bounded::lock(&self.saving);
             (serial, Instant::now() + self.options.lock_timeout)
         };
-        let (entries, dirty, last_seen) = {
+        let (entries, dirty, removed, clears, last_seen, builds) = {
             let contents = bounded::lock_until(&self.contents, deadline).ok_or(CacheError::DeadlineExceeded)?;
             // Defect no-once-guard: every autosave trigger writes, dirty or not.
             let unconditional = defect::active(Defect::NoOnceGuard) && trigger != Trigger::Explicit;
-            if contents.dirty.is_empty() && !unconditional {
+            if !contents.is_dirty() && !unconditional {
                 return Ok(SaveOutcome::Clean);
             }
-            (contents.entries.clone(), contents.dirty.clone(), contents.last_seen)
+            let cleared = contents.clears != contents.clears_saved;
+            (
+                contents.entries.clone(),
+                contents.dirty.clone(),
+                contents.removed.clone(),
+                cleared.then_some(contents.clears),
+                contents.last_seen,
+                contents.builds.clone(),
+            )
         };
         observer::emit(|| Event::SaveStarted { path: self.path.clone(), trigger });
         let lock_deadline = deadline.min(Instant::now() + self.options.lock_timeout);
         let committed = {
             let _lock = FileLock::acquire(&self.location, lock_deadline)?;
-            store::save(&self.location, &self.options.limits, self.options.durability, &entries, last_seen)?
+            let input =
+                SaveInput { ours: &entries, removed: &removed, cleared: clears.is_some(), builds: &builds, last_seen };
+            store::save(&self.location, &self.options.limits, &self.options.eviction, self.options.durability, input)?
         };
+        let evicted: HashMap<KernelKey, EvictReason> = committed.evicted.iter().copied().collect();
         // The file is committed: record that, even if the exit deadline passed meanwhile (the
         // contents lock is only ever held for a moment).
         if let Some(mut guard) = bounded::lock_until(&self.contents, Instant::now() + Duration::from_millis(100)) {
             let contents = &mut *guard;
+            let unchanged = |contents: &Contents, key: &KernelKey| {
+                contents.entries.get(key).map(|stored| &stored.artifact)
+                    == entries.get(key).map(|stored| &stored.artifact)
+            };
             // Still dirty: entries inserted, or replaced, while the save ran.
             if !defect::keeps_dirty_after(trigger) {
-                contents.dirty.retain(|key| contents.entries.get(key) != entries.get(key));
+                let saved: Vec<KernelKey> =
+                    contents.dirty.iter().filter(|key| unchanged(contents, key)).copied().collect();
+                for key in saved {
+                    contents.dirty.remove(&key);
+                }
             }
-            for (key, artifact) in &committed.merged_from_disk {
-                contents.entries.entry(*key).or_insert_with(|| artifact.clone());
+            // Evicted by the save, unless replaced meanwhile: gone from memory too.
+            for key in evicted.keys() {
+                if entries.contains_key(key) && unchanged(contents, key) {
+                    contents.entries.remove(key);
+                    contents.dirty.remove(key);
+                }
+            }
+            contents.removed.retain(|key| !removed.contains(key));
+            if let Some(clears) = clears {
+                contents.clears_saved = clears;
+            }
+            let cleared_since = contents.clears != contents.clears_saved;
+            for (key, stored) in &committed.merged_from_disk {
+                if !cleared_since && !contents.removed.contains(key) {
+                    contents.entries.entry(*key).or_insert_with(|| stored.clone());
+                }
             }
             contents.last_seen = committed.stamp;
+        }
+        if !committed.evicted.is_empty() {
+            observer::emit(|| Event::Evicted { path: self.path.clone(), evicted: committed.evicted.clone() });
         }
         observer::emit(|| Event::SaveCommitted {
             path: self.path.clone(),
             trigger,
             entries: committed.entries,
             bytes: committed.bytes,
-            keys: dirty.iter().copied().collect(),
+            keys: dirty.iter().filter(|key| !evicted.contains_key(key)).copied().collect(),
         });
-        Ok(SaveOutcome::Committed { entries: committed.entries, bytes: committed.bytes })
+        Ok(SaveOutcome::Committed {
+            entries: committed.entries,
+            bytes: committed.bytes,
+            evicted: committed.evicted.len(),
+        })
     }
 
     fn skipped(&self, trigger: Trigger, reason: SkipReason) {

@@ -7,6 +7,7 @@
 use cudarc::driver::{CudaContext, DriverError, sys::cudaError_enum};
 
 use crate::engine::Kernel;
+use crate::key::Output;
 use crate::sys;
 
 /// What loading a kernel on the device showed.
@@ -28,8 +29,8 @@ pub enum DeviceError {
     /// The driver loaded, but there is no usable GPU.
     #[error("no CUDA device: {0}")]
     NoDevice(String),
-    /// The artifact is not PTX text (not UTF-8, or holds a NUL byte), or an entry point name holds
-    /// a NUL byte.
+    /// A PTX artifact is not text (not UTF-8, or holds a NUL byte), or an entry point name holds a
+    /// NUL byte.
     #[error("not loadable PTX: {0}")]
     NotPtx(String),
     /// The driver refused the module or an entry point (`what` says which step).
@@ -42,16 +43,25 @@ pub enum DeviceError {
     },
 }
 
-/// Loads `kernel`'s PTX into a module on GPU 0 and looks up each of `entry_points` in it.
+/// Loads `kernel`'s PTX (or CUBIN) into a module on GPU 0 and looks up each of `entry_points` in it.
 pub fn load_on_device(kernel: &Kernel, entry_points: &[&str]) -> Result<DeviceReport, DeviceError> {
     if !sys::cuda_driver_library_present() {
         return Err(DeviceError::DriverMissing);
     }
     // `cudarc` unwraps `CString::new` on these: refuse NUL bytes with a typed error first.
-    let ptx = std::str::from_utf8(&kernel.artifact).map_err(|error| DeviceError::NotPtx(error.to_string()))?;
-    if ptx.contains('\0') || entry_points.iter().any(|entry| entry.contains('\0')) {
-        return Err(DeviceError::NotPtx("a NUL byte in the PTX or an entry point name".into()));
+    if entry_points.iter().any(|entry| entry.contains('\0')) {
+        return Err(DeviceError::NotPtx("a NUL byte in an entry point name".into()));
     }
+    let image = match kernel.output() {
+        Output::Ptx => {
+            let ptx = std::str::from_utf8(kernel.bytes()).map_err(|error| DeviceError::NotPtx(error.to_string()))?;
+            if ptx.contains('\0') {
+                return Err(DeviceError::NotPtx("a NUL byte in the PTX".into()));
+            }
+            cudarc::nvrtc::Ptx::from_src(ptx)
+        }
+        Output::Cubin => cudarc::nvrtc::Ptx::from_binary(kernel.bytes().to_vec()),
+    };
     let context = CudaContext::new(0).map_err(|error| match error.0 {
         cudaError_enum::CUDA_ERROR_NO_DEVICE | cudaError_enum::CUDA_ERROR_INVALID_DEVICE => {
             DeviceError::NoDevice(error.to_string())
@@ -60,9 +70,8 @@ pub fn load_on_device(kernel: &Kernel, entry_points: &[&str]) -> Result<DeviceRe
     })?;
     let device_name =
         context.name().map_err(|error| DeviceError::Driver { what: "read the device name".into(), error })?;
-    let module = context
-        .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-        .map_err(|error| DeviceError::Driver { what: "load the module".into(), error })?;
+    let module =
+        context.load_module(image).map_err(|error| DeviceError::Driver { what: "load the module".into(), error })?;
     for entry in entry_points {
         module
             .load_function(entry)

@@ -63,16 +63,6 @@ pub enum CacheError {
         /// How long we waited.
         waited: Duration,
     },
-    /// The file is larger than [`crate::FormatLimits::max_file_bytes`] allows.
-    #[error("{} is {size} bytes, over the limit of {limit}", path.display())]
-    TooLarge {
-        /// The cache path.
-        path: PathBuf,
-        /// Its size.
-        size: u64,
-        /// The configured limit.
-        limit: u64,
-    },
     /// The file could not be decoded. [`crate::RuntimeCache::open`] never returns this (it sets
     /// the file aside and starts cold); [`crate::format::decode`] does.
     #[error("{} is corrupt: {source}", path.display())]
@@ -83,14 +73,14 @@ pub enum CacheError {
         #[source]
         source: FormatError,
     },
-    /// The file is written in a format version this build does not read, or is over this
-    /// process's [`crate::FormatLimits`]: it may be valid for another build, so it is neither set
-    /// aside nor overwritten.
+    /// The file is written in a format version this build does not read: it may be valid for
+    /// another build, so it is neither set aside nor overwritten. (A file over this process's
+    /// [`crate::FormatLimits`] is no error: it is trimmed.)
     #[error("{} cannot be used by this build: {source}", path.display())]
     Unsupported {
         /// The cache path.
         path: PathBuf,
-        /// The version or limit it is over.
+        /// The version found.
         #[source]
         source: FormatError,
     },
@@ -114,7 +104,6 @@ impl CacheError {
             CacheError::Symlink { .. } => UnavailableReason::Symlink,
             CacheError::UntrustedFolder { .. } => UnavailableReason::UntrustedFolder,
             CacheError::UntrustedFile { .. } => UnavailableReason::UntrustedFile,
-            CacheError::TooLarge { .. } => UnavailableReason::TooLarge,
             CacheError::Unsupported { .. } => UnavailableReason::Unsupported,
             CacheError::ExitHookUnavailable => UnavailableReason::ExitHookUnavailable,
             CacheError::LockTimeout { .. }

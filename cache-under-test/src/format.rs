@@ -1,14 +1,23 @@
-//! The cache file format, version 1: versioned, checksummed, with bounded lengths.
+//! The cache file format, version 2: versioned, checksummed, with bounded lengths, and per-entry
+//! metadata for eviction.
 //!
 //! ```text
 //! offset  size  field
 //! 0       8     magic  b"RTKCACHE"
-//! 8       2     format version (u16 LE) = 1
+//! 8       2     format version (u16 LE) = 2
 //! 10      2     flags (u16 LE) = 0
 //! 12      4     entry count (u32 LE)
-//! 16      ...   entries, sorted by key: key (32 bytes) | artifact length (u32 LE) | artifact
+//! 16      ...   entries, sorted by key:
+//!                 key (32 bytes)
+//!                 compiler tag (u64 LE; 0 = unknown)   which compiler made it
+//!                 build tag (u64 LE; 0 = unknown)      which exact build of that compiler
+//!                 last used (u64 LE, Unix seconds; 0 = unknown)
+//!                 artifact length (u32 LE) | artifact
 //! end-8   8     XXH3-64 (LE) of every byte before it
 //! ```
+//!
+//! Version 1 (the same without the three metadata fields: key | length | artifact) is still
+//! read; its entries get unknown tags, and the next save writes version 2.
 //!
 //! Every format version, present and future, ends with the XXH3-64 trailer of everything before
 //! it, so a reader can tell damage from a newer version: decoding checks the size, the magic and
@@ -26,21 +35,57 @@ use crate::key::KernelKey;
 
 /// The file's magic bytes.
 pub const MAGIC: [u8; 8] = *b"RTKCACHE";
-/// The format version this crate writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this crate writes.
+pub const VERSION: u16 = 2;
+/// The format versions this crate reads.
+pub const READABLE_VERSIONS: [u16; 2] = [1, 2];
 
 const HEADER_LEN: usize = 16;
 const TRAILER_LEN: usize = 8;
-const ENTRY_HEADER_LEN: usize = 32 + 4;
+const V1_ENTRY_HEADER_LEN: usize = 32 + 4;
+const ENTRY_HEADER_LEN: usize = 32 + 8 + 8 + 8 + 4;
 
-/// Upper bounds a decoder enforces, whatever the file claims.
+/// Bytes of a file besides its entries (header and trailer).
+pub const FILE_OVERHEAD: u64 = (HEADER_LEN + TRAILER_LEN) as u64;
+
+/// Bytes one entry takes in a version-2 file besides its artifact.
+pub const ENTRY_OVERHEAD: u64 = ENTRY_HEADER_LEN as u64;
+
+/// What the file keeps about an entry besides its key and artifact.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EntryMeta {
+    /// [`crate::CompilerIdentity::compiler_tag`] of the compiler that made it; 0 if unknown.
+    pub compiler: u64,
+    /// [`crate::CompilerIdentity::build_tag`] of that compiler's exact build; 0 if unknown.
+    pub build: u64,
+    /// When it was last used (inserted, hit, or saved by a handle that used it), in Unix seconds;
+    /// 0 if unknown.
+    pub last_used: u64,
+}
+
+/// One decoded entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Its key.
+    pub key: KernelKey,
+    /// Its metadata.
+    pub meta: EntryMeta,
+    /// Its artifact (a slice of the file's bytes).
+    pub artifact: Bytes,
+}
+
+/// Upper bounds on a cache file. [`decode`] enforces them on what it reads; a
+/// [`crate::RuntimeCache`] enforces them at every save, evicting the least recently used entries
+/// until the file fits (so it always writes a file it can read back), and a file over them at
+/// open is loaded as far as its size allows and trimmed by the next save, never an open failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FormatLimits {
-    /// Largest file accepted, in bytes.
+    /// Largest file, in bytes. A file over it is not read at all (it bounds a load's memory): the
+    /// cache starts cold and its next save replaces the file.
     pub max_file_bytes: u64,
-    /// Most entries accepted.
+    /// Most entries.
     pub max_entries: u32,
-    /// Largest single artifact accepted, in bytes.
+    /// Largest single artifact, in bytes.
     pub max_artifact_bytes: u32,
 }
 
@@ -74,7 +119,7 @@ pub enum FormatError {
         found: [u8; 8],
     },
     /// A version this build does not read.
-    #[error("format version {found} is not supported (this build reads version {VERSION})")]
+    #[error("format version {found} is not supported (this build reads versions 1 and {VERSION})")]
     UnsupportedVersion {
         /// The version in the file.
         found: u16,
@@ -111,14 +156,24 @@ pub enum FormatError {
     TrailingBytes(usize),
 }
 
-/// Writes `entries` (any order; they are written sorted by key) to `out` as a version-1 file.
-/// Returns the number of bytes written.
+/// Writes `entries` (any order; they are written sorted by key) to `out` as a version-2 file with
+/// unknown metadata. Returns the number of bytes written.
 pub fn encode<'a, W: Write>(
     out: &mut W,
     entries: impl IntoIterator<Item = (&'a KernelKey, &'a Bytes)>,
 ) -> io::Result<u64> {
-    let mut sorted: Vec<(&KernelKey, &Bytes)> = entries.into_iter().collect();
-    sorted.sort_unstable_by_key(|(key, _)| **key);
+    const UNKNOWN: EntryMeta = EntryMeta { compiler: 0, build: 0, last_used: 0 };
+    encode_entries(out, entries.into_iter().map(|(key, artifact)| (key, &UNKNOWN, artifact)))
+}
+
+/// Writes `entries` with their metadata (any order; they are written sorted by key) to `out` as a
+/// version-2 file. Returns the number of bytes written.
+pub fn encode_entries<'a, W: Write>(
+    out: &mut W,
+    entries: impl IntoIterator<Item = (&'a KernelKey, &'a EntryMeta, &'a Bytes)>,
+) -> io::Result<u64> {
+    let mut sorted: Vec<(&KernelKey, &EntryMeta, &Bytes)> = entries.into_iter().collect();
+    sorted.sort_unstable_by_key(|(key, _, _)| **key);
     let count = u32::try_from(sorted.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "more than u32::MAX entries"))?;
     let mut writer = HashingWriter { inner: out, hasher: Xxh3Default::new(), written: 0 };
@@ -127,12 +182,15 @@ pub fn encode<'a, W: Write>(
     header[8..10].copy_from_slice(&VERSION.to_le_bytes());
     header[12..16].copy_from_slice(&count.to_le_bytes());
     writer.write_all(&header)?;
-    for (key, artifact) in sorted {
+    for (key, meta, artifact) in sorted {
         let len = u32::try_from(artifact.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "artifact over 4 GiB"))?;
         let mut entry_header = [0u8; ENTRY_HEADER_LEN];
         entry_header[..32].copy_from_slice(&key.0);
-        entry_header[32..].copy_from_slice(&len.to_le_bytes());
+        entry_header[32..40].copy_from_slice(&meta.compiler.to_le_bytes());
+        entry_header[40..48].copy_from_slice(&meta.build.to_le_bytes());
+        entry_header[48..56].copy_from_slice(&meta.last_used.to_le_bytes());
+        entry_header[56..].copy_from_slice(&len.to_le_bytes());
         writer.write_all(&entry_header)?;
         writer.write_all(artifact)?;
     }
@@ -142,8 +200,19 @@ pub fn encode<'a, W: Write>(
     Ok(written + TRAILER_LEN as u64)
 }
 
-/// Decodes a whole file. Artifacts are slices of `file` (no copy).
+/// The size of a version-2 file holding artifacts of these lengths.
+pub fn encoded_len(artifact_lengths: impl IntoIterator<Item = usize>) -> u64 {
+    artifact_lengths.into_iter().fold(FILE_OVERHEAD, |total, len| total + ENTRY_OVERHEAD + len as u64)
+}
+
+/// Decodes a whole file (version 1 or 2) into `(key, artifact)` pairs, enforcing `limits`.
+/// Artifacts are slices of `file` (no copy).
 pub fn decode(file: &Bytes, limits: &FormatLimits) -> Result<Vec<(KernelKey, Bytes)>, FormatError> {
+    Ok(decode_entries(file, limits)?.into_iter().map(|entry| (entry.key, entry.artifact)).collect())
+}
+
+/// Decodes a whole file (version 1 or 2) with each entry's metadata, enforcing `limits`.
+pub fn decode_entries(file: &Bytes, limits: &FormatLimits) -> Result<Vec<Entry>, FormatError> {
     if file.len() as u64 > limits.max_file_bytes {
         return Err(FormatError::OverLimit {
             field: "file size",
@@ -151,6 +220,18 @@ pub fn decode(file: &Bytes, limits: &FormatLimits) -> Result<Vec<(KernelKey, Byt
             limit: limits.max_file_bytes,
         });
     }
+    decode_bounded(file, Some(limits))
+}
+
+/// Decodes a whole file that the caller read within its size limit, with no bound on the entry
+/// count or artifact sizes besides the bytes present: the cache trims what is over its limits
+/// (issue #16, item 5: a file over this process's limits is trimmed, never an open failure).
+pub(crate) fn decode_lenient(file: &Bytes) -> Result<Vec<Entry>, FormatError> {
+    decode_bounded(file, None)
+}
+
+/// The decoder: structure always, `limits` (count, artifact size) when given.
+fn decode_bounded(file: &Bytes, limits: Option<&FormatLimits>) -> Result<Vec<Entry>, FormatError> {
     if file.len() < HEADER_LEN + TRAILER_LEN {
         return Err(FormatError::Truncated { offset: 0, needed: HEADER_LEN + TRAILER_LEN, available: file.len() });
     }
@@ -167,15 +248,19 @@ pub fn decode(file: &Bytes, limits: &FormatLimits) -> Result<Vec<(KernelKey, Byt
         return Err(FormatError::ChecksumMismatch { stored, computed });
     }
     let version = u16::from_le_bytes([file[8], file[9]]);
-    if version != VERSION {
-        return Err(FormatError::UnsupportedVersion { found: version });
-    }
+    let entry_header_len = match version {
+        1 => V1_ENTRY_HEADER_LEN,
+        VERSION => ENTRY_HEADER_LEN,
+        found => return Err(FormatError::UnsupportedVersion { found }),
+    };
     let flags = u16::from_le_bytes([file[10], file[11]]);
     if flags != 0 {
         return Err(FormatError::UnknownFlags(flags));
     }
     let count = u32::from_le_bytes(file[12..16].try_into().expect("slice of 4"));
-    if count > limits.max_entries {
+    if let Some(limits) = limits
+        && count > limits.max_entries
+    {
         return Err(FormatError::OverLimit {
             field: "entry count",
             value: count.into(),
@@ -184,24 +269,34 @@ pub fn decode(file: &Bytes, limits: &FormatLimits) -> Result<Vec<(KernelKey, Byt
     }
     // Every entry needs at least its header, so this bounds the allocation by the file's size.
     let body_len = body_end - HEADER_LEN;
-    if (count as usize).saturating_mul(ENTRY_HEADER_LEN) > body_len {
+    if (count as usize).saturating_mul(entry_header_len) > body_len {
         return Err(FormatError::Truncated {
             offset: HEADER_LEN,
-            needed: (count as usize).saturating_mul(ENTRY_HEADER_LEN),
+            needed: (count as usize).saturating_mul(entry_header_len),
             available: body_len,
         });
     }
     let mut entries = Vec::with_capacity(count as usize);
     let mut offset = HEADER_LEN;
     let mut previous: Option<KernelKey> = None;
+    let u64_at = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().expect("slice of 8"));
     for index in 0..count {
         let available = body_end - offset;
-        if available < ENTRY_HEADER_LEN {
-            return Err(FormatError::Truncated { offset, needed: ENTRY_HEADER_LEN, available });
+        if available < entry_header_len {
+            return Err(FormatError::Truncated { offset, needed: entry_header_len, available });
         }
         let key = KernelKey(file[offset..offset + 32].try_into().expect("slice of 32"));
-        let len = u32::from_le_bytes(file[offset + 32..offset + 36].try_into().expect("slice of 4"));
-        if len > limits.max_artifact_bytes {
+        let meta = match version {
+            1 => EntryMeta::default(),
+            _ => {
+                EntryMeta { compiler: u64_at(offset + 32), build: u64_at(offset + 40), last_used: u64_at(offset + 48) }
+            }
+        };
+        let len_at = offset + entry_header_len - 4;
+        let len = u32::from_le_bytes(file[len_at..len_at + 4].try_into().expect("slice of 4"));
+        if let Some(limits) = limits
+            && len > limits.max_artifact_bytes
+        {
             return Err(FormatError::OverLimit {
                 field: "artifact length",
                 value: len.into(),
@@ -211,12 +306,12 @@ pub fn decode(file: &Bytes, limits: &FormatLimits) -> Result<Vec<(KernelKey, Byt
         if previous.is_some_and(|previous| previous >= key) {
             return Err(FormatError::UnsortedKeys { index });
         }
-        offset += ENTRY_HEADER_LEN;
+        offset += entry_header_len;
         let len = len as usize;
         if body_end - offset < len {
             return Err(FormatError::Truncated { offset, needed: len, available: body_end - offset });
         }
-        entries.push((key, file.slice(offset..offset + len)));
+        entries.push(Entry { key, meta, artifact: file.slice(offset..offset + len) });
         offset += len;
         previous = Some(key);
     }
@@ -286,6 +381,30 @@ mod tests {
             let cut = Bytes::copy_from_slice(&file[..len]);
             assert!(decode(&cut, &FormatLimits::default()).is_err(), "truncated to {len} decoded");
         }
+    }
+
+    #[test]
+    fn metadata_round_trips_and_version_1_still_reads() {
+        let meta = EntryMeta { compiler: 1, build: 2, last_used: 3 };
+        let (key, artifact) = (KernelKey([4; 32]), Bytes::from_static(b"ptx"));
+        let mut out = Vec::new();
+        encode_entries(&mut out, [(&key, &meta, &artifact)]).unwrap();
+        assert_eq!(out.len() as u64, encoded_len([3]));
+        let decoded = decode_entries(&Bytes::from(out), &FormatLimits::default()).unwrap();
+        assert_eq!(decoded, [Entry { key, meta, artifact: artifact.clone() }]);
+        // A version-1 file, as the previous release wrote it.
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(&MAGIC);
+        v1.extend_from_slice(&1u16.to_le_bytes());
+        v1.extend_from_slice(&0u16.to_le_bytes());
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&key.0);
+        v1.extend_from_slice(&3u32.to_le_bytes());
+        v1.extend_from_slice(b"ptx");
+        let checksum = xxhash_rust::xxh3::xxh3_64(&v1);
+        v1.extend_from_slice(&checksum.to_le_bytes());
+        let decoded = decode_entries(&Bytes::from(v1), &FormatLimits::default()).unwrap();
+        assert_eq!(decoded, [Entry { key, meta: EntryMeta::default(), artifact }]);
     }
 
     #[test]

@@ -10,7 +10,11 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use crate::compiler::CompileError;
+use crate::engine::KernelOrigin;
+use crate::eviction::EvictReason;
 use crate::key::KernelKey;
 use crate::registry::HookToken;
 
@@ -27,6 +31,8 @@ pub enum Trigger {
     Swap,
     /// A termination signal arrived and the termination handler is installed.
     Signal(i32),
+    /// Write-through ([`crate::CacheOptions::write_through`]): an insert, remove or clear.
+    Insert,
 }
 
 impl fmt::Display for Trigger {
@@ -37,6 +43,7 @@ impl fmt::Display for Trigger {
             Trigger::Explicit => f.write_str("explicit"),
             Trigger::Swap => f.write_str("swap"),
             Trigger::Signal(signal) => write!(f, "signal {signal}"),
+            Trigger::Insert => f.write_str("insert"),
         }
     }
 }
@@ -78,10 +85,8 @@ pub enum UnavailableReason {
     UntrustedFile,
     /// The cache path is not a regular file (a folder, a FIFO, a socket, ...).
     NotAFile,
-    /// The file is over [`crate::FormatLimits::max_file_bytes`].
-    TooLarge,
-    /// The file is valid for another format version or over this process's limits: it is left
-    /// as it is, neither set aside nor overwritten.
+    /// The file is valid for another format version: it is left as it is, neither set aside nor
+    /// overwritten.
     Unsupported,
     /// An I/O error: unreadable file, folder that cannot be created, ...
     Io,
@@ -98,7 +103,6 @@ impl fmt::Display for UnavailableReason {
             UnavailableReason::UntrustedFolder => "untrusted folder",
             UnavailableReason::UntrustedFile => "untrusted file",
             UnavailableReason::NotAFile => "not a file",
-            UnavailableReason::TooLarge => "too large",
             UnavailableReason::Unsupported => "unsupported",
             UnavailableReason::Io => "i/o error",
             UnavailableReason::ExitHookUnavailable => "exit hook unavailable",
@@ -113,8 +117,61 @@ impl fmt::Display for UnavailableReason {
 pub enum Event {
     /// An engine resolved its compiler backend.
     BackendSelected {
-        /// Which backend and why, e.g. "synthetic: libnvrtc.so.12 could not be loaded".
+        /// Which backend and why, e.g. "nvrtc: found /usr/lib/libnvrtc.so.12 (12.9 build ...)".
         reason: String,
+    },
+    /// An engine has no compiler ([`crate::Backend::Auto`] without NVRTC): it serves
+    /// [`crate::Engine::get_or_compile`] from its cache, and [`crate::Engine::kernel`] fails with
+    /// this error.
+    CompilerUnavailable {
+        /// Why, as a type.
+        error: CompileError,
+    },
+    /// [`crate::Engine::kernel`] or [`crate::Engine::get_or_compile`] returned an artifact: the
+    /// per-kernel statistics ([`crate::Engine::stats`] sums them).
+    KernelServed {
+        /// Its key.
+        key: KernelKey,
+        /// Its program name (empty for `get_or_compile`).
+        program: String,
+        /// Hit, compiled, or awaited (compiled by a concurrent call).
+        origin: KernelOrigin,
+        /// How long this call's compile took (`None` for a hit or an awaited compile).
+        compile_time: Option<Duration>,
+    },
+    /// A compile failed (nothing was cached).
+    CompileFailed {
+        /// The key it would have been cached under.
+        key: KernelKey,
+        /// Its program name (empty for `get_or_compile`).
+        program: String,
+        /// The error, rendered.
+        error: String,
+    },
+    /// A kernel was compiled and returned, but not cached: its key might not cover what was
+    /// compiled.
+    NotCached {
+        /// The key.
+        key: KernelKey,
+        /// Its program name.
+        program: String,
+        /// Why (an included header changed during the compile; the include scan hit a bound).
+        reason: String,
+    },
+    /// The file is over this process's [`crate::FormatLimits`]: trimmed in memory at open, or not
+    /// read at all (over `max_file_bytes`); the next save writes a file within the limits.
+    OverLimits {
+        /// The cache path.
+        path: PathBuf,
+        /// What is over which limit, and what happens.
+        detail: String,
+    },
+    /// Entries were dropped by a save (or trimmed at open) per the limits and eviction policy.
+    Evicted {
+        /// The cache path.
+        path: PathBuf,
+        /// Each dropped key and why.
+        evicted: Vec<(KernelKey, EvictReason)>,
     },
     /// A cache was opened; `entries` were loaded from the file (0 for a cold start).
     Opened {

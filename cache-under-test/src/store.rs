@@ -30,7 +30,7 @@
 //!
 //! Until then, merging stays whole-file and the lock wait stays bounded by `lock_timeout`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -43,7 +43,8 @@ use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::defect::{self, Defect};
 use crate::error::CacheError;
-use crate::format::{self, FormatError, FormatLimits};
+use crate::eviction::{self, Candidate, EvictReason, EvictionPolicy};
+use crate::format::{self, Entry, EntryMeta, FormatError, FormatLimits};
 use crate::key::KernelKey;
 use crate::location::{self, CacheLocation};
 use crate::lock::FileLock;
@@ -132,10 +133,26 @@ fn trailer_of(bytes: &[u8]) -> [u8; 8] {
     trailer
 }
 
+/// An entry as a handle holds it: its artifact and the metadata the file keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) artifact: Bytes,
+    pub(crate) meta: EntryMeta,
+}
+
 /// The file's content as last read.
 pub(crate) struct OnDisk {
-    pub(crate) entries: Vec<(KernelKey, Bytes)>,
+    pub(crate) entries: Vec<Entry>,
     pub(crate) stamp: Option<FileStamp>,
+    /// Why the file could not be taken whole (over this process's size limit): the next save
+    /// replaces it.
+    pub(crate) over_limit: Option<String>,
+}
+
+impl OnDisk {
+    fn empty() -> Self {
+        Self { entries: Vec::new(), stamp: None, over_limit: None }
+    }
 }
 
 /// Refuses a cache path that is a symlink, not a regular file, or an untrusted file, before
@@ -156,19 +173,21 @@ pub(crate) fn check_path(location: &CacheLocation) -> Result<(), CacheError> {
 /// Loads the file at open time, without waiting for the lock: reads and decodes the file (no lock
 /// needed: saves rename whole files into place). Then, only if the lock is free right now, removes
 /// leftover temp files and sets a damaged file aside as `<path>.corrupt-<n>` (starting cold).
-/// A file of another version, or over this process's limits, is an error and is left alone.
+/// A file of another version is an error and is left alone. A file over this process's
+/// `max_file_bytes` is not read (cold start; the next save replaces it); one over the count or
+/// artifact limits is loaded whole (its size is within bounds) for the caller to trim.
 pub(crate) fn load(location: &CacheLocation, limits: &FormatLimits) -> Result<OnDisk, CacheError> {
     let path = location.path();
     let read = read_trusted(location, limits)?;
     let decoded = match &read {
-        None => None,
-        Some((bytes, _)) => {
+        FileRead::Bytes(bytes, _) => {
             fail::fail_point!("parse", |_| Err(CacheError::Failpoint("parse")));
-            Some(format::decode(bytes, limits))
+            Some(format::decode_lenient(bytes))
         }
+        FileRead::Missing | FileRead::TooLarge { .. } => None,
     };
-    if let Some(Err(reason @ (FormatError::UnsupportedVersion { .. } | FormatError::OverLimit { .. }))) = decoded {
-        // Valid for another build or configuration: not ours to set aside, nor to overwrite.
+    if let Some(Err(reason @ FormatError::UnsupportedVersion { .. })) = decoded {
+        // Valid for another build: not ours to set aside, nor to overwrite.
         return Err(CacheError::Unsupported { path: path.to_owned(), source: reason });
     }
     let lock = match FileLock::try_acquire(location) {
@@ -182,35 +201,53 @@ pub(crate) fn load(location: &CacheLocation, limits: &FormatLimits) -> Result<On
         remove_leftover_temps(location);
     }
     match (read, decoded) {
-        (Some((_, stamp)), Some(Ok(entries))) => Ok(OnDisk { entries, stamp: Some(stamp) }),
-        (Some((_, stamp)), Some(Err(reason))) => {
+        (FileRead::Bytes(_, stamp), Some(Ok(entries))) => Ok(OnDisk { entries, stamp: Some(stamp), over_limit: None }),
+        (FileRead::Bytes(_, stamp), Some(Err(reason))) => {
             if lock.is_some() {
                 set_aside(location, &stamp, &reason)?;
             } else {
                 log::warn!(target: "runtime_cache", "{} is corrupt ({reason}); starting cold, a save will set it aside", path.display());
             }
-            Ok(OnDisk { entries: Vec::new(), stamp: None })
+            Ok(OnDisk::empty())
         }
-        _ => Ok(OnDisk { entries: Vec::new(), stamp: None }),
+        (FileRead::TooLarge { size }, _) => Ok(OnDisk {
+            over_limit: Some(format!(
+                "the file is {size} bytes, over max_file_bytes {}: not read; the next save replaces it",
+                limits.max_file_bytes
+            )),
+            ..OnDisk::empty()
+        }),
+        _ => Ok(OnDisk::empty()),
     }
 }
 
-/// Reads and decodes the current file (lock held); a damaged one is set aside and reads as empty.
+/// Reads and decodes the current file (lock held); a damaged one is set aside and reads as empty,
+/// and one over the size limit reads as empty (the save replaces it: it is trimmed).
 fn read_merging_view(location: &CacheLocation, limits: &FormatLimits) -> Result<OnDisk, CacheError> {
     let path = location.path();
-    let Some((bytes, stamp)) = read_trusted(location, limits)? else {
-        return Ok(OnDisk { entries: Vec::new(), stamp: None });
+    let (bytes, stamp) = match read_trusted(location, limits)? {
+        FileRead::Missing => return Ok(OnDisk::empty()),
+        FileRead::TooLarge { size } => {
+            let detail = format!(
+                "the file is {size} bytes, over max_file_bytes {}: replaced by this save",
+                limits.max_file_bytes
+            );
+            log::warn!(target: "runtime_cache", "{}: {detail}", path.display());
+            observer::emit(|| Event::OverLimits { path: path.to_owned(), detail: detail.clone() });
+            return Ok(OnDisk { over_limit: Some(detail.clone()), ..OnDisk::empty() });
+        }
+        FileRead::Bytes(bytes, stamp) => (bytes, stamp),
     };
     fail::fail_point!("parse", |_| Err(CacheError::Failpoint("parse")));
-    match format::decode(&bytes, limits) {
-        Ok(entries) => Ok(OnDisk { entries, stamp: Some(stamp) }),
-        // Valid for another build or configuration: not ours to set aside, nor to overwrite.
-        Err(reason @ (FormatError::UnsupportedVersion { .. } | FormatError::OverLimit { .. })) => {
+    match format::decode_lenient(&bytes) {
+        Ok(entries) => Ok(OnDisk { entries, stamp: Some(stamp), over_limit: None }),
+        // Valid for another build: not ours to set aside, nor to overwrite.
+        Err(reason @ FormatError::UnsupportedVersion { .. }) => {
             Err(CacheError::Unsupported { path: path.to_owned(), source: reason })
         }
         Err(reason) => {
             set_aside(location, &stamp, &reason)?;
-            Ok(OnDisk { entries: Vec::new(), stamp: None })
+            Ok(OnDisk::empty())
         }
     }
 }
@@ -235,18 +272,27 @@ fn set_aside(location: &CacheLocation, read: &FileStamp, reason: &FormatError) -
     Ok(())
 }
 
-/// The file's bytes and stamp, or `None` if it does not exist. Opened relative to the folder
-/// handle, `O_NOFOLLOW | O_NONBLOCK`; refuses anything but a regular file, a file another user
-/// owns or that group/others can write, and one over the size limit, all from `fstat` on the
-/// descriptor it reads, before a byte is read.
-fn read_trusted(location: &CacheLocation, limits: &FormatLimits) -> Result<Option<(Bytes, FileStamp)>, CacheError> {
+/// What reading the cache file found.
+enum FileRead {
+    Missing,
+    /// Over `max_file_bytes` by its `fstat` size: not read.
+    TooLarge {
+        size: u64,
+    },
+    Bytes(Bytes, FileStamp),
+}
+
+/// The file's bytes and stamp. Opened relative to the folder handle, `O_NOFOLLOW | O_NONBLOCK`;
+/// refuses anything but a regular file, and a file another user owns or that group/others can
+/// write, from `fstat` on the descriptor it reads; one over the size limit is not read.
+fn read_trusted(location: &CacheLocation, limits: &FormatLimits) -> Result<FileRead, CacheError> {
     fail::fail_point!("read", |_| Err(CacheError::Failpoint("read")));
     let path = location.path();
-    let Some(file) = location.open_existing(location.name(), "read")? else { return Ok(None) };
+    let Some(file) = location.open_existing(location.name(), "read")? else { return Ok(FileRead::Missing) };
     let metadata = file.metadata().map_err(|source| CacheError::io("read", path, source))?;
     location::check_file(path, metadata.uid(), metadata.mode())?;
     if metadata.len() > limits.max_file_bytes {
-        return Err(CacheError::TooLarge { path: path.to_owned(), size: metadata.len(), limit: limits.max_file_bytes });
+        return Ok(FileRead::TooLarge { size: metadata.len() });
     }
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
     // `take` bounds the read even if the file grows under us (a non-cooperating writer).
@@ -254,8 +300,11 @@ fn read_trusted(location: &CacheLocation, limits: &FormatLimits) -> Result<Optio
         .take(limits.max_file_bytes + 1)
         .read_to_end(&mut bytes)
         .map_err(|source| CacheError::io("read", path, source))?;
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Ok(FileRead::TooLarge { size: bytes.len() as u64 });
+    }
     let stamp = FileStamp::of(&metadata, trailer_of(&bytes));
-    Ok(Some((Bytes::from(bytes), stamp)))
+    Ok(FileRead::Bytes(Bytes::from(bytes), stamp))
 }
 
 /// The `n` of a set-aside file name `<name>.corrupt-<n>`.
@@ -331,8 +380,10 @@ const WRITE_BUFFER: usize = 2 << 20;
 
 /// What a committed save wrote.
 pub(crate) struct Committed {
-    /// Entries other processes had saved since we last looked (now merged into the file).
-    pub(crate) merged_from_disk: Vec<(KernelKey, Bytes)>,
+    /// Entries other processes had saved since we last looked, now merged into the file.
+    pub(crate) merged_from_disk: Vec<(KernelKey, Stored)>,
+    /// Entries the save dropped (ours or the file's), and why.
+    pub(crate) evicted: Vec<(KernelKey, EvictReason)>,
     /// Entries in the file now.
     pub(crate) entries: usize,
     /// Size of the file now.
@@ -341,39 +392,77 @@ pub(crate) struct Committed {
     pub(crate) stamp: Option<FileStamp>,
 }
 
-/// Saves `ours` (every entry this handle holds) with the lock held: re-reads the file if another
-/// process saved since `last_seen`, merges (union; ours win on a key both hold), writes a
-/// uniquely named temp file (`O_EXCL`) in the same folder, and renames it into place, every step
-/// relative to the folder handle.
+/// What a handle brings to a save.
+pub(crate) struct SaveInput<'a> {
+    /// Every entry the handle holds.
+    pub(crate) ours: &'a HashMap<KernelKey, Stored>,
+    /// Keys removed since the last save: not merged back from the file.
+    pub(crate) removed: &'a HashSet<KernelKey>,
+    /// A `clear()` is pending: nothing is merged back from the file.
+    pub(crate) cleared: bool,
+    /// Compiler tag -> current build tag, for every compiler this process uses here.
+    pub(crate) builds: &'a HashMap<u64, u64>,
+    /// The file as this handle last saw it.
+    pub(crate) last_seen: Option<FileStamp>,
+}
+
+/// Saves with the lock held: re-reads the file if another process saved since `last_seen`,
+/// merges (union; ours win on a key both hold, with the later last use; removed keys stay out),
+/// evicts per `limits` and `policy`, writes a uniquely named temp file (`O_EXCL`) in the same
+/// folder, and renames it into place, every step relative to the folder handle.
 pub(crate) fn save(
     location: &CacheLocation,
     limits: &FormatLimits,
+    policy: &EvictionPolicy,
     durability: Durability,
-    ours: &HashMap<KernelKey, Bytes>,
-    last_seen: Option<FileStamp>,
+    input: SaveInput<'_>,
 ) -> Result<Committed, CacheError> {
     let path = location.path();
     let current = FileStamp::read(location)?;
     // Defect no-merge: never re-read, so the last writer wins.
-    let merged_from_disk: Vec<(KernelKey, Bytes)> = if FileStamp::changed(current, last_seen)
-        && !defect::active(Defect::NoMerge)
-    {
-        read_merging_view(location, limits)?.entries.into_iter().filter(|(key, _)| !ours.contains_key(key)).collect()
+    let disk = if !input.cleared && FileStamp::changed(current, input.last_seen) && !defect::active(Defect::NoMerge) {
+        read_merging_view(location, limits)?.entries
     } else {
         Vec::new()
     };
+    let mut candidates: HashMap<KernelKey, Candidate> = input
+        .ours
+        .iter()
+        .map(|(key, stored)| (*key, Candidate { key: *key, meta: stored.meta, artifact: stored.artifact.clone() }))
+        .collect();
+    let mut from_disk = HashSet::new();
+    for entry in disk {
+        if input.removed.contains(&entry.key) {
+            continue;
+        }
+        match candidates.get_mut(&entry.key) {
+            Some(ours) => ours.meta.last_used = ours.meta.last_used.max(entry.meta.last_used),
+            None => {
+                from_disk.insert(entry.key);
+                candidates.insert(entry.key, Candidate { key: entry.key, meta: entry.meta, artifact: entry.artifact });
+            }
+        }
+    }
+    let (kept, evicted) =
+        eviction::evict(candidates.into_values().collect(), limits, policy, input.builds, eviction::now_secs());
+    let merged_from_disk: Vec<(KernelKey, Stored)> = kept
+        .iter()
+        .filter(|candidate| from_disk.contains(&candidate.key))
+        .map(|c| (c.key, Stored { artifact: c.artifact.clone(), meta: c.meta }))
+        .collect();
 
     if defect::active(Defect::InPlaceWrite) {
-        return save_in_place(location, ours, merged_from_disk);
+        return save_in_place(location, &kept, merged_from_disk, evicted);
     }
     let temp = TempFile::create(location)?;
     let temp_path = location.path_of(&temp.name);
     fail::fail_point!("save-after-temp-created", |_| Err(CacheError::Failpoint("save-after-temp-created")));
 
-    let all = ours.iter().chain(merged_from_disk.iter().map(|(key, artifact)| (key, artifact)));
     let bytes = {
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, MidWriteFailpoint::new(&temp.file));
-        let bytes = format::encode(&mut out, all).map_err(|source| CacheError::io("write", &temp_path, source))?;
+        let all = kept.iter().map(|c| (&c.key, &c.meta, &c.artifact));
+        let bytes =
+            format::encode_entries(&mut out, all).map_err(|source| CacheError::io("write", &temp_path, source))?;
         out.flush().map_err(|source| CacheError::io("write", &temp_path, source))?;
         bytes
     };
@@ -391,7 +480,7 @@ pub(crate) fn save(
         log::warn!(target: "runtime_cache", "saved {}, but syncing its folder failed: {error}", path.display());
     }
     let stamp = FileStamp::read(location).ok().flatten();
-    Ok(Committed { entries: ours.len() + merged_from_disk.len(), bytes, merged_from_disk, stamp })
+    Ok(Committed { entries: kept.len(), bytes, merged_from_disk, evicted, stamp })
 }
 
 /// A save's temp file: removed when dropped unless [`persist`](Self::persist) renamed it into place.
@@ -430,8 +519,9 @@ impl Drop for TempFile<'_> {
 /// mid-write leaves it torn.
 fn save_in_place(
     location: &CacheLocation,
-    ours: &HashMap<KernelKey, Bytes>,
-    merged_from_disk: Vec<(KernelKey, Bytes)>,
+    kept: &[Candidate],
+    merged_from_disk: Vec<(KernelKey, Stored)>,
+    evicted: Vec<(KernelKey, EvictReason)>,
 ) -> Result<Committed, CacheError> {
     let path = location.path();
     let fd = rustix::fs::openat(
@@ -442,12 +532,12 @@ fn save_in_place(
     )
     .map_err(|error| CacheError::io("open", path, io::Error::from_raw_os_error(error.raw_os_error())))?;
     let file = File::from(fd);
-    let all = ours.iter().chain(merged_from_disk.iter().map(|(key, artifact)| (key, artifact)));
+    let all = kept.iter().map(|c| (&c.key, &c.meta, &c.artifact));
     let mut out = BufWriter::new(MidWriteFailpoint::new(&file));
-    let bytes = format::encode(&mut out, all).map_err(|source| CacheError::io("write", path, source))?;
+    let bytes = format::encode_entries(&mut out, all).map_err(|source| CacheError::io("write", path, source))?;
     out.flush().map_err(|source| CacheError::io("write", path, source))?;
     let stamp = FileStamp::read(location).ok().flatten();
-    Ok(Committed { entries: ours.len() + merged_from_disk.len(), bytes, merged_from_disk, stamp })
+    Ok(Committed { entries: kept.len(), bytes, merged_from_disk, evicted, stamp })
 }
 
 /// Fires the `save-mid-write` failpoint once, half-way through the first write that reaches the

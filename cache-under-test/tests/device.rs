@@ -3,7 +3,7 @@
 //! `DriverMissing` error instead of `cudarc`'s panic.
 
 use bytes::Bytes;
-use runtime_cache::{DeviceError, Kernel, KernelKey, KernelOrigin, load_on_device};
+use runtime_cache::{DeviceError, Kernel, KernelKey, KernelOrigin, Output, load_on_device};
 
 /// A minimal hand-written PTX module with one entry point, so this test needs no NVRTC.
 const PTX: &str = r#"
@@ -26,7 +26,7 @@ const PTX: &str = r#"
 "#;
 
 fn kernel(ptx: &str) -> Kernel {
-    Kernel { key: KernelKey([0; 32]), artifact: Bytes::copy_from_slice(ptx.as_bytes()), origin: KernelOrigin::CacheHit }
+    Kernel::new(KernelKey([0; 32]), KernelOrigin::CacheHit, Output::Ptx, Bytes::copy_from_slice(ptx.as_bytes()))
 }
 
 #[test]

@@ -99,8 +99,9 @@ proptest! {
     fn a_huge_artifact_length_is_a_typed_error(entries in entries_strategy(), len in any::<u32>()) {
         prop_assume!(!entries.is_empty());
         let mut file = encode(&entries);
-        // The first entry's length field sits right after the header and its 32-byte key.
-        let field = HEADER_LEN + 32;
+        // The first entry's length field sits right after the header, its 32-byte key and its
+        // 24 bytes of metadata (compiler tag, build tag, last use).
+        let field = HEADER_LEN + 32 + 24;
         let original = u32::from_le_bytes(file[field..field + 4].try_into().unwrap());
         prop_assume!(len != original);
         file[field..field + 4].copy_from_slice(&len.to_le_bytes());
@@ -141,10 +142,10 @@ fn each_damaged_field_gets_its_own_error() {
     // old checksum is damage, set aside at open; only a sealed file of another version is
     // "unsupported", left alone.
     let mut version = good.clone();
-    version[8..10].copy_from_slice(&2u16.to_le_bytes());
+    version[8..10].copy_from_slice(&3u16.to_le_bytes());
     assert!(matches!(decode(version.clone()), Err(FormatError::ChecksumMismatch { .. })));
     reseal(&mut version);
-    assert!(matches!(decode(version), Err(FormatError::UnsupportedVersion { found: 2 })));
+    assert!(matches!(decode(version), Err(FormatError::UnsupportedVersion { found: 3 })));
 
     let mut checksum = good.clone();
     let last = checksum.len() - 1;
@@ -158,7 +159,7 @@ fn each_damaged_field_gets_its_own_error() {
 
     let mut unsorted = good.clone();
     // Swap the two keys: same bytes, wrong order.
-    let second_key = HEADER_LEN + 32 + 4 + 3;
+    let second_key = HEADER_LEN + 32 + 24 + 4 + 3;
     unsorted[HEADER_LEN..HEADER_LEN + 32].copy_from_slice(&[2; 32]);
     unsorted[second_key..second_key + 32].copy_from_slice(&[1; 32]);
     reseal(&mut unsorted);

@@ -1,7 +1,8 @@
 //! NVRTC end to end: a real CUDA kernel compiled to PTX through an [`Engine`], cached, saved, and
 //! reloaded by a fresh engine (and by a fresh process) without compiling again; a syntax error is
 //! a typed `Rejected` error carrying NVRTC's log; `Backend::Auto` picks NVRTC when it is there;
-//! and with the library hidden, a typed `LibraryMissing` error instead of `cudarc`'s panic.
+//! and with the library hidden, a typed `LibraryMissing` error (and `Backend::Auto` has no
+//! compiler, never the test double).
 //!
 //! Needs `libnvrtc.so.12` (build.rs sets `nvrtc_present`): run `.ci/run`, or
 //! `pip install --target .nvrtc nvidia-cuda-nvrtc-cu12==12.9.86` in the workspace root. A test
@@ -27,8 +28,6 @@ extern "C" __global__ void saxpy(float a, const float *x, float *y, unsigned int
 }
 "#;
 
-const LIBRARY_DIR: Option<&str> = option_env!("RUNTIME_CACHE_NVRTC_LIB_DIR");
-
 fn saxpy() -> KernelSpec {
     KernelSpec::new("saxpy.cu", SAXPY, "saxpy").with_arch("compute_80")
 }
@@ -37,28 +36,7 @@ fn nvrtc_settings(path: &std::path::Path) -> RuntimeSettings {
     RuntimeSettings { backend: Backend::Nvrtc, ..RuntimeSettings::with_cache(path) }
 }
 
-/// True if NVRTC loads in this process. Otherwise re-runs `test` in a child process whose
-/// `LD_LIBRARY_PATH` holds the folder build.rs found, checks that it passed, and returns false
-/// (the caller then returns: the child did the work).
-fn nvrtc_here_or_rerun(test: &str) -> bool {
-    if nvrtc_available() {
-        return true;
-    }
-    assert!(
-        !support::is_child_of(test),
-        "libnvrtc.so.12 does not load even with LD_LIBRARY_PATH={:?}",
-        std::env::var("LD_LIBRARY_PATH")
-    );
-    let dir = LIBRARY_DIR.expect("build.rs found libnvrtc.so.12 (nvrtc_present) and names its folder");
-    support::rerun_as_child(test, |command| {
-        let path = match std::env::var("LD_LIBRARY_PATH") {
-            Ok(existing) if !existing.is_empty() => format!("{dir}:{existing}"),
-            _ => dir.to_owned(),
-        };
-        command.env("LD_LIBRARY_PATH", path);
-    });
-    false
-}
+use support::nvrtc_here_or_rerun;
 
 #[test]
 #[cfg_attr(
@@ -75,7 +53,7 @@ fn a_real_kernel_compiles_to_ptx_is_saved_and_reloads_without_compiling() {
         let engine = Engine::new(nvrtc_settings(path.as_ref())).expect("engine in a fresh process");
         let kernel = engine.kernel(&saxpy()).expect("kernel");
         assert_eq!(kernel.origin, KernelOrigin::CacheHit, "a fresh process compiled again");
-        assert_eq!(kernel.artifact, fs::read(format!("{path}.expected-ptx")).unwrap());
+        assert_eq!(kernel.bytes(), &fs::read(format!("{path}.expected-ptx")).unwrap());
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -85,7 +63,7 @@ fn a_real_kernel_compiles_to_ptx_is_saved_and_reloads_without_compiling() {
     assert_eq!(engine.backend().compiler.identity().name, "nvrtc");
     let compiled = engine.kernel(&saxpy()).expect("saxpy compiles");
     assert_eq!(compiled.origin, KernelOrigin::Compiled);
-    let ptx = std::str::from_utf8(&compiled.artifact).expect("PTX is text");
+    let ptx = compiled.ptx().expect("PTX is text");
     assert!(ptx.contains(".entry saxpy"), "no saxpy entry in:\n{ptx}");
     assert!(ptx.contains(".target sm_80"), "not compiled for compute_80:\n{ptx}");
     assert!(ptx.contains("fma.rn.f32") || ptx.contains("mul.f32"), "no arithmetic in:\n{ptx}");
@@ -96,13 +74,13 @@ fn a_real_kernel_compiles_to_ptx_is_saved_and_reloads_without_compiling() {
     let engine = Engine::new(nvrtc_settings(&path)).expect("second engine");
     let reloaded = engine.kernel(&saxpy()).expect("kernel from the cache");
     assert_eq!(reloaded.origin, KernelOrigin::CacheHit, "the second engine compiled again");
-    assert_eq!(reloaded.artifact, compiled.artifact, "the PTX changed on its way through the file");
+    assert_eq!(reloaded.bytes(), compiled.bytes(), "the PTX changed on its way through the file");
     assert_eq!(reloaded.key, compiled.key);
     drop(engine);
 
     // A fresh process: the key is stable across processes and nothing is written by a clean run.
     let saved = fs::read(&path).unwrap();
-    fs::write(format!("{}.expected-ptx", path.display()), &compiled.artifact).unwrap();
+    fs::write(format!("{}.expected-ptx", path.display()), compiled.bytes()).unwrap();
     support::rerun_as_child(TEST, |command| {
         command.env("RUNTIME_CACHE_TEST_RELOAD", &path);
     });
@@ -186,8 +164,29 @@ fn without_the_library_nvrtc_is_a_typed_error_not_a_panic() {
     }
     assert_eq!(runtime_cache::exit_registry_len(), baseline, "a failed engine registered an exit hook");
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "a failed engine wrote something");
-    // Auto falls back to the synthetic compiler and says why.
+    // Auto never falls back to the test double: no compiler, with the typed reason.
     let selection = Backend::Auto.select().unwrap();
-    assert_eq!(selection.compiler.identity().name, "synthetic");
+    assert_ne!(selection.compiler.identity().name, "synthetic");
+    assert!(matches!(selection.unavailable, Some(CompileError::LibraryMissing { .. })), "{}", selection.reason);
     assert!(selection.reason.contains("libnvrtc.so.12"), "{}", selection.reason);
+}
+
+/// A kernel without parameters is `.entry k()` in the PTX: its entry point must still be found
+/// (found missing by the issue #16 work, in a fresh application outside the workspace).
+#[test]
+#[cfg_attr(
+    not(nvrtc_present),
+    ignore = "libnvrtc.so.12 not found: run .ci/run, or pip install nvidia-cuda-nvrtc-cu12 and add nvidia/cuda_nvrtc/lib to LD_LIBRARY_PATH"
+)]
+fn entry_points_are_found_with_and_without_parameters() {
+    if !nvrtc_here_or_rerun("entry_points_are_found_with_and_without_parameters") {
+        return;
+    }
+    let nvrtc = NvrtcCompiler::new().unwrap();
+    let source = "extern \"C\" __global__ void k() {}\nextern \"C\" __global__ void kk(int *x) { *x = 1; }\n";
+    let spec = KernelSpec::new("k.cu", source, "k").with_entry_point("kk");
+    nvrtc.compile(&spec).expect("both entry points are in the PTX");
+    // A prefix of an entry point is not an entry point.
+    let prefix = KernelSpec::new("k.cu", "extern \"C\" __global__ void kernel() {}", "kern");
+    assert!(matches!(nvrtc.compile(&prefix), Err(CompileError::Rejected { .. })));
 }

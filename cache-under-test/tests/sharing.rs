@@ -39,7 +39,10 @@ fn two_handles_saving_distinct_keys_leave_the_union() {
         a.insert(key(1, n), artifact(1, n));
         b.insert(key(2, n), artifact(2, n));
     }
-    assert_eq!(a.save().unwrap(), SaveOutcome::Committed { entries: 10, bytes: fs::metadata(&path).unwrap().len() });
+    assert_eq!(
+        a.save().unwrap(),
+        SaveOutcome::Committed { entries: 10, bytes: fs::metadata(&path).unwrap().len(), evicted: 0 }
+    );
     // B has not seen A's save: its save re-reads and merges instead of overwriting.
     match b.save().unwrap() {
         SaveOutcome::Committed { entries, .. } => assert_eq!(entries, 20),

@@ -7,9 +7,10 @@ use bytes::Bytes;
 use super::{CompileError, KernelCompiler};
 use crate::key::{CompilerIdentity, KernelKey, KernelSpec};
 
-/// **Test double.** Produces deterministic artifact bytes derived from the kernel's key, of a
-/// configured size, after sleeping for a configured cost. It compiles nothing: use it for
-/// lifecycle tests, fast fuzzing and machines without NVRTC, never to produce kernels to run.
+/// **Test double** (feature `synthetic`). Produces deterministic artifact text derived from the
+/// kernel's key (lower-case hex, so it reads as text like PTX), of a configured size, after
+/// sleeping for a configured cost. It compiles nothing: use it for lifecycle tests and fast
+/// fuzzing, never to produce kernels to run. [`crate::Backend::Auto`] never chooses it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyntheticCompiler {
     identity: CompilerIdentity,
@@ -28,19 +29,24 @@ impl SyntheticCompiler {
     /// A synthetic compiler whose artifacts are `artifact_bytes` long and which takes `cost` per
     /// compile. The configuration is part of its identity, so two configurations never share keys.
     pub fn new(artifact_bytes: usize, cost: Duration) -> Self {
-        let identity = CompilerIdentity { name: "synthetic".into(), version: format!("1/{artifact_bytes}B") };
+        let identity = CompilerIdentity { name: "synthetic".into(), version: format!("2/{artifact_bytes}B") };
         Self { identity, artifact_bytes, cost }
     }
 
-    /// The artifact this compiler produces for `key`: a BLAKE3 extendable output of the key.
-    /// Scenario checks use it to tell a genuine entry from a torn or foreign one.
+    /// The artifact this compiler produces for `key`: a BLAKE3 extendable output of the key, in
+    /// lower-case hex, `artifact_bytes` long. Scenario checks use it to tell a genuine entry from
+    /// a torn or foreign one.
     pub fn artifact_for(&self, key: &KernelKey) -> Bytes {
-        let mut bytes = vec![0u8; self.artifact_bytes];
-        blake3::Hasher::new_derive_key("runtime-cache synthetic artifact v1")
+        let mut raw = vec![0u8; self.artifact_bytes.div_ceil(2)];
+        blake3::Hasher::new_derive_key("runtime-cache synthetic artifact v2")
             .update(&key.0)
             .finalize_xof()
-            .fill(&mut bytes);
-        Bytes::from(bytes)
+            .fill(&mut raw);
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text: Vec<u8> =
+            raw.iter().flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]]).collect();
+        text.truncate(self.artifact_bytes);
+        Bytes::from(text)
     }
 }
 
@@ -67,6 +73,9 @@ mod tests {
         let a = compiler.compile(&KernelSpec::new("a", "a", "a")).unwrap();
         let b = compiler.compile(&KernelSpec::new("b", "b", "b")).unwrap();
         assert_eq!(a.len(), 100);
+        assert!(std::str::from_utf8(&a).is_ok(), "synthetic artifacts read as text");
+        assert_eq!(compiler.compile(&KernelSpec::new("b", "b", "b")).unwrap().len(), 100);
+        assert_eq!(SyntheticCompiler::new(7, Duration::ZERO).artifact_for(&KernelKey([0; 32])).len(), 7);
         assert_eq!(a, compiler.compile(&KernelSpec::new("a", "a", "a")).unwrap());
         assert_ne!(a, b);
     }

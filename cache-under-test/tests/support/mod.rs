@@ -50,7 +50,9 @@ pub fn event_path(event: &Event) -> Option<&Path> {
         | Event::SaveStarted { path, .. }
         | Event::SaveCommitted { path, .. }
         | Event::SaveFailed { path, .. }
-        | Event::SaveSkipped { path, .. } => Some(path),
+        | Event::SaveSkipped { path, .. }
+        | Event::OverLimits { path, .. }
+        | Event::Evicted { path, .. } => Some(path),
         _ => None,
     }
 }
@@ -114,6 +116,32 @@ pub fn rerun_as_child(test: &str, configure: impl FnOnce(&mut Command)) -> Outpu
     output
 }
 
+/// The folder build.rs found `libnvrtc.so.12` in (with the cfg `nvrtc_present`).
+pub const NVRTC_LIBRARY_DIR: Option<&str> = option_env!("RUNTIME_CACHE_NVRTC_LIB_DIR");
+
+/// True if NVRTC is found by this process. Otherwise re-runs `test` in a child process whose
+/// `LD_LIBRARY_PATH` holds the folder build.rs found, checks that it passed, and returns false
+/// (the caller then returns: the child did the work).
+pub fn nvrtc_here_or_rerun(test: &str) -> bool {
+    if runtime_cache::nvrtc_available() {
+        return true;
+    }
+    assert!(
+        !is_child_of(test),
+        "libnvrtc.so.12 is not found even with LD_LIBRARY_PATH={:?}",
+        std::env::var("LD_LIBRARY_PATH")
+    );
+    let dir = NVRTC_LIBRARY_DIR.expect("build.rs found libnvrtc.so.12 (nvrtc_present) and names its folder");
+    rerun_as_child(test, |command| {
+        let path = match std::env::var("LD_LIBRARY_PATH") {
+            Ok(existing) if !existing.is_empty() => format!("{dir}:{existing}"),
+            _ => dir.to_owned(),
+        };
+        command.env("LD_LIBRARY_PATH", path);
+    });
+    false
+}
+
 /// Writes `message` to the real stderr (not the test harness's capture, which a forked child's
 /// output never reaches) and returns `code`, for a forked child's exit status.
 pub fn report(code: i32, message: &str) -> i32 {
@@ -127,7 +155,7 @@ pub fn running_as_root() -> bool {
     sys::effective_uid() == 0
 }
 
-pub use sys::{ChildStatus, change_owner_and_become, fork_and_wait, fork_child, wait_for, wait_for_at_most};
+pub use sys::{ChildStatus, change_owner_and_become, fork_and_wait, fork_child, kill_self, wait_for, wait_for_at_most};
 
 /// The only `unsafe` of the tests.
 mod sys {
@@ -143,6 +171,14 @@ mod sys {
         Exited(i32),
         /// Killed by this signal.
         Signaled(i32),
+    }
+
+    /// Ends this process with SIGKILL at once: no destructor, no exit hook runs.
+    pub fn kill_self() -> ! {
+        // SAFETY: `raise` only sends a signal to this process; SIGKILL cannot be caught, so the
+        // process ends here.
+        unsafe { libc::raise(libc::SIGKILL) };
+        unreachable!("SIGKILL returned")
     }
 
     pub fn effective_uid() -> u32 {
