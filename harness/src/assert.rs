@@ -7,7 +7,7 @@
 //! let obs = ChildSpec::new("sh").args(["-c", "echo saved > out.txt"]).without_journal().run(&[]).unwrap();
 //! obs.assert().oracle(ExitStatus::success()).oracle(QuietStderr::empty());
 //! // Or every oracle at once, failing with all their evidence together:
-//! obs.assert().all([&ExitStatus::success() as &dyn exit_harness::Oracle, &QuietStderr::empty()]);
+//! obs.assert().all(&[&ExitStatus::success(), &QuietStderr::empty()]);
 //! ```
 //!
 //! Each `oracle(..)` judges at once and panics (`#[track_caller]`: the panic points at the test)
@@ -103,12 +103,12 @@ impl<'a> Assert<'a> {
 
     /// Like [`oracle`](Self::oracle), returning the failure instead of panicking.
     pub fn try_oracle(self, oracle: impl Oracle) -> Result<Self, AssertError> {
-        self.try_all([&oracle as &dyn Oracle])
+        self.try_all(&[&oracle])
     }
 
     /// Judges every one of `oracles`; panics with the evidence of all that failed.
     #[track_caller]
-    pub fn all<'o>(self, oracles: impl IntoIterator<Item = &'o dyn Oracle>) -> Self {
+    pub fn all(self, oracles: &[&dyn Oracle]) -> Self {
         match self.try_all(oracles) {
             Ok(this) => this,
             Err(error) => panic!("{error}"),
@@ -130,8 +130,8 @@ impl<'a> Assert<'a> {
     }
 
     /// Like [`all`](Self::all), returning the failures instead of panicking.
-    pub fn try_all<'o>(self, oracles: impl IntoIterator<Item = &'o dyn Oracle>) -> Result<Self, AssertError> {
-        let failures: Vec<String> = judge_all(oracles, self.obs)
+    pub fn try_all(self, oracles: &[&dyn Oracle]) -> Result<Self, AssertError> {
+        let failures: Vec<String> = judge_all(oracles.iter().copied(), self.obs)
             .into_iter()
             .filter_map(|v| v.verdict.evidence().map(|e| format!("{} {}: {e}", v.id, v.verdict.status())))
             .collect();

@@ -110,3 +110,13 @@ fn a_signal_is_sent_when_the_output_shows_a_line_or_after_a_delay() {
     assert_eq!(obs.outcome, ExitOutcome::Signal(2));
     assert!(!obs.timed_out);
 }
+
+#[test]
+fn cargo_bin_finds_a_binary_of_the_package_and_names_what_it_looked_for() {
+    let spec = ChildSpec::cargo_bin("exit-harness-test-child").expect("the test child is built with the tests");
+    assert_eq!(spec.program(), std::path::Path::new(common::CHILD));
+    let obs = spec.arg("marker:x").run(&[]).unwrap();
+    assert!(obs.journal.has_marker("x"));
+    let error = ChildSpec::cargo_bin("no-such-binary").unwrap_err().to_string();
+    assert!(error.contains("no Cargo binary named \"no-such-binary\"") && error.contains("target"), "{error}");
+}
