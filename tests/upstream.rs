@@ -11,11 +11,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use exit_harness::inline::Inline;
-use exit_harness::oracle::{ExitStatus, QuietStderr, RegistryBound, SaveCount};
-use exit_harness::{Observation, Oracle, fork_id, test_path};
+use exit_harness::oracle::{
+    ExitStatus, JournalEvents, QuietStderr, RegistryBound, SaveCount, SaveTriggers, SavedBefore,
+};
+use exit_harness::{Oracle, fork_id, test_path};
 use runtime_cache::{Backend, CacheOptions, Engine, KernelSpec, RuntimeSettings, SyntheticCompiler};
 use scenarios::catalog::cache_file;
-use scenarios::checks::Check;
 use scenarios::wiring;
 
 const CACHE: &str = "kernels.rtc";
@@ -32,15 +33,6 @@ fn dirty_engine(scratch: &Path, lock_timeout: Duration) -> Engine {
     let engine = Engine::new(settings(scratch, lock_timeout)).expect("engine");
     engine.kernel(&KernelSpec::new("k.cu", "extern \"C\" __global__ void k() {}", "k")).expect("compile");
     engine
-}
-
-/// Fails with every failing oracle's evidence.
-fn assert_all(obs: &Observation, oracles: &[&dyn Oracle]) {
-    let failures: Vec<String> = oracles
-        .iter()
-        .filter_map(|oracle| oracle.judge(obs).evidence().map(|evidence| format!("{}: {evidence}", oracle.name())))
-        .collect();
-    assert!(failures.is_empty(), "{}\nstderr:\n{}", failures.join("\n"), obs.stderr);
 }
 
 /// Upstream `test_del_swallows_shutdown_import_error_on_path`: a save that fails during shutdown
@@ -60,10 +52,12 @@ fn failed_exit_save_is_silent_and_observed() {
             assert!(engine.runtime_cache().is_some_and(|cache| cache.is_dirty()));
         })
         .expect("inline run");
-    assert_all(
-        &obs,
-        &[&ExitStatus::success(), &QuietStderr::empty(), &SaveCount::none(), &Check::journal_has("save_failed")],
-    );
+    obs.assert().all([
+        &ExitStatus::success() as &dyn Oracle,
+        &QuietStderr::empty(),
+        &SaveCount::none(),
+        &JournalEvents::of_kind("save_failed"),
+    ]);
 }
 
 /// Upstream `test_atexit_hook_saves_via_weakref`: the exit hook saves a handle that is still
@@ -79,16 +73,14 @@ fn handle_alive_at_exit_saves_once() {
             wiring::sample_registry(1);
         })
         .expect("inline run");
-    let saved_by_exit = Check::new("saved_by_exit_hook", |obs| {
-        match obs.journal.of_kind("save").map(|save| save.str_field("trigger")).collect::<Vec<_>>()[..] {
-            [Some("exit")] => Ok(()),
-            ref triggers => Err(format!("expected one save with trigger exit, journal has {triggers:?}")),
-        }
-    });
-    assert_all(
-        &obs,
-        &[&ExitStatus::success(), &QuietStderr::empty(), &SaveCount::exactly(1), &saved_by_exit, &RegistryBound::new()],
-    );
+    let saved_by_exit = SaveTriggers::exactly(CACHE, ["exit"]);
+    obs.assert().all([
+        &ExitStatus::success() as &dyn Oracle,
+        &QuietStderr::empty(),
+        &SaveCount::exactly(1),
+        &saved_by_exit,
+        &RegistryBound::new(),
+    ]);
 }
 
 /// Upstream `test_atexit_hook_no_op_on_dead_weakref`: once the handle is gone, the exit hook does
@@ -104,15 +96,12 @@ fn dropped_handle_is_not_saved_again_at_exit() {
             wiring::marker("mid-program");
         })
         .expect("inline run");
-    assert_all(
-        &obs,
-        &[
-            &ExitStatus::success(),
-            &QuietStderr::empty(),
-            &SaveCount::exactly(1),
-            &Check::saved_before("mid-program", CACHE),
-        ],
-    );
+    obs.assert().all([
+        &ExitStatus::success() as &dyn Oracle,
+        &QuietStderr::empty(),
+        &SaveCount::exactly(1),
+        &SavedBefore::new(CACHE, "mid-program"),
+    ]);
 }
 
 /// Upstream `test_atexit_token_unregistered_after_del`: dropping a handle unregisters its exit
@@ -134,8 +123,10 @@ fn drop_unregisters_the_exit_hook() {
             assert_eq!(runtime_cache::exit_registry_len(), 0);
         })
         .expect("inline run");
-    assert_all(
-        &obs,
-        &[&ExitStatus::success(), &QuietStderr::empty(), &SaveCount::none(), &RegistryBound::new().max_growth(0)],
-    );
+    obs.assert().all([
+        &ExitStatus::success() as &dyn Oracle,
+        &QuietStderr::empty(),
+        &SaveCount::none(),
+        &RegistryBound::new().max_growth(0),
+    ]);
 }

@@ -1,21 +1,23 @@
 //! Churn fuzzing with a reference model, and regression reproducers.
 //!
 //! - [`ops`]: the operations a case performs and their one-line text form.
-//! - [`model`]: the reference model: what the contract says each case must do.
-//! - [`verdict`]: a run judged against the model, with evidence.
+//! - [`model`]: the reference model: what the contract says each case must do, and the oracles
+//!   that prediction implies.
+//! - [`oracles`]: the model's own oracles (steps, saves per process, entries, child endings).
 //! - [`fork_server`] and [`spawn`]: the two ways a case runs in a real child process.
 //! - [`reproducer`]: the TOML files an issue report carries.
 //!
 //! [`fuzz`] generates cases with proptest, runs each in a real child process (the fork server by
-//! default), judges it against the model, and on the first failure lets proptest shrink it to a
+//! default), judges it with the oracles the model implies (a harness [`CellResult`], as every
+//! catalog cell), and on the first failure lets proptest shrink it to a
 //! minimal case, which it writes as a [`reproducer::Reproducer`]. [`replay`] runs a reproducer.
 
 pub mod fork_server;
 pub mod model;
 pub mod ops;
+pub mod oracles;
 pub mod reproducer;
 pub mod spawn;
-pub mod verdict;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -23,15 +25,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use exit_harness::Observation;
+use exit_harness::{CellResult, Observation, Scenario};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use runtime_cache::Defect;
 
 use self::fork_server::ForkServer;
-use self::ops::{Case, End, Op, Place};
+use self::ops::{Case, Op, Place};
 use self::reproducer::Reproducer;
-use self::verdict::Verdict;
+use crate::contract::Ending;
 
 /// The cache files cases choose from.
 pub const FILE_POOL: [&str; 2] = ["a.rtc", "b.rtc"];
@@ -80,8 +82,8 @@ pub struct FuzzConfig {
 pub struct Finding {
     /// The minimal reproducer, with the path it was written to.
     pub reproducer: Reproducer,
-    /// The minimal case's verdict, from a spawned run with the black box.
-    pub verdict: Verdict,
+    /// The minimal case's result, from a spawned run with the black box.
+    pub result: CellResult,
     /// The ops of the first failing case, before shrinking.
     pub original_ops: usize,
 }
@@ -125,7 +127,7 @@ enum RawOp {
     Leak { pick: u8 },
     Move { pick: u8, to: u8 },
     Swap { pick: u8, file: u8 },
-    Fork { ending: End },
+    Fork { ending: Ending },
     Spawn { file: u8, kernel: u8 },
 }
 
@@ -134,14 +136,14 @@ fn raw_op() -> impl Strategy<Value = RawOp> {
     let kernel = 0..KERNELS;
     let pick = any::<u8>();
     let fork_ending = prop_oneof![
-        Just(End::Return),
-        Just(End::Exit(0)),
-        Just(End::Exit(7)),
-        Just(End::Panic),
-        Just(End::SigTerm),
-        Just(End::SigInt),
-        Just(End::Abort),
-        Just(End::SigKill)
+        Just(Ending::Return),
+        Just(Ending::Exit(0)),
+        Just(Ending::Exit(7)),
+        Just(Ending::Panic),
+        Just(Ending::SigTerm),
+        Just(Ending::SigInt),
+        Just(Ending::Abort),
+        Just(Ending::SigKill)
     ];
     prop_oneof![
         4 => (file.clone(), prop::bool::weighted(0.15)).prop_map(|(file, handler)| RawOp::Create { file, handler }),
@@ -156,21 +158,21 @@ fn raw_op() -> impl Strategy<Value = RawOp> {
     ]
 }
 
-fn ending() -> impl Strategy<Value = End> {
+fn ending() -> impl Strategy<Value = Ending> {
     prop_oneof![
-        4 => Just(End::Return),
-        2 => Just(End::Exit(0)),
-        1 => Just(End::Exit(3)),
-        1 => Just(End::Panic),
-        1 => Just(End::SigTerm),
-        1 => Just(End::SigInt),
-        1 => Just(End::Abort),
-        1 => Just(End::SigKill),
+        4 => Just(Ending::Return),
+        2 => Just(Ending::Exit(0)),
+        1 => Just(Ending::Exit(3)),
+        1 => Just(Ending::Panic),
+        1 => Just(Ending::SigTerm),
+        1 => Just(Ending::SigInt),
+        1 => Just(Ending::Abort),
+        1 => Just(Ending::SigKill),
     ]
 }
 
 /// Resolves generated operations into an explicit case.
-fn normalize(raw: &[RawOp], ending: End) -> Case {
+fn normalize(raw: &[RawOp], ending: Ending) -> Case {
     let mut owned: Vec<u32> = Vec::new();
     let mut created = 0;
     let mut processes = 0;
@@ -260,22 +262,43 @@ impl Runner {
         }
     }
 
-    /// Runs `case` and judges it against the model.
-    fn check(&mut self, case: &Case) -> Verdict {
+    /// Runs `case` and judges it with the oracles the model's prediction implies.
+    fn check(&mut self, case: &Case) -> CellResult {
         let black_box = matches!(self, Runner::Spawn { .. });
-        let prediction = match model::predict(case) {
-            Ok(prediction) => prediction,
-            Err(error) => return failed("case", error.to_string()),
+        let started = Instant::now();
+        let (scenario, observation) = match model::predict(case) {
+            Ok(prediction) => {
+                let scenario = prediction.scenario("fuzz case", case, &prediction.expect, black_box);
+                (scenario, self.observe(case))
+            }
+            Err(error) => {
+                (Scenario::new("fuzz case").family("fuzz"), Err(format!("the case breaks the rules: {error}")))
+            }
         };
-        match self.observe(case) {
-            Ok(obs) => verdict::judge(case, &prediction.steps, &prediction.expect, &obs, black_box),
-            Err(error) => failed("run", error),
+        scenario.judge(observation, started.elapsed(), self.command(case))
+    }
+
+    /// How a case is run, for reports.
+    fn command(&self, case: &Case) -> String {
+        match self {
+            Runner::Fork { child, .. } => format!("{} {} (forked per case)", child.display(), fork_server::SERVE_ARG),
+            Runner::Spawn { child, defect } => spawn::spec(child, case, *defect).command_line(),
         }
     }
 }
 
-fn failed(what: &str, evidence: String) -> Verdict {
-    Verdict { checks: 1, failures: vec![verdict::Failure { what: what.into(), evidence }] }
+/// A failed result's first failure as one line (for titles and progress output): the oracle
+/// and the first line of its evidence, with the first quoted line when the first only
+/// announces them.
+pub fn headline(result: &CellResult) -> String {
+    let failures = result.failures();
+    let Some(failure) = failures.first() else { return "pass".into() };
+    let mut lines = failure.lines().map(str::trim).filter(|line| !line.is_empty());
+    let first = lines.next().unwrap_or("");
+    match lines.next() {
+        Some(next) if first.ends_with(':') => format!("{first} {next}"),
+        _ => first.to_owned(),
+    }
 }
 
 /// 32 bytes of ChaCha seed for job `job` of a run seeded with `seed`.
@@ -293,7 +316,7 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
     let jobs = config.jobs.max(1);
     let stop = AtomicBool::new(false);
     let (cases, runs, first_failing_ops) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let found: Mutex<Option<(Vec<RawOp>, End)>> = Mutex::new(None);
+    let found: Mutex<Option<(Vec<RawOp>, Ending)>> = Mutex::new(None);
     let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let strategy = (prop::collection::vec(raw_op(), 0..=config.max_ops), ending());
     std::thread::scope(|scope| {
@@ -329,8 +352,8 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
                     }
                     progress(runs.fetch_add(1, Ordering::Relaxed) + 1);
                     let case = normalize(&raw, end);
-                    let verdict = runner.borrow_mut().check(&case);
-                    if verdict.passed() {
+                    let result = runner.borrow_mut().check(&case);
+                    if result.passed() {
                         return Ok(());
                     }
                     if !shrinking.swap(true, Ordering::Relaxed) {
@@ -341,7 +364,7 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
                         }
                         first_failing_ops.store(case.ops.len() as u64, Ordering::Relaxed);
                     }
-                    Err(TestCaseError::fail(verdict.headline()))
+                    Err(TestCaseError::fail(headline(&result)))
                 });
                 if let Err(TestError::Fail(_, minimal)) = result {
                     *found.lock().unwrap_or_else(|p| p.into_inner()) = Some(minimal);
@@ -393,8 +416,8 @@ fn minimize(mut case: Case, runner: &mut Runner, on_run: &dyn Fn()) -> Case {
                 continue 'outer;
             }
         }
-        if case.ending != End::Return && fails(&Case { ending: End::Return, ..case.clone() }) {
-            case.ending = End::Return;
+        if case.ending != Ending::Return && fails(&Case { ending: Ending::Return, ..case.clone() }) {
+            case.ending = Ending::Return;
             continue;
         }
         break;
@@ -428,13 +451,12 @@ fn renumber(mut case: Case) -> Case {
 /// Re-runs the minimal case (spawned, with the black box) for its evidence, and writes it down.
 fn write_finding(config: &FuzzConfig, case: Case, original_ops: usize) -> Result<Finding, String> {
     let mut spawned = Runner::Spawn { child: config.child.clone(), defect: config.defect };
-    let mut verdict = spawned.check(&case);
-    if verdict.passed() {
+    let mut result = spawned.check(&case);
+    if result.passed() {
         // Failed under the fork server only, or not every time: keep the fork server's evidence.
-        verdict = Runner::start(config)?.check(&case);
+        result = Runner::start(config)?.check(&case);
     }
-    let headline = verdict.headline();
-    let headline: String = headline.chars().take(120).collect();
+    let headline: String = headline(&result).chars().take(120).collect();
     let title = format!("fuzz (seed {}): {headline}", config.seed);
     let mut reproducer = Reproducer::from_case(title, case, config.defect).map_err(|error| error.to_string())?;
     std::fs::create_dir_all(&config.out).map_err(|error| format!("create {}: {error}", config.out.display()))?;
@@ -443,14 +465,18 @@ fn write_finding(config: &FuzzConfig, case: Case, original_ops: usize) -> Result
     let path = config.out.join(format!("fuzz-{}-{}.toml", config.seed, &digest[..8]));
     std::fs::write(&path, &text).map_err(|error| format!("write {}: {error}", path.display()))?;
     reproducer.path = path;
-    Ok(Finding { reproducer, verdict, original_ops })
+    result.name = reproducer.path.display().to_string();
+    Ok(Finding { reproducer, result, original_ops })
 }
 
 /// Replays `reproducer` once, spawned through the harness's runner (with the black box), against
-/// `defect` of the defect zoo if given, and judges it against the reproducer's expectations.
-pub fn replay(child: &Path, reproducer: &Reproducer, defect: Option<Defect>) -> Verdict {
-    match spawn::run_spawned(child, &reproducer.case, defect) {
-        Ok(obs) => verdict::judge(&reproducer.case, &reproducer.prediction.steps, &reproducer.expect, &obs, true),
-        Err(error) => failed("run", error.to_string()),
-    }
+/// `defect` of the defect zoo if given, and judges it with the oracles its expectations imply.
+pub fn replay(child: &Path, reproducer: &Reproducer, defect: Option<Defect>) -> CellResult {
+    let name = reproducer.path.display().to_string();
+    let mut scenario = reproducer.prediction.scenario(&name, &reproducer.case, &reproducer.expect, true);
+    scenario.family = "reproducer".into();
+    let spec = spawn::spec(child, &reproducer.case, defect);
+    let started = Instant::now();
+    let observation = spec.run(&scenario.files).map_err(|error| error.to_string());
+    scenario.judge(observation, started.elapsed(), spec.command_line())
 }

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use exit_harness::report::human;
 use scenarios::catalog::{RuntimeCacheCatalog, Sizes};
-use scenarios::defects::DefectHunt;
+use scenarios::defect_hunt::DefectHunt;
 use scenarios::fuzz::reproducer::Reproducer;
 use scenarios::fuzz::{self, Executor, FuzzConfig};
 
@@ -197,7 +198,7 @@ fn fuzz_command(config: &FuzzConfig) -> ExitCode {
                 finding.original_ops,
                 finding.reproducer.case
             );
-            println!("{}", finding.verdict);
+            print!("{}", human::failure_block(&finding.result, &finding.command()));
             println!("reproducer: {}", finding.reproducer.path.display());
             println!("replay it (paste into the issue):\n  {}", finding.command());
             ExitCode::FAILURE
@@ -206,31 +207,40 @@ fn fuzz_command(config: &FuzzConfig) -> ExitCode {
 }
 
 fn repro_command(child: &std::path::Path, files: &[PathBuf], defect: Option<runtime_cache::Defect>) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
+    let mut results = Vec::new();
+    let mut malformed = false;
     for path in files {
-        let reproducer = match Reproducer::load(path) {
-            Ok(reproducer) => reproducer,
+        match Reproducer::load(path) {
+            Ok(reproducer) => {
+                let mut result = fuzz::replay(child, &reproducer, defect);
+                if let Some(defect) = defect {
+                    result.name = format!("{} [defect {}]", result.name, defect.name());
+                }
+                println!("{}", human::status_line(&result));
+                results.push((reproducer, result));
+            }
             Err(error) => {
                 eprintln!("exit-harness repro: {error}");
-                code = ExitCode::from(2);
-                continue;
+                malformed = true;
             }
-        };
-        let verdict = fuzz::replay(child, &reproducer, defect);
-        let against = defect.map_or(String::new(), |d| format!(" [defect {}]", d.name()));
-        if verdict.passed() {
-            println!("PASS {}{against}: {} ({} checks)", path.display(), reproducer.title, verdict.checks);
-            continue;
         }
-        println!("FAIL {}{against}: {}", path.display(), reproducer.title);
+    }
+    for (reproducer, result) in results.iter().filter(|(_, result)| !result.passed()) {
+        let against = defect.map_or(String::new(), |d| format!("--defect {} ", d.name()));
+        println!("\n{}", reproducer.title);
         if let Some(issue) = &reproducer.issue {
             println!("  issue: {issue}");
         }
         println!("  case:\n  {}", reproducer.case.to_string().replace('\n', "\n  "));
-        println!("  {}", verdict.to_string().trim_end().replace('\n', "\n  "));
-        if code == ExitCode::SUCCESS {
-            code = ExitCode::FAILURE;
-        }
+        let rerun = format!("exit-harness repro {against}{}", reproducer.path.display());
+        print!("{}", human::failure_block(result, &rerun));
     }
-    code
+    let only: Vec<_> = results.iter().map(|(_, result)| result.clone()).collect();
+    let summary = exit_harness::report::Summary::of(&only);
+    println!("\n{} passed, {} failed", summary.passed, summary.failed);
+    match (malformed, summary.failed) {
+        (true, _) => ExitCode::from(2),
+        (false, 0) => ExitCode::SUCCESS,
+        (false, _) => ExitCode::FAILURE,
+    }
 }

@@ -7,7 +7,7 @@
 //! stdin/stdout/stderr at `/dev/null` and two files, enters the case's scratch folder, sets the
 //! journal variables and runs the case to its real ending (returning from `main`, exiting,
 //! panicking or dying by a signal). The server reaps it, kills whatever is left of its process
-//! group, and answers `STATUS LEAKED` (the raw wait status, and 1 if anything was left).
+//! group and every descendant it adopted (it is a child subreaper), and answers `STATUS LEAKED` (the raw wait status, and 1 if anything was left).
 //!
 //! The parent then reads the journal, the captured output and the cache files (decoded with
 //! [`runtime_cache::format::decode`]) into an [`Observation`], so that the same
@@ -159,7 +159,8 @@ fn observe(
     let leaked = match leaked {
         true => vec![LeakedProcess {
             pid: None,
-            cmdline: "(the fork server saw a process of the case's group outlive it)".into(),
+            cmdline: "(the fork server saw a descendant of the case outlive it, in its process group or adopted)"
+                .into(),
         }],
         false => Vec::new(),
     };
@@ -175,8 +176,9 @@ fn observe(
         folders: Vec::new(),
         black_box_overflowed: false,
         leaked,
-        // The server checks the case's process group only.
-        descendants_watched: false,
+        // The server kills the case's process group and, a child subreaper, every descendant
+        // that left the group and was adopted by it.
+        descendants_watched: true,
         instrumented: true,
         scratch: None,
     })
