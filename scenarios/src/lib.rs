@@ -11,13 +11,16 @@
 //! - [`defect_hunt`]: the catalog against runtime-cache's defect zoo: what caught what.
 //! - [`wiring`]: runtime-cache's observer, written to the harness journal.
 //! - [`fuzz`]: churn fuzzing against a reference model, and the regression reproducers.
+//! - [`cli`]: runtime-cache's subcommands (`defects`, `fuzz`, `repro`).
 //!
-//! The `exit-harness` binary of this package runs the catalog (`exit-harness list | check`).
+//! The `exit-harness` binary of this package is the harness's generic command line (`list`,
+//! `check`, `run`) over this catalog, plus [`cli`]'s subcommands.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cache_oracles;
 pub mod catalog;
+pub mod cli;
 pub mod contract;
 pub mod defect_hunt;
 pub mod fuzz;

@@ -61,7 +61,9 @@ impl ForkServer {
     /// Starts `child` (the `scenario-child` program) in fork-server mode, against `defect` of the
     /// defect zoo if given.
     pub fn start(child: &Path, defect: Option<Defect>) -> std::io::Result<Self> {
-        let base = tempfile::Builder::new().prefix("exit-harness-fuzz-").tempdir()?;
+        let mut folder = tempfile::Builder::new();
+        folder.prefix("exit-harness-fuzz-");
+        let base = folder.tempdir_in(CASE_FOLDER_BASE).or_else(|_| folder.tempdir())?;
         let mut command = Command::new(child);
         command.arg(SERVE_ARG).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         command.env_remove("RUST_BACKTRACE").env_remove("RUST_LIB_BACKTRACE");
@@ -183,6 +185,12 @@ fn observe(
         scratch: None,
     })
 }
+
+/// Where the cases' folders go: `/dev/shm` (tmpfs) where it can be written, else the temp
+/// folder. A case creates and removes some ten files (its folder, journal, output, cache, lock
+/// and temp files); on tmpfs that costs a fraction of what it costs on a disk file system, and
+/// nothing a case is judged on depends on the file system.
+const CASE_FOLDER_BASE: &str = "/dev/shm";
 
 /// A file as it is now: absent, or its size, hash and decoded keys.
 fn snapshot(path: &Path) -> FileSnapshot {
