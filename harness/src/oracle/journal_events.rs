@@ -87,10 +87,14 @@ impl Oracle for JournalEvents {
     }
 
     fn judge(&self, obs: &Observation) -> OracleVerdict {
-        let journal = match obs.judgeable_journal() {
-            Ok(journal) => journal,
-            Err(verdict) => return verdict,
-        };
+        self.verdict(obs).unwrap_or_else(|verdict| verdict)
+    }
+}
+
+impl JournalEvents {
+    /// The verdict, or (as `Err`) the failure found on the way.
+    fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
+        let journal = obs.judgeable_journal()?;
         let events: Vec<&Entry> =
             journal.of_kind(&self.kind).filter(|e| self.matching.iter().all(|m| has(e, m))).collect();
         let what = self.describe();
@@ -116,21 +120,24 @@ impl Oracle for JournalEvents {
             } else {
                 quote_lines(events.iter().map(|e| e.raw.as_str()), 5)
             };
-            return OracleVerdict::fail(format!("{} {what} event(s), expected {expected}:\n{quoted}", events.len()));
+            return Ok(OracleVerdict::fail(format!(
+                "{} {what} event(s), expected {expected}:\n{quoted}",
+                events.len()
+            )));
         }
         let odd: Vec<&str> =
             events.iter().filter(|e| !self.each.iter().all(|m| has(e, m))).map(|e| e.raw.as_str()).collect();
         if odd.is_empty() {
-            return OracleVerdict::Pass;
+            return Ok(OracleVerdict::Pass);
         }
         let want: Vec<String> = self.each.iter().map(|(f, v)| format!("{f}={v}")).collect();
-        OracleVerdict::fail(format!(
+        Ok(OracleVerdict::fail(format!(
             "{} of {} {what} event(s) lack {}:\n{}",
             odd.len(),
             events.len(),
             want.join(", "),
             quote_lines(odd, 5)
-        ))
+        )))
     }
 }
 

@@ -31,20 +31,24 @@ impl Oracle for MarkerSeen {
     }
 
     fn judge(&self, obs: &Observation) -> OracleVerdict {
-        let journal = match obs.judgeable_journal() {
-            Ok(journal) => journal,
-            Err(verdict) => return verdict,
-        };
+        self.verdict(obs).unwrap_or_else(|verdict| verdict)
+    }
+}
+
+impl MarkerSeen {
+    /// The verdict, or (as `Err`) the failure found on the way.
+    fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
+        let journal = obs.judgeable_journal()?;
         if journal.has_marker(&self.name) {
-            return OracleVerdict::Pass;
+            return Ok(OracleVerdict::Pass);
         }
         let seen: Vec<&str> = journal.of_kind("marker").map(|e| e.raw.as_str()).collect();
-        OracleVerdict::fail(format!(
+        Ok(OracleVerdict::fail(format!(
             "marker `{}` is not in the journal ({} line(s)); the markers it holds:\n{}",
             self.name,
             journal.entries.len(),
             quote_lines(seen, 8)
-        ))
+        )))
     }
 }
 

@@ -34,20 +34,26 @@ impl Oracle for ReportedEntries {
     }
 
     fn judge(&self, obs: &Observation) -> OracleVerdict {
-        let file = match files_named(obs, Some(&self.file)) {
-            Ok(files) => files[0],
-            Err(verdict) => return verdict,
-        };
-        if let Err(verdict) = obs.judgeable_journal() {
-            return verdict;
-        }
+        self.verdict(obs).unwrap_or_else(|verdict| verdict)
+    }
+}
+
+impl ReportedEntries {
+    /// The verdict, or (as `Err`) the failure found on the way.
+    fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
+        let file = files_named(obs, Some(&self.file))?[0];
+        obs.judgeable_journal()?;
         let Some(last) = journal_about(obs, "save", file).pop() else {
-            return OracleVerdict::fail(format!("{}: no save in the journal", file.name));
+            return Ok(OracleVerdict::fail(format!("{}: no save in the journal", file.name)));
         };
         let Some(keys) = file.after.keys() else {
-            return OracleVerdict::fail(format!("{}: no keys after the run ({})", file.name, file.after.describe()));
+            return Ok(OracleVerdict::fail(format!(
+                "{}: no keys after the run ({})",
+                file.name,
+                file.after.describe()
+            )));
         };
-        match last.u64_field("entries") {
+        Ok(match last.u64_field("entries") {
             Some(reported) if reported == keys.len() as u64 => OracleVerdict::Pass,
             reported => OracleVerdict::fail(format!(
                 "{}: the last save reported {reported:?} entries; the file holds {}:\n    {}",
@@ -55,7 +61,7 @@ impl Oracle for ReportedEntries {
                 keys.len(),
                 last.raw
             )),
-        }
+        })
     }
 }
 

@@ -49,13 +49,15 @@ impl Oracle for SaveTriggers {
     }
 
     fn judge(&self, obs: &Observation) -> OracleVerdict {
-        let file = match files_named(obs, Some(&self.file)) {
-            Ok(files) => files[0],
-            Err(verdict) => return verdict,
-        };
-        if let Err(verdict) = obs.judgeable_journal() {
-            return verdict;
-        }
+        self.verdict(obs).unwrap_or_else(|verdict| verdict)
+    }
+}
+
+impl SaveTriggers {
+    /// The verdict, or (as `Err`) the failure found on the way.
+    fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
+        let file = files_named(obs, Some(&self.file))?[0];
+        obs.judgeable_journal()?;
         let saves = journal_about(obs, "save", file);
         let seen: Vec<&str> = saves.iter().map(|s| s.str_field("trigger").unwrap_or("(none)")).collect();
         let (ok, expected) = match &self.expect {
@@ -65,13 +67,13 @@ impl Oracle for SaveTriggers {
             }
         };
         if ok {
-            return OracleVerdict::Pass;
+            return Ok(OracleVerdict::Pass);
         }
-        OracleVerdict::fail(format!(
+        Ok(OracleVerdict::fail(format!(
             "{}: save triggers {seen:?}, expected {expected}; the `save` lines:\n{}",
             file.name,
             quote_lines(saves.iter().map(|s| s.raw.as_str()), 8)
-        ))
+        )))
     }
 }
 

@@ -34,21 +34,22 @@ impl Oracle for SavedBefore {
     }
 
     fn judge(&self, obs: &Observation) -> OracleVerdict {
-        let file = match files_named(obs, Some(&self.file)) {
-            Ok(files) => files[0],
-            Err(verdict) => return verdict,
-        };
-        let journal = match obs.judgeable_journal() {
-            Ok(journal) => journal,
-            Err(verdict) => return verdict,
-        };
+        self.verdict(obs).unwrap_or_else(|verdict| verdict)
+    }
+}
+
+impl SavedBefore {
+    /// The verdict, or (as `Err`) the failure found on the way.
+    fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
+        let file = files_named(obs, Some(&self.file))?[0];
+        let journal = obs.judgeable_journal()?;
         let marker = &self.marker;
         let Some(mark) = journal.of_kind("marker").find(|e| e.str_field("name") == Some(marker)) else {
-            return OracleVerdict::fail(format!("marker `{marker}` is not in the journal"));
+            return Ok(OracleVerdict::fail(format!("marker `{marker}` is not in the journal")));
         };
         let saves = journal_about(obs, "save", file);
         let late: Vec<&str> = saves.iter().filter(|s| s.line > mark.line).map(|s| s.raw.as_str()).collect();
-        match (saves.is_empty(), late.is_empty()) {
+        Ok(match (saves.is_empty(), late.is_empty()) {
             (true, _) => OracleVerdict::fail(format!("{}: no save before marker `{marker}` (none at all)", file.name)),
             (false, true) => OracleVerdict::Pass,
             (false, false) => OracleVerdict::fail(format!(
@@ -59,7 +60,7 @@ impl Oracle for SavedBefore {
                 mark.line,
                 quote_lines(late, 5)
             )),
-        }
+        })
     }
 }
 

@@ -65,29 +65,33 @@ impl Oracle for WithinDeadline {
     }
 
     fn judge(&self, obs: &Observation) -> OracleVerdict {
-        let journal = match obs.judgeable_journal() {
-            Ok(journal) => journal,
-            Err(verdict) => return verdict,
-        };
+        self.verdict(obs).unwrap_or_else(|verdict| verdict)
+    }
+}
+
+impl WithinDeadline {
+    /// The verdict, or (as `Err`) the failure found on the way.
+    fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
+        let journal = obs.judgeable_journal()?;
         let from = self.from.describe();
         let Some(start) = journal.entries.iter().find(|e| self.from.matches(e)) else {
-            return OracleVerdict::fail(format!("no {from} event in the journal"));
+            return Ok(OracleVerdict::fail(format!("no {from} event in the journal")));
         };
         let Some(end) = journal.entries.iter().find(|e| e.kind == self.to && e.pid == start.pid && e.line > start.line)
         else {
-            return OracleVerdict::fail(format!(
+            return Ok(OracleVerdict::fail(format!(
                 "no `{}` event from process {} after {from}:\n    {}",
                 self.to, start.pid, start.raw
-            ));
+            )));
         };
         let took = Duration::from_micros(end.t_us.saturating_sub(start.t_us));
         if took <= self.limit {
-            return OracleVerdict::Pass;
+            return Ok(OracleVerdict::Pass);
         }
-        OracleVerdict::fail(format!(
+        Ok(OracleVerdict::fail(format!(
             "`{}` came {took:?} after {from}, limit {:?}:\n    {}\n    {}",
             self.to, self.limit, start.raw, end.raw
-        ))
+        )))
     }
 }
 
