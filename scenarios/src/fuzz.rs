@@ -1,18 +1,20 @@
 //! Churn fuzzing with a reference model, and regression reproducers.
 //!
 //! - [`ops`]: the operations a case performs and their one-line text form.
+//! - [`generate`]: cases drawn and shrunk by a proptest-state-machine reference state machine.
 //! - [`model`]: the reference model: what the contract says each case must do, and the oracles
 //!   that prediction implies.
 //! - [`oracles`]: the model's own oracles (steps, saves per process, entries, child endings).
 //! - [`fork_server`] and [`spawn`]: the two ways a case runs in a real child process.
 //! - [`reproducer`]: the TOML files an issue report carries.
 //!
-//! [`fuzz`] generates cases with proptest, runs each in a real child process (the fork server by
+//! [`fuzz`] generates cases with proptest ([`generate`]), runs each in a real child process (the fork server by
 //! default), judges it with the oracles the model implies (a harness [`CellResult`], as every
 //! catalog cell), and on the first failure lets proptest shrink it to a
 //! minimal case, which it writes as a [`reproducer::Reproducer`]. [`replay`] runs a reproducer.
 
 pub mod fork_server;
+pub mod generate;
 pub mod model;
 pub mod ops;
 pub mod oracles;
@@ -26,26 +28,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use exit_harness::{CellResult, Observation, Scenario};
-use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use runtime_cache::Defect;
 
 use self::fork_server::ForkServer;
-use self::ops::{Case, Op, Place};
+use self::ops::{Case, Op};
 use self::reproducer::Reproducer;
-use crate::contract::Ending;
-
-/// The cache files cases choose from.
-pub const FILE_POOL: [&str; 2] = ["a.rtc", "b.rtc"];
-
-/// Kernels cases choose from (few, so that hits happen).
-const KERNELS: u8 = 4;
-
-/// Most engines one case creates.
-const MAX_ENGINES: u32 = 6;
-
-/// Most `fork`s and `spawn`s in one case.
-const MAX_PROCESSES: usize = 3;
 
 /// How each case runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,116 +102,6 @@ impl FuzzReport {
     pub fn rate(&self) -> f64 {
         self.runs as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
-}
-
-/// A generated operation: engines are chosen by index among the ones the case still owns, so
-/// every subsequence (what shrinking tries) is still a valid case.
-#[derive(Clone, Debug)]
-enum RawOp {
-    Create { file: u8, handler: bool },
-    Compile { pick: u8, kernel: u8 },
-    Save { pick: u8 },
-    Drop { pick: u8 },
-    Leak { pick: u8 },
-    Move { pick: u8, to: u8 },
-    Swap { pick: u8, file: u8 },
-    Fork { ending: Ending },
-    Spawn { file: u8, kernel: u8 },
-}
-
-fn raw_op() -> impl Strategy<Value = RawOp> {
-    let file = 0..FILE_POOL.len() as u8;
-    let kernel = 0..KERNELS;
-    let pick = any::<u8>();
-    let fork_ending = prop_oneof![
-        Just(Ending::Return),
-        Just(Ending::Exit(0)),
-        Just(Ending::Exit(7)),
-        Just(Ending::Panic),
-        Just(Ending::SigTerm),
-        Just(Ending::SigInt),
-        Just(Ending::Abort),
-        Just(Ending::SigKill)
-    ];
-    prop_oneof![
-        4 => (file.clone(), prop::bool::weighted(0.15)).prop_map(|(file, handler)| RawOp::Create { file, handler }),
-        6 => (pick, kernel.clone()).prop_map(|(pick, kernel)| RawOp::Compile { pick, kernel }),
-        2 => pick.prop_map(|pick| RawOp::Save { pick }),
-        2 => pick.prop_map(|pick| RawOp::Drop { pick }),
-        1 => pick.prop_map(|pick| RawOp::Leak { pick }),
-        2 => (pick, 0..3u8).prop_map(|(pick, to)| RawOp::Move { pick, to }),
-        1 => (pick, file.clone()).prop_map(|(pick, file)| RawOp::Swap { pick, file }),
-        1 => fork_ending.prop_map(|ending| RawOp::Fork { ending }),
-        1 => (file, kernel).prop_map(|(file, kernel)| RawOp::Spawn { file, kernel }),
-    ]
-}
-
-fn ending() -> impl Strategy<Value = Ending> {
-    prop_oneof![
-        4 => Just(Ending::Return),
-        2 => Just(Ending::Exit(0)),
-        1 => Just(Ending::Exit(3)),
-        1 => Just(Ending::Panic),
-        1 => Just(Ending::SigTerm),
-        1 => Just(Ending::SigInt),
-        1 => Just(Ending::Abort),
-        1 => Just(Ending::SigKill),
-    ]
-}
-
-/// Resolves generated operations into an explicit case.
-fn normalize(raw: &[RawOp], ending: Ending) -> Case {
-    let mut owned: Vec<u32> = Vec::new();
-    let mut created = 0;
-    let mut processes = 0;
-    let mut ops = Vec::new();
-    let file = |index: u8| FILE_POOL[usize::from(index) % FILE_POOL.len()].to_owned();
-    let kernel = |index: u8| format!("k{index}");
-    for op in raw {
-        let pick = |pick: u8| (!owned.is_empty()).then(|| usize::from(pick) % owned.len());
-        let op = match *op {
-            RawOp::Create { file: f, handler } if created < MAX_ENGINES => {
-                owned.push(created);
-                created += 1;
-                Op::Create { engine: created - 1, path: file(f), handler }
-            }
-            RawOp::Compile { pick: p, kernel: k } => match pick(p) {
-                Some(at) => Op::Compile { engine: owned[at], kernel: kernel(k) },
-                None => continue,
-            },
-            RawOp::Save { pick: p } => match pick(p) {
-                Some(at) => Op::Save { engine: owned[at] },
-                None => continue,
-            },
-            RawOp::Swap { pick: p, file: f } => match pick(p) {
-                Some(at) => Op::Swap { engine: owned[at], path: file(f) },
-                None => continue,
-            },
-            RawOp::Drop { pick: p } => match pick(p) {
-                Some(at) => Op::Drop { engine: owned.remove(at) },
-                None => continue,
-            },
-            RawOp::Leak { pick: p } => match pick(p) {
-                Some(at) => Op::Leak { engine: owned.remove(at) },
-                None => continue,
-            },
-            RawOp::Move { pick: p, to } => match pick(p) {
-                Some(at) => Op::Move { engine: owned.remove(at), to: Place::ALL[usize::from(to) % Place::ALL.len()] },
-                None => continue,
-            },
-            RawOp::Fork { ending } if processes < MAX_PROCESSES => {
-                processes += 1;
-                Op::Fork { ending }
-            }
-            RawOp::Spawn { file: f, kernel: k } if processes < MAX_PROCESSES => {
-                processes += 1;
-                Op::Spawn { path: file(f), kernel: kernel(k) }
-            }
-            _ => continue,
-        };
-        ops.push(op);
-    }
-    Case { ops, ending }
 }
 
 /// Runs cases one at a time with the configured executor.
@@ -318,13 +196,12 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
     let jobs = config.jobs.max(1);
     let stop = AtomicBool::new(false);
     let (cases, runs, first_failing_ops) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let found: Mutex<Option<(Vec<RawOp>, Ending)>> = Mutex::new(None);
+    let found: Mutex<Option<Case>> = Mutex::new(None);
     let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let strategy = (prop::collection::vec(raw_op(), 0..=config.max_ops), ending());
     std::thread::scope(|scope| {
         for job in 0..jobs {
             let share = config.cases / jobs as u64 + u64::from((job as u64) < config.cases % jobs as u64);
-            let (stop, cases, runs, found, errors, strategy) = (&stop, &cases, &runs, &found, &errors, &strategy);
+            let (stop, cases, runs, found, errors) = (&stop, &cases, &runs, &found, &errors);
             let first_failing_ops = &first_failing_ops;
             scope.spawn(move || {
                 let runner = match Runner::start(config) {
@@ -346,8 +223,9 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
                 // of its cost (ChaCha took a quarter of the parent's time in a debug build).
                 let rng = TestRng::from_seed(RngAlgorithm::XorShift, &job_seed(config.seed, job));
                 let mut test_runner = TestRunner::new_with_rng(proptest_config, rng);
+                let strategy = generate::cases(config.max_ops);
                 let shrinking = AtomicBool::new(false);
-                let result = test_runner.run(strategy, |(raw, end)| {
+                let result = test_runner.run(&strategy, |((_, ops, seen), ending)| {
                     if !shrinking.load(Ordering::Relaxed) {
                         if stop.load(Ordering::Relaxed) {
                             return Ok(());
@@ -355,8 +233,12 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
                         cases.fetch_add(1, Ordering::Relaxed);
                     }
                     progress(runs.fetch_add(1, Ordering::Relaxed) + 1);
-                    let case = normalize(&raw, end);
+                    let case = Case { ops, ending };
                     let result = runner.borrow_mut().check(&case);
+                    // The child ran the whole case: shrinking may drop any of its operations.
+                    if let Some(seen) = seen {
+                        seen.store(case.ops.len(), Ordering::SeqCst);
+                    }
                     if result.passed() {
                         return Ok(());
                     }
@@ -370,8 +252,8 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
                     }
                     Err(TestCaseError::fail(headline(&result)))
                 });
-                if let Err(TestError::Fail(_, minimal)) = result {
-                    *found.lock().unwrap_or_else(|p| p.into_inner()) = Some(minimal);
+                if let Err(TestError::Fail(_, ((_, ops, _), ending))) = result {
+                    *found.lock().unwrap_or_else(|p| p.into_inner()) = Some(Case { ops, ending });
                 }
             });
         }
@@ -385,48 +267,13 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
         elapsed: started.elapsed(),
         finding: None,
     };
-    if let Some((raw, end)) = found.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        let mut runner = Runner::start(config)?;
-        let case = minimize(normalize(&raw, end), &mut runner, &|| {
-            progress(runs.fetch_add(1, Ordering::Relaxed) + 1);
-        });
+    if let Some(case) = found.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        let case = renumber(case);
         let original_ops = first_failing_ops.load(Ordering::Relaxed) as usize;
         report.finding = Some(write_finding(config, case, original_ops)?);
         report.runs = runs.load(Ordering::Relaxed);
     }
     Ok(report)
-}
-
-/// Proptest shrinks the generated operations; this finishes the job on the explicit case: it
-/// drops single ops (a `create` together with every op on its engine) and simplifies the ending
-/// while the case still fails, then numbers the engines afresh.
-fn minimize(mut case: Case, runner: &mut Runner, on_run: &dyn Fn()) -> Case {
-    let mut fails = |candidate: &Case| {
-        if model::predict(candidate).is_err() {
-            return false;
-        }
-        on_run();
-        !runner.check(candidate).passed()
-    };
-    'outer: loop {
-        for at in 0..case.ops.len() {
-            let mut candidate = case.clone();
-            let removed = candidate.ops.remove(at);
-            if let Op::Create { engine, .. } = removed {
-                candidate.ops.retain(|op| op.acts_on() != Some(engine));
-            }
-            if fails(&candidate) {
-                case = candidate;
-                continue 'outer;
-            }
-        }
-        if case.ending != Ending::Return && fails(&Case { ending: Ending::Return, ..case.clone() }) {
-            case.ending = Ending::Return;
-            continue;
-        }
-        break;
-    }
-    renumber(case)
 }
 
 /// Numbers engines e0, e1, ... in the order the case creates them.
