@@ -25,6 +25,7 @@ use scenarios::plan::ChildPlan;
 use scenarios::wiring;
 
 fn main() -> ExitCode {
+    sys::default_termination_signals();
     let mut args = std::env::args().skip(1);
     let Some(plan_arg) = args.next() else {
         ending::give_up("usage: scenario-child PLAN_JSON [--worker N]");

@@ -140,3 +140,14 @@ pub fn kill_adopted() -> bool {
     }
     leaked
 }
+
+/// Gives SIGINT and SIGTERM their default action, as the contract table's endings assume: a
+/// shell starts background jobs with SIGINT ignored, and an ignored disposition survives `exec`
+/// and `fork`, so a `sigint` ending would otherwise never end. Called first thing in `main`,
+/// before any handler is installed.
+pub fn default_termination_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: SIG_DFL installs no handler code; nothing else runs yet.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+}
