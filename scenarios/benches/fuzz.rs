@@ -64,7 +64,7 @@ fn library_rate(executor: Executor, jobs: usize, cases: u64) -> f64 {
         out: out.path().to_owned(),
         defect: None,
         executor,
-        max_ops: 12,
+        max_ops: 6,
     };
     let report = fuzz::fuzz(&config, &|_| {}).expect("fuzz");
     assert!(report.finding.is_none(), "runtime-cache failed a case: {:?}", report.finding.map(|f| f.result));

@@ -293,11 +293,18 @@ pub fn kernel_spec(name: &str) -> KernelSpec {
     KernelSpec::new(format!("{name}.cu"), source, name)
 }
 
-/// The hex cache key of kernel `name`, as the cache file holds it.
+/// The hex cache key of kernel `name`, as the cache file holds it (derived once per name: the
+/// fuzzer judges thousands of cases a second, and cases draw from a handful of kernels).
 pub fn kernel_key_hex(name: &str) -> String {
-    let compiler = compiler();
-    let identity: &CompilerIdentity = compiler.identity();
-    KernelKey::derive(&kernel_spec(name), identity).to_hex()
+    static KEYS: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let mut keys = KEYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let key = keys.entry(name.to_owned()).or_insert_with(|| {
+        let compiler = compiler();
+        let identity: &CompilerIdentity = compiler.identity();
+        KernelKey::derive(&kernel_spec(name), identity).to_hex()
+    });
+    key.clone()
 }
 
 #[cfg(test)]
