@@ -11,7 +11,7 @@
 //!
 //! The parent then reads the journal, the captured output and the cache files (decoded with
 //! [`runtime_cache::format::decode`]) into an [`Observation`], so that the same
-//! [verdict](super::verdict) judges fork-server and spawned runs. A fork-server run has no
+//! [oracles](super::oracles) judge fork-server and spawned runs. A fork-server run has no
 //! inotify black box; the decoded files are its second channel.
 
 use std::io::{BufRead, BufReader, Write};

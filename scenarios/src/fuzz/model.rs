@@ -10,11 +10,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use exit_harness::oracle::{JournalEvents, NoLeakedProcesses, SaveCount};
-use exit_harness::{ExitOutcome, Oracle, Scenario};
+use exit_harness::ExitOutcome;
 
 use super::ops::{Case, MAIN, Op, process_name};
-use super::oracles::{ChildEndings, FileEntries, ModelSteps, RegistryAtEnding, SavesPerProcess};
 use crate::contract::{Ending, contract};
 
 /// Saves per process per file: `saves["main"]["a.rtc"] == 1`.
@@ -68,51 +66,13 @@ pub struct Expectations {
     pub children: BTreeMap<String, ExitOutcome>,
 }
 
-/// The model's full prediction for a case.
+/// The model's full prediction for a case (the oracles it implies: [`super::oracles`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prediction {
     /// After each operation.
     pub steps: Vec<Step>,
     /// At the end.
     pub expect: Expectations,
-}
-
-impl Prediction {
-    /// The oracles this prediction implies for a run of `case`, judged against `expect` (the
-    /// prediction's own, or a reproducer's, which must agree with it): the model's steps, the
-    /// saves of each process, the exit registry at the ending, what each file holds, how each
-    /// child process ended, no failed save, the exit status, stderr and no leaked process. With
-    /// `black_box` (a spawned run), each file's saves are also counted by the harness's
-    /// `SaveCount`, so the journal and inotify must agree.
-    pub fn oracles(&self, case: &Case, expect: &Expectations, black_box: bool) -> Vec<Box<dyn Oracle>> {
-        let mut oracles: Vec<Box<dyn Oracle>> = vec![
-            Box::new(ModelSteps { case: case.clone(), steps: self.steps.clone() }),
-            Box::new(SavesPerProcess(expect.saves.clone())),
-            Box::new(RegistryAtEnding(expect.registry)),
-        ];
-        for (file, kernels) in &expect.entries {
-            oracles.push(Box::new(FileEntries { file: file.clone(), kernels: kernels.clone() }));
-            if black_box {
-                let total = expect.saves.values().filter_map(|files| files.get(file)).sum();
-                oracles.push(Box::new(SaveCount::exactly(total).of(file)));
-            }
-        }
-        oracles.push(Box::new(ChildEndings(expect.children.clone())));
-        oracles.push(Box::new(JournalEvents::of_kind("save_failed").none()));
-        oracles.push(Box::new(crate::contract::exit_status(expect.exit)));
-        oracles.push(Box::new(crate::contract::quiet_stderr(expect.panic_message)));
-        oracles.push(Box::new(NoLeakedProcesses));
-        oracles
-    }
-
-    /// A scenario named `name` judging a run of `case` with [`oracles`](Self::oracles), watching
-    /// every cache file the case names.
-    pub fn scenario(&self, name: &str, case: &Case, expect: &Expectations, black_box: bool) -> Scenario {
-        let mut scenario = Scenario::new(name).family("fuzz");
-        scenario.files = super::spawn::files_under_test(case);
-        scenario.oracles = self.oracles(case, expect, black_box);
-        scenario
-    }
 }
 
 /// A case that breaks the rules: which op (1-based) and why.

@@ -1,4 +1,4 @@
-//! The oracles a fuzz case's [`Prediction`](super::model::Prediction) implies, beyond the
+//! The oracles a fuzz case's [`Prediction`] implies, beyond the
 //! harness's generic ones: what the model says after each operation, the saves of each process,
 //! the exit registry when the ending began, what each cache file holds, how each forked or
 //! spawned process ended. They read the case's journal lines (`fuzz_process`, `fuzz_op`,
@@ -7,12 +7,52 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use exit_harness::journal::Entry;
-use exit_harness::oracle::{Oracle, OracleVerdict, names_file, qualified, quote_lines};
-use exit_harness::{ExitOutcome, Observation};
+use exit_harness::oracle::{
+    JournalEvents, NoLeakedProcesses, Oracle, OracleVerdict, SaveCount, names_file, qualified, quote_lines,
+};
+use exit_harness::{ExitOutcome, Observation, Scenario};
 
-use super::model::{Saves, Step};
+use super::model::{Expectations, Prediction, Saves, Step};
 use super::ops::{Case, MAIN, kernel_key_hex};
 use crate::wiring;
+
+impl Prediction {
+    /// The oracles this prediction implies for a run of `case`, judged against `expect` (the
+    /// prediction's own, or a reproducer's, which must agree with it): the model's steps, the
+    /// saves of each process, the exit registry at the ending, what each file holds, how each
+    /// child process ended, no failed save, the exit status, stderr and no leaked process. With
+    /// `black_box` (a spawned run), each file's saves are also counted by the harness's
+    /// `SaveCount`, so the journal and inotify must agree.
+    pub fn oracles(&self, case: &Case, expect: &Expectations, black_box: bool) -> Vec<Box<dyn Oracle>> {
+        let mut oracles: Vec<Box<dyn Oracle>> = vec![
+            Box::new(ModelSteps { case: case.clone(), steps: self.steps.clone() }),
+            Box::new(SavesPerProcess(expect.saves.clone())),
+            Box::new(RegistryAtEnding(expect.registry)),
+        ];
+        for (file, kernels) in &expect.entries {
+            oracles.push(Box::new(FileEntries { file: file.clone(), kernels: kernels.clone() }));
+            if black_box {
+                let total = expect.saves.values().filter_map(|files| files.get(file)).sum();
+                oracles.push(Box::new(SaveCount::exactly(total).of(file)));
+            }
+        }
+        oracles.push(Box::new(ChildEndings(expect.children.clone())));
+        oracles.push(Box::new(JournalEvents::of_kind("save_failed").none()));
+        oracles.push(Box::new(crate::contract::exit_status(expect.exit)));
+        oracles.push(Box::new(crate::contract::quiet_stderr(expect.panic_message)));
+        oracles.push(Box::new(NoLeakedProcesses));
+        oracles
+    }
+
+    /// A scenario named `name` judging a run of `case` with [`oracles`](Self::oracles), watching
+    /// every cache file the case names.
+    pub fn scenario(&self, name: &str, case: &Case, expect: &Expectations, black_box: bool) -> Scenario {
+        let mut scenario = Scenario::new(name).family("fuzz");
+        scenario.files = super::spawn::files_under_test(case);
+        scenario.oracles = self.oracles(case, expect, black_box);
+        scenario
+    }
+}
 
 /// Which process wrote each journal line: `pid -> "main" | "fork-3" | ...`, from the
 /// `fuzz_process` lines every process of a case writes first.

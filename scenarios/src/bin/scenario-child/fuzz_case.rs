@@ -150,7 +150,7 @@ fn run_case(case: &Case) -> ExitCode {
             }
             Op::Save { engine } => {
                 let handle = owned(engine);
-                // A failed save is journaled by the observer (`save_failed`); the verdict sees it.
+                // A failed save is journaled by the observer (`save_failed`); its oracle sees it.
                 if let Some(cache) = handle.runtime_cache() {
                     let _ = cache.save();
                 }
