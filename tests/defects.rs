@@ -2,7 +2,7 @@
 //! cache: CI fails the day a scenario stops catching its bug.
 
 use scenarios::catalog::Sizes;
-use scenarios::defects::DefectHunt;
+use scenarios::defect_hunt::DefectHunt;
 
 #[test]
 fn catalog_catches_every_defect_and_passes_the_correct_cache() {

@@ -31,11 +31,10 @@ fn folder() -> PathBuf {
 /// Replays `name` on runtime-cache (must pass) and on its defect (must fail).
 fn replay_shipped(name: &str) {
     let reproducer = Reproducer::load(&folder().join(name)).unwrap_or_else(|error| panic!("{error}"));
-    let verdict = replay(CHILD.as_ref(), &reproducer, None);
-    assert!(verdict.passed(), "{name} fails on runtime-cache:\n{}\n{verdict}", reproducer.case);
+    replay(CHILD.as_ref(), &reproducer, None).assert_passed();
     let defect = reproducer.defect.unwrap_or_else(|| panic!("{name} names no defect to prove it can fail"));
-    let verdict = replay(CHILD.as_ref(), &reproducer, Some(defect));
-    assert!(!verdict.passed(), "{name} does not catch defect {}: {verdict}", defect.name());
+    let result = replay(CHILD.as_ref(), &reproducer, Some(defect));
+    assert!(!result.passed(), "{name} does not catch defect {}:\n{}", defect.name(), reproducer.case);
 }
 
 #[test]
@@ -84,13 +83,22 @@ fn every_shipped_reproducer_has_a_test() {
 #[test]
 fn repro_replays_files_and_its_status_says_pass_or_fail() {
     let file = folder().join("fork-does-not-duplicate-exit-hook.toml");
-    Command::new(EXIT_HARNESS).arg("repro").arg(&file).assert().success().stdout(predicate::str::starts_with("PASS"));
+    Command::new(EXIT_HARNESS)
+        .arg("repro")
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("  PASS [").and(predicate::str::contains("\n1 passed, 0 failed\n")));
     Command::new(EXIT_HARNESS)
         .args(["repro", "--defect", "fork-unaware"])
         .arg(&file)
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("FAIL").and(predicate::str::contains("fork-3 saved a.rtc 1x")));
+        .stdout(predicate::str::contains("  FAIL [").and(predicate::str::contains("fork-3 saved a.rtc 1x")))
+        .stdout(
+            predicate::str::contains("saves_per_process: saw")
+                .and(predicate::str::contains("rerun: exit-harness repro")),
+        );
 }
 
 #[test]

@@ -11,11 +11,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use exit_harness::inline::Inline;
-use exit_harness::oracle::{ExitStatus, QuietStderr, RegistryBound, SaveCount};
+use exit_harness::oracle::{
+    ExitStatus, JournalEvents, QuietStderr, RegistryBound, SaveCount, SaveTriggers, SavedBefore,
+};
 use exit_harness::{fork_id, test_path};
 use runtime_cache::{Backend, CacheOptions, Engine, KernelSpec, RuntimeSettings, SyntheticCompiler};
 use scenarios::catalog::cache_file;
-use scenarios::checks::Check;
 use scenarios::wiring;
 
 const CACHE: &str = "kernels.rtc";
@@ -55,7 +56,7 @@ fn failed_exit_save_is_silent_and_observed() {
         &ExitStatus::success(),
         &QuietStderr::empty(),
         &SaveCount::none(),
-        &Check::journal_has("save_failed"),
+        &JournalEvents::of_kind("save_failed"),
     ]);
 }
 
@@ -72,12 +73,7 @@ fn handle_alive_at_exit_saves_once() {
             wiring::sample_registry(1);
         })
         .expect("inline run");
-    let saved_by_exit = Check::new("saved_by_exit_hook", |obs| {
-        match obs.journal.of_kind("save").map(|save| save.str_field("trigger")).collect::<Vec<_>>()[..] {
-            [Some("exit")] => Ok(()),
-            ref triggers => Err(format!("expected one save with trigger exit, journal has {triggers:?}")),
-        }
-    });
+    let saved_by_exit = SaveTriggers::exactly(CACHE, ["exit"]);
     obs.assert().all(&[
         &ExitStatus::success(),
         &QuietStderr::empty(),
@@ -104,7 +100,7 @@ fn dropped_handle_is_not_saved_again_at_exit() {
         &ExitStatus::success(),
         &QuietStderr::empty(),
         &SaveCount::exactly(1),
-        &Check::saved_before("mid-program", CACHE),
+        &SavedBefore::new(CACHE, "mid-program"),
     ]);
 }
 

@@ -15,7 +15,8 @@ use exit_harness::Catalog;
 use exit_harness::oracle::{ExitStatus, NoLeakedProcesses, QuietStderr, SaveCount};
 use exit_harness::{Cell, ChildSpec};
 use scenarios::catalog::{RuntimeCacheCatalog, Sizes, cache_file};
-use scenarios::plan::{ChildPlan, Ending, Family, Holder};
+use scenarios::contract::Ending;
+use scenarios::plan::{ChildPlan, Family, Holder};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_scenario-child");
 const EXIT_HARNESS: &str = env!("CARGO_BIN_EXE_exit-harness");
@@ -27,7 +28,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 fn main() {
     // `cargo bench` passes `--bench`; accept and ignore libtest-style arguments.
-    let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::Nothing);
+    let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::Nothing);
     let cell = Cell::new("nothing", "benchmark", ChildSpec::new(CHILD).arg(plan.to_arg()))
         .file(cache_file(&plan.cache))
         .oracle(SaveCount::none())

@@ -1,52 +1,118 @@
-//! Fuzz throughput: cases per second through the fork server against spawning a fresh child per
-//! case (a bench binary: medians of 3 runs each, side by side). Target: 500 cases/s with the fork
-//! server on a 2-core machine.
+//! Fuzz throughput, side by side in one run (a bench binary: medians of 3 runs each):
+//!
+//! - the floor: `fork()` + `_exit(0)` + `waitpid` of a do-nothing child, per second, on one
+//!   thread and on two (what no fuzzer that forks a process per case can beat);
+//! - `fuzz::fuzz` in this process: the fork server on 2 jobs and on 1, and spawning a fresh
+//!   child per case on 2 jobs;
+//! - the `exit-harness fuzz --jobs 2` command line as a user runs it: this bench's (release)
+//!   build, and the debug build next to it (`target/debug/exit-harness`, the README's) when
+//!   there is one.
 //!
 //! `cargo bench -p scenarios --bench fuzz`
 //!
 //! Each run fuzzes runtime-cache (which passes) from a fixed seed, so every run executes the same
-//! cases: real child processes, real files, real forks, each judged against the model.
+//! cases: real child processes, real files, real forks, each judged by the model's oracles.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
 use scenarios::fuzz::{self, Executor, FuzzConfig};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_scenario-child");
+const EXIT_HARNESS: &str = env!("CARGO_BIN_EXE_exit-harness");
+const SEED: u64 = 20_260_625;
 
-fn median_rate(executor: Executor, jobs: usize, cases: u64) -> (f64, Vec<f64>) {
-    let out = tempfile::tempdir().expect("tempdir");
-    let mut rates: Vec<f64> = (0..3)
-        .map(|_| {
-            let config = FuzzConfig {
-                child: PathBuf::from(CHILD),
-                cases,
-                seed: 20_260_625,
-                jobs,
-                out: out.path().to_owned(),
-                defect: None,
-                executor,
-                max_ops: 12,
-            };
-            let report = fuzz::fuzz(&config, &|_| {}).expect("fuzz");
-            assert!(report.finding.is_none(), "runtime-cache failed a case: {:?}", report.finding);
-            report.rate()
-        })
-        .collect();
+fn median(mut rates: Vec<f64>) -> (f64, Vec<f64>) {
     rates.sort_by(f64::total_cmp);
-    (rates[1], rates)
+    (rates[rates.len() / 2], rates)
+}
+
+/// Forks, exits and reaps `n` do-nothing children on each of `threads` threads: children per
+/// second, all threads together.
+fn floor_rate(threads: usize, n: usize) -> f64 {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                for _ in 0..n {
+                    // SAFETY: the child calls only `_exit`, which is async-signal-safe; the parent
+                    // reaps it with a live status variable.
+                    unsafe {
+                        let pid = libc::fork();
+                        if pid == 0 {
+                            libc::_exit(0);
+                        }
+                        assert!(pid > 0, "fork failed");
+                        let mut status = 0;
+                        libc::waitpid(pid, &mut status, 0);
+                    }
+                }
+            });
+        }
+    });
+    (threads * n) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn library_rate(executor: Executor, jobs: usize, cases: u64) -> f64 {
+    let out = tempfile::tempdir().expect("tempdir");
+    let config = FuzzConfig {
+        child: PathBuf::from(CHILD),
+        cases,
+        seed: SEED,
+        jobs,
+        out: out.path().to_owned(),
+        defect: None,
+        executor,
+        max_ops: 6,
+    };
+    let report = fuzz::fuzz(&config, &|_| {}).expect("fuzz");
+    assert!(report.finding.is_none(), "runtime-cache failed a case: {:?}", report.finding.map(|f| f.result));
+    report.rate()
+}
+
+/// `exit-harness fuzz --jobs 2`, as a user runs it: the rate it prints.
+fn cli_rate(program: &Path, cases: u64) -> f64 {
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(program)
+        .args(["fuzz", "--jobs", "2", "--seed", &SEED.to_string(), "--cases", &cases.to_string(), "--out"])
+        .arg(out.path())
+        .output()
+        .expect("run exit-harness fuzz");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{} fuzz failed:\n{stdout}", program.display());
+    // `fuzz: pass: N cases, N runs in S s (R runs/s), seed S`
+    stdout
+        .split('(')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|rate| rate.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {stdout:?}"))
+}
+
+fn row(name: &str, rates: Vec<f64>) {
+    let (median, rates) = median(rates);
+    let runs: Vec<String> = rates.iter().map(|rate| format!("{rate:.0}")).collect();
+    println!("  {name:<34} {median:>6.0} /s  (runs: {})", runs.join(", "));
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; accept and ignore libtest-style arguments.
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    println!("fuzz throughput on {cores} core(s), median of 3 runs (cases/s):");
+    println!("fuzz throughput on {cores} core(s), median of 3 runs:");
+    row("floor: fork+_exit+wait, 1 thread", (0..3).map(|_| floor_rate(1, 5_000)).collect());
+    row("floor: fork+_exit+wait, 2 threads", (0..3).map(|_| floor_rate(2, 5_000)).collect());
     for (name, executor, jobs, cases) in [
-        ("fork server, 2 jobs", Executor::ForkServer, 2, 5_000),
-        ("fork server, 1 job ", Executor::ForkServer, 1, 3_000),
-        ("spawn,       2 jobs", Executor::Spawn, 2, 500),
+        ("fuzz::fuzz, fork server, 2 jobs", Executor::ForkServer, 2, 5_000),
+        ("fuzz::fuzz, fork server, 1 job", Executor::ForkServer, 1, 3_000),
+        ("fuzz::fuzz, spawn, 2 jobs", Executor::Spawn, 2, 500),
     ] {
-        let (median, rates) = median_rate(executor, jobs, cases);
-        let runs: Vec<String> = rates.iter().map(|rate| format!("{rate:.0}")).collect();
-        println!("  {name}: {median:>6.0} cases/s  (runs: {}, {cases} cases each)", runs.join(", "));
+        row(name, (0..3).map(|_| library_rate(executor, jobs, cases)).collect());
+    }
+    row("CLI exit-harness fuzz -j2 (release)", (0..3).map(|_| cli_rate(Path::new(EXIT_HARNESS), 5_000)).collect());
+    // target/release/exit-harness -> target/debug/exit-harness: the README's debug build, if built.
+    let debug = Path::new(EXIT_HARNESS).parent().and_then(Path::parent).map(|target| target.join("debug/exit-harness"));
+    if let Some(debug) = debug.filter(|path| path.is_file()) {
+        row("CLI exit-harness fuzz -j2 (debug)", (0..3).map(|_| cli_rate(&debug, 3_000)).collect());
     }
 }

@@ -7,20 +7,38 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use exit_harness::oracle::{
-    ExitStatus, FileIntact, NoLeakedProcesses, NoLostEntries, QuietStderr, RegistryBound, SaveCount,
+    ExitStatus, FileIntact, JournalEvents, MarkerSeen, NoLeakedProcesses, NoLostEntries, QuietStderr, RegistryBound,
+    ReportedEntries, SaveCount, SaveTriggers, SavedBefore, WithinDeadline,
 };
 use exit_harness::{Catalog, Cell, ChildSpec, FileUnderTest, ValidContent};
 use runtime_cache::format::{self, FormatLimits};
 use runtime_cache::{
     CompilerIdentity, DEFECT_ENV, Defect, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason,
 };
-use signal_hook::consts::{SIGABRT, SIGINT, SIGKILL, SIGTERM};
+use signal_hook::consts::SIGKILL;
 
-use crate::checks::Check;
-use crate::plan::{CACHE_FILE, ChildPlan, Ending, Family, Holder, InitFailure, SaveFailure, SaveStep};
+use crate::cache_oracles;
+use crate::contract::{Ending, contract};
+use crate::plan::{CACHE_FILE, ChildPlan, Family, Holder, InitFailure, SaveFailure, SaveStep};
 
-/// The panic message the child prints when its plan says to panic out of main.
-pub const PLANNED_PANIC: &str = "scenario-child: panicking out of main as planned";
+/// The rows of the contract table the survive-to-exit family covers: each ending, and whether
+/// the termination handler is installed.
+pub const CONTRACT_ROWS: [(Ending, bool); 9] = [
+    (Ending::Return, false),
+    (Ending::Exit(0), false),
+    (Ending::Exit(3), false),
+    (Ending::Panic, false),
+    (Ending::SigTerm, true),
+    (Ending::SigTerm, false),
+    (Ending::SigInt, true),
+    (Ending::Abort, false),
+    (Ending::SigKill, false),
+];
+
+/// A row's name in cell names: the ending's (`exit-3`), `-handler` when the handler is installed.
+pub fn row_name(ending: Ending, handler: bool) -> String {
+    if handler { format!("{}-handler", ending.name()) } else { ending.name() }
+}
 
 /// How big the heavy families are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,11 +112,11 @@ impl Catalog for RuntimeCacheCatalog {
     fn cells(&self) -> Vec<Cell> {
         let mut cells = Vec::new();
         for holder in Holder::ALL {
-            for ending in Ending::ALL {
-                cells.push(self.survive_to_exit(holder, ending));
+            for (ending, handler) in CONTRACT_ROWS {
+                cells.push(self.survive_to_exit(holder, ending, handler));
             }
         }
-        for ending in [Ending::ReturnFromMain, Ending::Exit(0), Ending::Panic] {
+        for ending in [Ending::Return, Ending::Exit(0), Ending::Panic] {
             cells.push(self.mid_program_drop(ending));
         }
         cells.push(self.churn());
@@ -115,7 +133,7 @@ impl Catalog for RuntimeCacheCatalog {
         cells.push(self.save_fails(SaveFailure::DiskFull));
         cells.push(self.save_fails(SaveFailure::LockHeld));
         cells.push(self.drop_exit_race());
-        for ending in [Ending::ReturnFromMain, Ending::Exit(0)] {
+        for ending in [Ending::Return, Ending::Exit(0)] {
             cells.push(self.swap(ending));
         }
         cells.push(self.corrupt_on_open());
@@ -175,21 +193,6 @@ pub fn init_outcome(cause: &InitFailure) -> InitOutcome {
     }
 }
 
-/// What the contract table says for a dirty handle alive at `ending`: saves, exit status and the
-/// stderr allowance.
-pub fn contract(ending: Ending) -> (u64, ExitStatus, QuietStderr) {
-    let quiet = QuietStderr::empty();
-    match ending {
-        Ending::ReturnFromMain => (1, ExitStatus::success(), quiet),
-        Ending::Exit(code) => (1, ExitStatus::code(code), quiet),
-        Ending::Panic => (1, ExitStatus::code(101), quiet.allow_panic(PLANNED_PANIC)),
-        Ending::SigTerm { handler } => (u64::from(handler), ExitStatus::signal(SIGTERM), quiet),
-        Ending::SigInt { handler } => (u64::from(handler), ExitStatus::signal(SIGINT), quiet),
-        Ending::Abort => (0, ExitStatus::signal(SIGABRT), quiet),
-        Ending::SigKill => (0, ExitStatus::signal(SIGKILL), quiet),
-    }
-}
-
 /// Validates a cache file by decoding it; its keys are the entries' hex keys.
 pub fn cache_file(name: &str) -> FileUnderTest {
     FileUnderTest::new(name).validated_by(|bytes| {
@@ -210,34 +213,34 @@ impl RuntimeCacheCatalog {
         common(Cell::new(name, family, self.spec(plan)))
     }
 
-    /// survive to exit: the dirty handle lives to the end in `holder`.
-    pub fn survive_to_exit(&self, holder: Holder, ending: Ending) -> Cell {
-        let plan = ChildPlan::new(holder, ending, Family::SurviveToExit);
-        let (saves, status, stderr) = contract(ending);
-        let mut cell = self
-            .cell(format!("survive/{}/{}", holder.name(), ending.name()), "survive-to-exit", &plan)
+    /// survive to exit: the dirty handle lives to the end in `holder`, and the process ends by
+    /// `ending` (with the termination handler installed first when `handler`): the contract row.
+    pub fn survive_to_exit(&self, holder: Holder, ending: Ending, handler: bool) -> Cell {
+        let plan = ChildPlan::new(holder, ending, Family::SurviveToExit).with_handler(handler);
+        let row = contract(ending, handler);
+        let cell = self
+            .cell(format!("survive/{}/{}", holder.name(), row_name(ending, handler)), "survive-to-exit", &plan)
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
-            .oracle(SaveCount::exactly(saves).of(&plan.cache))
-            .oracle(status)
-            .oracle(stderr);
-        cell = if saves == 0 {
-            cell.oracle(FileIntact::unchanged().of(&plan.cache))
-        } else {
+            .oracle(SaveCount::exactly(row.save_count()).of(&plan.cache))
+            .oracle(row.exit_status())
+            .oracle(row.quiet_stderr());
+        if row.saves {
             cell.oracle(FileIntact::new().of(&plan.cache)).oracle(NoLostEntries::new().of(&plan.cache))
-        };
-        cell
+        } else {
+            cell.oracle(FileIntact::unchanged().of(&plan.cache))
+        }
     }
 
     /// mid-program drop: exactly one save, at the drop, before the `mid-program` marker.
     pub fn mid_program_drop(&self, ending: Ending) -> Cell {
         let plan = ChildPlan::new(Holder::MainLocal, ending, Family::MidProgramDrop);
-        let (_, status, stderr) = contract(ending);
+        let row = contract(ending, false);
         self.cell(format!("mid-program-drop/{}", ending.name()), "mid-program-drop", &plan)
             .file(cache_file(&plan.cache))
             .oracle(SaveCount::exactly(1).of(&plan.cache))
-            .oracle(Check::saved_before("mid-program", &plan.cache))
-            .oracle(status)
-            .oracle(stderr)
+            .oracle(SavedBefore::new(&plan.cache, "mid-program"))
+            .oracle(row.exit_status())
+            .oracle(row.quiet_stderr())
             .oracle(NoLostEntries::new().of(&plan.cache))
     }
 
@@ -247,14 +250,14 @@ impl RuntimeCacheCatalog {
         let dirty_every = 10;
         let plan = ChildPlan {
             artifact_bytes: 64,
-            ..ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::Churn { engines, dirty_every })
+            ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::Churn { engines, dirty_every })
         };
         let dirty = u64::from(engines.div_ceil(dirty_every));
         Cell::new(format!("churn/{engines}-engines"), "engine-churn", self.spec(&plan))
             .file(cache_file(&plan.cache))
             .oracle(SaveCount::exactly(dirty).of(&plan.cache))
             .oracle(RegistryBound::new().max_growth(0))
-            .oracle(Check::rss_growth_at_most(16 * 1024))
+            .oracle(cache_oracles::rss_growth_at_most(16 * 1024))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
             .oracle(NoLostEntries::new().of(&plan.cache))
@@ -283,7 +286,7 @@ impl RuntimeCacheCatalog {
             InitFailure::NvrtcMissing => "nvrtc-missing".into(),
         };
         let outcome = init_outcome(&cause);
-        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::PartialInitFailure(cause.clone()));
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::PartialInitFailure(cause.clone()));
         let mut spec = self.spec(&plan);
         match &cause {
             InitFailure::Failpoint(point) => spec = spec.env("FAILPOINTS", format!("{point}=return")),
@@ -295,25 +298,25 @@ impl RuntimeCacheCatalog {
         let mut cell = common(Cell::new(format!("partial-init/{name}"), "partial-init-failure", spec))
             .file(cache_file(&plan.second_cache))
             .oracle(SaveCount::exactly(1).of(&plan.second_cache))
-            .oracle(Check::marker("recovered"))
+            .oracle(MarkerSeen::new("recovered"))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty());
         cell = match outcome {
             InitOutcome::Fails => cell
-                .oracle(Check::journal_has("init_failed"))
-                .oracle(Check::journal_lacks("engine_built"))
-                .oracle(Check::registry_growth(0)),
+                .oracle(JournalEvents::of_kind("init_failed"))
+                .oracle(JournalEvents::of_kind("engine_built").none())
+                .oracle(cache_oracles::registry_growth(0)),
             InitOutcome::RunsCold(reason) => cell
-                .oracle(Check::journal_lacks("init_failed"))
-                .oracle(Check::cache_unavailable(&plan.cache, reason))
-                .oracle(Check::registry_growth(0))
-                .oracle(Check::compiled_then_found("engine-works", "engine-worked", kernels)),
+                .oracle(JournalEvents::of_kind("init_failed").none())
+                .oracle(cache_oracles::cache_unavailable(&plan.cache, reason))
+                .oracle(cache_oracles::registry_growth(0))
+                .oracle(cache_oracles::compiled_then_found("engine-works", "engine-worked", kernels)),
             InitOutcome::OpensCache => cell
-                .oracle(Check::journal_lacks("init_failed"))
-                .oracle(Check::journal_lacks("cache_unavailable"))
-                .oracle(Check::cache_opened(2))
-                .oracle(Check::registry_growth(1))
-                .oracle(Check::compiled_then_found("engine-works", "engine-worked", kernels)),
+                .oracle(JournalEvents::of_kind("init_failed").none())
+                .oracle(JournalEvents::of_kind("cache_unavailable").none())
+                .oracle(cache_oracles::cache_opened(2))
+                .oracle(cache_oracles::registry_growth(1))
+                .oracle(cache_oracles::compiled_then_found("engine-works", "engine-worked", kernels)),
         };
         if cause == InitFailure::PathIsFolder {
             // The cache path is the folder the child made: there is no file to compare.
@@ -323,7 +326,7 @@ impl RuntimeCacheCatalog {
         match outcome {
             InitOutcome::OpensCache => cell
                 .oracle(SaveCount::exactly(1).of(&plan.cache))
-                .oracle(Check::save_triggers(&plan.cache, &["exit"]))
+                .oracle(SaveTriggers::exactly(&plan.cache, ["exit"]))
                 .oracle(FileIntact::new().of(&plan.cache))
                 .oracle(NoLostEntries::new().of(&plan.cache)),
             InitOutcome::Fails | InitOutcome::RunsCold(_) => {
@@ -334,7 +337,7 @@ impl RuntimeCacheCatalog {
 
     /// fork child: the forked child never saves its parent's handle; the parent saves once.
     pub fn fork(&self, child_exit: Option<i32>) -> Cell {
-        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::Fork { child_exit });
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::Fork { child_exit });
         let name = match child_exit {
             None => "child-returns".to_string(),
             Some(code) => format!("child-exit-{code}"),
@@ -342,9 +345,9 @@ impl RuntimeCacheCatalog {
         self.cell(format!("fork/{name}"), "fork-child", &plan)
             .file(cache_file(&plan.cache))
             .oracle(SaveCount::exactly(1).of(&plan.cache))
-            .oracle(Check::forked_child_saves_nothing())
-            .oracle(Check::skipped_because("forked child"))
-            .oracle(Check::all_events("fork_child_exit", "code", child_exit.unwrap_or(0) as u64, 1))
+            .oracle(cache_oracles::forked_child_saves_nothing())
+            .oracle(JournalEvents::of_kind("save_skipped").matching("reason", "forked child"))
+            .oracle(JournalEvents::of_kind("fork_child_exit").exactly(1).each("code", child_exit.unwrap_or(0)))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
             .oracle(NoLostEntries::new().of(&plan.cache))
@@ -353,12 +356,12 @@ impl RuntimeCacheCatalog {
     /// concurrent processes: K processes share one path: K saves, no lost entries, valid file.
     pub fn concurrent(&self) -> Cell {
         let processes = self.sizes.concurrent_processes;
-        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::Concurrent { processes });
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::Concurrent { processes });
         self.cell(format!("concurrent/{processes}-processes"), "concurrent-processes", &plan)
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
             .oracle(SaveCount::exactly(u64::from(processes)).of(&plan.cache))
-            .oracle(Check::all_events("worker_exit", "code", 0, processes as usize))
-            .oracle(Check::reported_entries_match(CACHE_FILE))
+            .oracle(JournalEvents::of_kind("worker_exit").exactly(processes as usize).each("code", 0))
+            .oracle(ReportedEntries::of(CACHE_FILE))
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(FileIntact::new().of(&plan.cache))
             .oracle(ExitStatus::success())
@@ -368,18 +371,18 @@ impl RuntimeCacheCatalog {
     /// crash mid-save: SIGKILL at `step`; the file is the old or the new content, and the next
     /// open succeeds (and cleans the temp file).
     pub fn crash_mid_save(&self, step: SaveStep) -> Cell {
-        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::CrashMidSave(step));
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CrashMidSave(step));
         let mut cell = self
             .cell(format!("crash-mid-save/{}", step.failpoint().trim_start_matches("save-")), "crash-mid-save", &plan)
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
-            .oracle(Check::marker("crash-point"))
-            .oracle(Check::all_events("worker_exit", "signal", SIGKILL as u64, 1))
-            .oracle(Check::journal_has("reopened"))
+            .oracle(MarkerSeen::new("crash-point"))
+            .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("signal", SIGKILL))
+            .oracle(JournalEvents::of_kind("reopened"))
             .oracle(FileIntact::new().of(&plan.cache))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty());
         if step != SaveStep::AfterRename {
-            cell = cell.oracle(Check::journal_has("temp_removed"));
+            cell = cell.oracle(JournalEvents::of_kind("temp_removed"));
         }
         cell
     }
@@ -392,18 +395,18 @@ impl RuntimeCacheCatalog {
         };
         let plan = ChildPlan {
             artifact_bytes: plan_bytes,
-            ..ChildPlan::new(holder, Ending::ReturnFromMain, Family::SaveFails(failure))
+            ..ChildPlan::new(holder, Ending::Return, Family::SaveFails(failure))
         };
         // Bounded lock waits end in well under a second; the timeout catches unbounded ones.
         let spec = self.spec(&plan).timeout(Duration::from_secs(10));
         let mut cell = common(Cell::new(format!("save-failure/{name}"), "save-failure", spec));
         if failure == SaveFailure::LockHeld {
             // The worker's exit deadline is 300 ms, its lock timeout 5 s: the exit gives up in time.
-            cell = cell.oracle(Check::within(("marker", Some("ending")), "save_failed", Duration::from_secs(2)));
+            cell = cell.oracle(WithinDeadline::from_marker("ending", "save_failed", Duration::from_secs(2)));
         }
         cell.file(cache_file(&plan.cache).seeded(old_cache_bytes()))
             .oracle(SaveCount::none().of(&plan.cache))
-            .oracle(Check::journal_has("save_failed"))
+            .oracle(JournalEvents::of_kind("save_failed"))
             .oracle(FileIntact::unchanged().of(&plan.cache))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
@@ -413,13 +416,13 @@ impl RuntimeCacheCatalog {
     /// save in each.
     pub fn drop_exit_race(&self) -> Cell {
         let rounds = self.sizes.race_rounds;
-        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::DropExitRace { rounds });
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::DropExitRace { rounds });
         self.cell(format!("drop-exit-race/{rounds}-rounds"), "drop-exit-race", &plan)
             .file(cache_file(&plan.cache))
             .oracle(SaveCount::exactly(u64::from(rounds)).of(&plan.cache))
-            .oracle(Check::all_events("worker_exit", "code", 0, rounds as usize))
-            .oracle(Check::one_save_per_saving_process(rounds as usize))
-            .oracle(Check::never_skipped_because("exit deadline exceeded"))
+            .oracle(JournalEvents::of_kind("worker_exit").exactly(rounds as usize).each("code", 0))
+            .oracle(cache_oracles::one_save_per_saving_process(rounds as usize))
+            .oracle(JournalEvents::of_kind("save_skipped").matching("reason", "exit deadline exceeded").none())
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
@@ -428,16 +431,16 @@ impl RuntimeCacheCatalog {
     /// swap: the old cache saves once at the swap, the new one once at the end.
     pub fn swap(&self, ending: Ending) -> Cell {
         let plan = ChildPlan::new(Holder::MainLocal, ending, Family::Swap);
-        let (_, status, stderr) = contract(ending);
+        let row = contract(ending, false);
         self.cell(format!("swap/{}", ending.name()), "swap", &plan)
             .file(cache_file(&plan.cache))
             .file(cache_file(&plan.second_cache))
             .oracle(SaveCount::exactly(1).of(&plan.cache))
             .oracle(SaveCount::exactly(1).of(&plan.second_cache))
-            .oracle(Check::saved_before("swapped", &plan.cache))
-            .oracle(Check::save_trigger(&plan.cache, "swap"))
-            .oracle(status)
-            .oracle(stderr)
+            .oracle(SavedBefore::new(&plan.cache, "swapped"))
+            .oracle(SaveTriggers::every(&plan.cache, "swap"))
+            .oracle(row.exit_status())
+            .oracle(row.quiet_stderr())
             .oracle(NoLostEntries::new())
     }
 
@@ -454,24 +457,24 @@ impl RuntimeCacheCatalog {
             .oracle(NoLostEntries::new().of(&plan.cache));
         if compile_after {
             cell.oracle(SaveCount::exactly(2).of(&plan.cache))
-                .oracle(Check::save_triggers(&plan.cache, &["explicit", "exit"]))
+                .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "exit"]))
         } else {
             cell.oracle(SaveCount::exactly(1).of(&plan.cache))
-                .oracle(Check::save_triggers(&plan.cache, &["explicit"]))
-                .oracle(Check::skipped_because("clean"))
+                .oracle(SaveTriggers::exactly(&plan.cache, ["explicit"]))
+                .oracle(JournalEvents::of_kind("save_skipped").matching("reason", "clean"))
         }
     }
 
     /// warm start: a second process finds every kernel in the file the first one saved, compiles
     /// nothing, and (clean) writes nothing.
     pub fn warm_start(&self) -> Cell {
-        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::WarmStart);
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::WarmStart);
         self.cell("warm-start".into(), "warm-start", &plan)
             .file(cache_file(&plan.cache))
             .oracle(SaveCount::exactly(1).of(&plan.cache))
-            .oracle(Check::hits_after("warm", plan.kernels as usize))
-            .oracle(Check::skipped_because("clean"))
-            .oracle(Check::all_events("worker_exit", "code", 0, 1))
+            .oracle(cache_oracles::hits_after("warm", plan.kernels as usize))
+            .oracle(JournalEvents::of_kind("save_skipped").matching("reason", "clean"))
+            .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("code", 0))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
     }
@@ -479,14 +482,14 @@ impl RuntimeCacheCatalog {
     /// lock contention: another process holds the lock for a moment while the engine opens,
     /// saves explicitly and saves at drop; each waits and succeeds.
     pub fn lock_contention(&self) -> Cell {
-        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::LockContention);
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::LockContention);
         self.cell("lock-contention".into(), "lock-contention", &plan)
             .file(cache_file(&plan.cache))
             .oracle(SaveCount::exactly(2).of(&plan.cache))
-            .oracle(Check::save_triggers(&plan.cache, &["explicit", "drop"]))
-            .oracle(Check::journal_lacks("save_failed"))
-            .oracle(Check::all_events("worker_exit", "code", 0, 1))
-            .oracle(Check::reported_entries_match(CACHE_FILE))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
+            .oracle(JournalEvents::of_kind("save_failed").none())
+            .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("code", 0))
+            .oracle(ReportedEntries::of(CACHE_FILE))
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
@@ -494,7 +497,7 @@ impl RuntimeCacheCatalog {
 
     /// corrupt file on open: set aside byte-exact, cold start, a valid file at exit.
     pub fn corrupt_on_open(&self) -> Cell {
-        let plan = ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::CorruptOnOpen);
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CorruptOnOpen);
         // A torn file: the first half of a valid one, as a writer without temp-and-rename leaves it.
         let mut garbage = old_cache_bytes();
         garbage.truncate(garbage.len() / 2);
@@ -503,8 +506,8 @@ impl RuntimeCacheCatalog {
         self.cell("corrupt-on-open".into(), "corrupt-file", &plan)
             .file(cache_file(&plan.cache).seeded(garbage.clone()))
             .file(FileUnderTest::new(set_aside))
-            .oracle(Check::journal_has("quarantined"))
-            .oracle(Check::file_equals(set_aside, garbage))
+            .oracle(JournalEvents::of_kind("quarantined"))
+            .oracle(cache_oracles::set_aside_byte_exact(set_aside, garbage))
             .oracle(SaveCount::exactly(1).of(&plan.cache))
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(ExitStatus::success())

@@ -20,7 +20,8 @@ use exit_harness::{Cell, ChildSpec};
 use runtime_cache::{DEFECT_ENV, Defect, Durability};
 
 use crate::catalog::{cache_file, old_cache_bytes};
-use crate::plan::{ChildPlan, Ending, Family, Holder};
+use crate::contract::Ending;
+use crate::plan::{ChildPlan, Family, Holder};
 
 /// The variable that sets the durability level of the `scenario-child` program's caches
 /// (`none`, `sync-file`, `sync-file-and-folder`).
@@ -67,8 +68,7 @@ pub fn scenarios(child: &std::path::Path, filter: Option<&str>) -> Vec<CrashScen
 /// A process that opens the cache (seeded with two old kernels), compiles three kernels of
 /// `kernel_seed` and saves them when `main` returns.
 fn cell(child: &std::path::Path, name: &str, level: Durability, defect: Option<Defect>, kernel_seed: u32) -> Cell {
-    let plan =
-        ChildPlan { kernel_seed, ..ChildPlan::new(Holder::MainLocal, Ending::ReturnFromMain, Family::SurviveToExit) };
+    let plan = ChildPlan { kernel_seed, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SurviveToExit) };
     let mut spec = ChildSpec::new(child)
         .arg(plan.to_arg())
         .env(DURABILITY_ENV, level_name(level))

@@ -1,21 +1,25 @@
 //! Churn fuzzing with a reference model, and regression reproducers.
 //!
 //! - [`ops`]: the operations a case performs and their one-line text form.
-//! - [`model`]: the reference model: what the contract says each case must do.
-//! - [`verdict`]: a run judged against the model, with evidence.
+//! - [`generate`]: cases drawn and shrunk by a proptest-state-machine reference state machine.
+//! - [`model`]: the reference model: what the contract says each case must do, and the oracles
+//!   that prediction implies.
+//! - [`oracles`]: the model's own oracles (steps, saves per process, entries, child endings).
 //! - [`fork_server`] and [`spawn`]: the two ways a case runs in a real child process.
 //! - [`reproducer`]: the TOML files an issue report carries.
 //!
-//! [`fuzz`] generates cases with proptest, runs each in a real child process (the fork server by
-//! default), judges it against the model, and on the first failure lets proptest shrink it to a
+//! [`fuzz`] generates cases with proptest ([`generate`]), runs each in a real child process (the fork server by
+//! default), judges it with the oracles the model implies (a harness [`CellResult`], as every
+//! catalog cell), and on the first failure lets proptest shrink it to a
 //! minimal case, which it writes as a [`reproducer::Reproducer`]. [`replay`] runs a reproducer.
 
 pub mod fork_server;
+pub mod generate;
 pub mod model;
 pub mod ops;
+pub mod oracles;
 pub mod reproducer;
 pub mod spawn;
-pub mod verdict;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -23,27 +27,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use exit_harness::Observation;
-use proptest::prelude::*;
+use exit_harness::{CellResult, Observation, Scenario};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use runtime_cache::Defect;
 
 use self::fork_server::ForkServer;
-use self::ops::{Case, End, Op, Place};
+use self::ops::{Case, Op};
 use self::reproducer::Reproducer;
-use self::verdict::Verdict;
-
-/// The cache files cases choose from.
-pub const FILE_POOL: [&str; 2] = ["a.rtc", "b.rtc"];
-
-/// Kernels cases choose from (few, so that hits happen).
-const KERNELS: u8 = 4;
-
-/// Most engines one case creates.
-const MAX_ENGINES: u32 = 6;
-
-/// Most `fork`s and `spawn`s in one case.
-const MAX_PROCESSES: usize = 3;
 
 /// How each case runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,8 +70,8 @@ pub struct FuzzConfig {
 pub struct Finding {
     /// The minimal reproducer, with the path it was written to.
     pub reproducer: Reproducer,
-    /// The minimal case's verdict, from a spawned run with the black box.
-    pub verdict: Verdict,
+    /// The minimal case's result, from a spawned run with the black box.
+    pub result: CellResult,
     /// The ops of the first failing case, before shrinking.
     pub original_ops: usize,
 }
@@ -112,116 +102,6 @@ impl FuzzReport {
     pub fn rate(&self) -> f64 {
         self.runs as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
-}
-
-/// A generated operation: engines are chosen by index among the ones the case still owns, so
-/// every subsequence (what shrinking tries) is still a valid case.
-#[derive(Clone, Debug)]
-enum RawOp {
-    Create { file: u8, handler: bool },
-    Compile { pick: u8, kernel: u8 },
-    Save { pick: u8 },
-    Drop { pick: u8 },
-    Leak { pick: u8 },
-    Move { pick: u8, to: u8 },
-    Swap { pick: u8, file: u8 },
-    Fork { ending: End },
-    Spawn { file: u8, kernel: u8 },
-}
-
-fn raw_op() -> impl Strategy<Value = RawOp> {
-    let file = 0..FILE_POOL.len() as u8;
-    let kernel = 0..KERNELS;
-    let pick = any::<u8>();
-    let fork_ending = prop_oneof![
-        Just(End::Return),
-        Just(End::Exit(0)),
-        Just(End::Exit(7)),
-        Just(End::Panic),
-        Just(End::SigTerm),
-        Just(End::SigInt),
-        Just(End::Abort),
-        Just(End::SigKill)
-    ];
-    prop_oneof![
-        4 => (file.clone(), prop::bool::weighted(0.15)).prop_map(|(file, handler)| RawOp::Create { file, handler }),
-        6 => (pick, kernel.clone()).prop_map(|(pick, kernel)| RawOp::Compile { pick, kernel }),
-        2 => pick.prop_map(|pick| RawOp::Save { pick }),
-        2 => pick.prop_map(|pick| RawOp::Drop { pick }),
-        1 => pick.prop_map(|pick| RawOp::Leak { pick }),
-        2 => (pick, 0..3u8).prop_map(|(pick, to)| RawOp::Move { pick, to }),
-        1 => (pick, file.clone()).prop_map(|(pick, file)| RawOp::Swap { pick, file }),
-        1 => fork_ending.prop_map(|ending| RawOp::Fork { ending }),
-        1 => (file, kernel).prop_map(|(file, kernel)| RawOp::Spawn { file, kernel }),
-    ]
-}
-
-fn ending() -> impl Strategy<Value = End> {
-    prop_oneof![
-        4 => Just(End::Return),
-        2 => Just(End::Exit(0)),
-        1 => Just(End::Exit(3)),
-        1 => Just(End::Panic),
-        1 => Just(End::SigTerm),
-        1 => Just(End::SigInt),
-        1 => Just(End::Abort),
-        1 => Just(End::SigKill),
-    ]
-}
-
-/// Resolves generated operations into an explicit case.
-fn normalize(raw: &[RawOp], ending: End) -> Case {
-    let mut owned: Vec<u32> = Vec::new();
-    let mut created = 0;
-    let mut processes = 0;
-    let mut ops = Vec::new();
-    let file = |index: u8| FILE_POOL[usize::from(index) % FILE_POOL.len()].to_owned();
-    let kernel = |index: u8| format!("k{index}");
-    for op in raw {
-        let pick = |pick: u8| (!owned.is_empty()).then(|| usize::from(pick) % owned.len());
-        let op = match *op {
-            RawOp::Create { file: f, handler } if created < MAX_ENGINES => {
-                owned.push(created);
-                created += 1;
-                Op::Create { engine: created - 1, path: file(f), handler }
-            }
-            RawOp::Compile { pick: p, kernel: k } => match pick(p) {
-                Some(at) => Op::Compile { engine: owned[at], kernel: kernel(k) },
-                None => continue,
-            },
-            RawOp::Save { pick: p } => match pick(p) {
-                Some(at) => Op::Save { engine: owned[at] },
-                None => continue,
-            },
-            RawOp::Swap { pick: p, file: f } => match pick(p) {
-                Some(at) => Op::Swap { engine: owned[at], path: file(f) },
-                None => continue,
-            },
-            RawOp::Drop { pick: p } => match pick(p) {
-                Some(at) => Op::Drop { engine: owned.remove(at) },
-                None => continue,
-            },
-            RawOp::Leak { pick: p } => match pick(p) {
-                Some(at) => Op::Leak { engine: owned.remove(at) },
-                None => continue,
-            },
-            RawOp::Move { pick: p, to } => match pick(p) {
-                Some(at) => Op::Move { engine: owned.remove(at), to: Place::ALL[usize::from(to) % Place::ALL.len()] },
-                None => continue,
-            },
-            RawOp::Fork { ending } if processes < MAX_PROCESSES => {
-                processes += 1;
-                Op::Fork { ending }
-            }
-            RawOp::Spawn { file: f, kernel: k } if processes < MAX_PROCESSES => {
-                processes += 1;
-                Op::Spawn { path: file(f), kernel: kernel(k) }
-            }
-            _ => continue,
-        };
-        ops.push(op);
-    }
-    Case { ops, ending }
 }
 
 /// Runs cases one at a time with the configured executor.
@@ -260,29 +140,52 @@ impl Runner {
         }
     }
 
-    /// Runs `case` and judges it against the model.
-    fn check(&mut self, case: &Case) -> Verdict {
+    /// Runs `case` and judges it with the oracles the model's prediction implies.
+    fn check(&mut self, case: &Case) -> CellResult {
         let black_box = matches!(self, Runner::Spawn { .. });
-        let prediction = match model::predict(case) {
-            Ok(prediction) => prediction,
-            Err(error) => return failed("case", error.to_string()),
+        let started = Instant::now();
+        let (scenario, observation) = match model::predict(case) {
+            Ok(prediction) => {
+                let scenario = prediction.scenario("fuzz case", case, &prediction.expect, black_box);
+                (scenario, self.observe(case))
+            }
+            Err(error) => {
+                (Scenario::new("fuzz case").family("fuzz"), Err(format!("the case breaks the rules: {error}")))
+            }
         };
-        match self.observe(case) {
-            Ok(obs) => verdict::judge(case, &prediction.steps, &prediction.expect, &obs, black_box),
-            Err(error) => failed("run", error),
+        scenario.judge(observation, started.elapsed(), self.command(case))
+    }
+
+    /// How a case is run, for reports.
+    fn command(&self, case: &Case) -> String {
+        match self {
+            Runner::Fork { child, .. } => format!("{} {} (forked per case)", child.display(), fork_server::SERVE_ARG),
+            Runner::Spawn { child, defect } => spawn::spec(child, case, *defect).command_line(),
         }
     }
 }
 
-fn failed(what: &str, evidence: String) -> Verdict {
-    Verdict { checks: 1, failures: vec![verdict::Failure { what: what.into(), evidence }] }
+/// A failed result's first failure as one line (for titles and progress output): the oracle
+/// and the first line of its evidence, with the first quoted line when the first only
+/// announces them.
+pub fn headline(result: &CellResult) -> String {
+    let failures = result.failures();
+    let Some(failure) = failures.first() else { return "pass".into() };
+    let mut lines = failure.lines().map(str::trim).filter(|line| !line.is_empty());
+    let first = lines.next().unwrap_or("");
+    match lines.next() {
+        Some(next) if first.ends_with(':') => format!("{first} {next}"),
+        _ => first.to_owned(),
+    }
 }
 
-/// 32 bytes of ChaCha seed for job `job` of a run seeded with `seed`.
-fn job_seed(seed: u64, job: usize) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new_derive_key("exit-harness fuzz seed v1");
+/// 16 bytes of XorShift seed for job `job` of a run seeded with `seed`.
+fn job_seed(seed: u64, job: usize) -> [u8; 16] {
+    let mut hasher = blake3::Hasher::new_derive_key("exit-harness fuzz seed v2");
     hasher.update(&seed.to_le_bytes()).update(&(job as u64).to_le_bytes());
-    *hasher.finalize().as_bytes()
+    let mut out = [0; 16];
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    out
 }
 
 /// Fuzzes: runs `config.cases` generated cases across `config.jobs` jobs, stops at the first
@@ -293,13 +196,12 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
     let jobs = config.jobs.max(1);
     let stop = AtomicBool::new(false);
     let (cases, runs, first_failing_ops) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let found: Mutex<Option<(Vec<RawOp>, End)>> = Mutex::new(None);
+    let found: Mutex<Option<Case>> = Mutex::new(None);
     let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let strategy = (prop::collection::vec(raw_op(), 0..=config.max_ops), ending());
     std::thread::scope(|scope| {
         for job in 0..jobs {
             let share = config.cases / jobs as u64 + u64::from((job as u64) < config.cases % jobs as u64);
-            let (stop, cases, runs, found, errors, strategy) = (&stop, &cases, &runs, &found, &errors, &strategy);
+            let (stop, cases, runs, found, errors) = (&stop, &cases, &runs, &found, &errors);
             let first_failing_ops = &first_failing_ops;
             scope.spawn(move || {
                 let runner = match Runner::start(config) {
@@ -317,10 +219,13 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
                     max_global_rejects: u32::MAX,
                     ..Config::default()
                 };
-                let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &job_seed(config.seed, job));
+                // XorShift, not proptest's default ChaCha: generating a case is then a small part
+                // of its cost (ChaCha took a quarter of the parent's time in a debug build).
+                let rng = TestRng::from_seed(RngAlgorithm::XorShift, &job_seed(config.seed, job));
                 let mut test_runner = TestRunner::new_with_rng(proptest_config, rng);
+                let strategy = generate::cases(config.max_ops);
                 let shrinking = AtomicBool::new(false);
-                let result = test_runner.run(strategy, |(raw, end)| {
+                let result = test_runner.run(&strategy, |((_, ops, seen), ending)| {
                     if !shrinking.load(Ordering::Relaxed) {
                         if stop.load(Ordering::Relaxed) {
                             return Ok(());
@@ -328,9 +233,13 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
                         cases.fetch_add(1, Ordering::Relaxed);
                     }
                     progress(runs.fetch_add(1, Ordering::Relaxed) + 1);
-                    let case = normalize(&raw, end);
-                    let verdict = runner.borrow_mut().check(&case);
-                    if verdict.passed() {
+                    let case = Case { ops, ending };
+                    let result = runner.borrow_mut().check(&case);
+                    // The child ran the whole case: shrinking may drop any of its operations.
+                    if let Some(seen) = seen {
+                        seen.store(case.ops.len(), Ordering::SeqCst);
+                    }
+                    if result.passed() {
                         return Ok(());
                     }
                     if !shrinking.swap(true, Ordering::Relaxed) {
@@ -341,10 +250,10 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
                         }
                         first_failing_ops.store(case.ops.len() as u64, Ordering::Relaxed);
                     }
-                    Err(TestCaseError::fail(verdict.headline()))
+                    Err(TestCaseError::fail(headline(&result)))
                 });
-                if let Err(TestError::Fail(_, minimal)) = result {
-                    *found.lock().unwrap_or_else(|p| p.into_inner()) = Some(minimal);
+                if let Err(TestError::Fail(_, ((_, ops, _), ending))) = result {
+                    *found.lock().unwrap_or_else(|p| p.into_inner()) = Some(Case { ops, ending });
                 }
             });
         }
@@ -358,48 +267,13 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
         elapsed: started.elapsed(),
         finding: None,
     };
-    if let Some((raw, end)) = found.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        let mut runner = Runner::start(config)?;
-        let case = minimize(normalize(&raw, end), &mut runner, &|| {
-            progress(runs.fetch_add(1, Ordering::Relaxed) + 1);
-        });
+    if let Some(case) = found.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        let case = renumber(case);
         let original_ops = first_failing_ops.load(Ordering::Relaxed) as usize;
         report.finding = Some(write_finding(config, case, original_ops)?);
         report.runs = runs.load(Ordering::Relaxed);
     }
     Ok(report)
-}
-
-/// Proptest shrinks the generated operations; this finishes the job on the explicit case: it
-/// drops single ops (a `create` together with every op on its engine) and simplifies the ending
-/// while the case still fails, then numbers the engines afresh.
-fn minimize(mut case: Case, runner: &mut Runner, on_run: &dyn Fn()) -> Case {
-    let mut fails = |candidate: &Case| {
-        if model::predict(candidate).is_err() {
-            return false;
-        }
-        on_run();
-        !runner.check(candidate).passed()
-    };
-    'outer: loop {
-        for at in 0..case.ops.len() {
-            let mut candidate = case.clone();
-            let removed = candidate.ops.remove(at);
-            if let Op::Create { engine, .. } = removed {
-                candidate.ops.retain(|op| op.acts_on() != Some(engine));
-            }
-            if fails(&candidate) {
-                case = candidate;
-                continue 'outer;
-            }
-        }
-        if case.ending != End::Return && fails(&Case { ending: End::Return, ..case.clone() }) {
-            case.ending = End::Return;
-            continue;
-        }
-        break;
-    }
-    renumber(case)
 }
 
 /// Numbers engines e0, e1, ... in the order the case creates them.
@@ -428,13 +302,12 @@ fn renumber(mut case: Case) -> Case {
 /// Re-runs the minimal case (spawned, with the black box) for its evidence, and writes it down.
 fn write_finding(config: &FuzzConfig, case: Case, original_ops: usize) -> Result<Finding, String> {
     let mut spawned = Runner::Spawn { child: config.child.clone(), defect: config.defect };
-    let mut verdict = spawned.check(&case);
-    if verdict.passed() {
+    let mut result = spawned.check(&case);
+    if result.passed() {
         // Failed under the fork server only, or not every time: keep the fork server's evidence.
-        verdict = Runner::start(config)?.check(&case);
+        result = Runner::start(config)?.check(&case);
     }
-    let headline = verdict.headline();
-    let headline: String = headline.chars().take(120).collect();
+    let headline: String = headline(&result).chars().take(120).collect();
     let title = format!("fuzz (seed {}): {headline}", config.seed);
     let mut reproducer = Reproducer::from_case(title, case, config.defect).map_err(|error| error.to_string())?;
     std::fs::create_dir_all(&config.out).map_err(|error| format!("create {}: {error}", config.out.display()))?;
@@ -443,14 +316,18 @@ fn write_finding(config: &FuzzConfig, case: Case, original_ops: usize) -> Result
     let path = config.out.join(format!("fuzz-{}-{}.toml", config.seed, &digest[..8]));
     std::fs::write(&path, &text).map_err(|error| format!("write {}: {error}", path.display()))?;
     reproducer.path = path;
-    Ok(Finding { reproducer, verdict, original_ops })
+    result.name = reproducer.path.display().to_string();
+    Ok(Finding { reproducer, result, original_ops })
 }
 
 /// Replays `reproducer` once, spawned through the harness's runner (with the black box), against
-/// `defect` of the defect zoo if given, and judges it against the reproducer's expectations.
-pub fn replay(child: &Path, reproducer: &Reproducer, defect: Option<Defect>) -> Verdict {
-    match spawn::run_spawned(child, &reproducer.case, defect) {
-        Ok(obs) => verdict::judge(&reproducer.case, &reproducer.prediction.steps, &reproducer.expect, &obs, true),
-        Err(error) => failed("run", error.to_string()),
-    }
+/// `defect` of the defect zoo if given, and judges it with the oracles its expectations imply.
+pub fn replay(child: &Path, reproducer: &Reproducer, defect: Option<Defect>) -> CellResult {
+    let name = reproducer.path.display().to_string();
+    let mut scenario = reproducer.prediction.scenario(&name, &reproducer.case, &reproducer.expect, true);
+    scenario.family = "reproducer".into();
+    let spec = spawn::spec(child, &reproducer.case, defect);
+    let started = Instant::now();
+    let observation = spec.run(&scenario.files).map_err(|error| error.to_string());
+    scenario.judge(observation, started.elapsed(), spec.command_line())
 }

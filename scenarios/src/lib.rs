@@ -4,20 +4,27 @@
 //!   the catalog builds plans, the `scenario-child` program carries them out.
 //! - [`catalog`]: every row of the cache's contract table for every holder, plus the families,
 //!   each a harness `Cell` whose expectation is a list of oracles.
-//! - [`checks`]: the scenario-specific oracles (markers, forks, quarantine, memory).
-//! - [`defects`]: the catalog against runtime-cache's defect zoo: what caught what.
+//! - [`contract`]: the cache's contract table and the one [`contract::Ending`] type, shared by
+//!   the catalog and the fuzz model.
+//! - [`cache_oracles`]: runtime-cache's own oracles (kernels, cold engines, forks, memory); the
+//!   generic ones come from the harness.
+//! - [`defect_hunt`]: the catalog against runtime-cache's defect zoo: what caught what.
 //! - [`wiring`]: runtime-cache's observer, written to the harness journal.
 //! - [`crash`]: runtime-cache's save explored at every step and under every power loss.
 //! - [`fuzz`]: churn fuzzing against a reference model, and the regression reproducers.
+//! - [`cli`]: runtime-cache's subcommands (`defects`, `fuzz`, `repro`).
 //!
-//! The `exit-harness` binary of this package runs the catalog (`exit-harness list | check`).
+//! The `exit-harness` binary of this package is the harness's generic command line (`list`,
+//! `check`, `run`) over this catalog, plus [`cli`]'s subcommands.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cache_oracles;
 pub mod catalog;
-pub mod checks;
+pub mod cli;
+pub mod contract;
 pub mod crash;
-pub mod defects;
+pub mod defect_hunt;
 pub mod fuzz;
 pub mod plan;
 pub mod wiring;

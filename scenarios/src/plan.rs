@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Ending;
+
 /// Where the engine (and so its engine-implicit cache handle) lives when the process ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -46,67 +48,6 @@ impl Holder {
             Holder::MainThreadLocal => "main-thread-local",
             Holder::RunningThread => "running-thread",
         }
-    }
-}
-
-/// How the process ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Ending {
-    /// `main` returns.
-    ReturnFromMain,
-    /// `std::process::exit(code)`.
-    Exit(i32),
-    /// A panic unwinds out of `main`.
-    Panic,
-    /// SIGTERM, with or without the termination handler.
-    SigTerm {
-        /// Whether `install_termination_handler()` was called.
-        handler: bool,
-    },
-    /// SIGINT, with or without the termination handler.
-    SigInt {
-        /// Whether `install_termination_handler()` was called.
-        handler: bool,
-    },
-    /// `std::process::abort()`.
-    Abort,
-    /// SIGKILL.
-    SigKill,
-}
-
-impl Ending {
-    /// Every ending of the contract table.
-    pub const ALL: [Ending; 9] = [
-        Ending::ReturnFromMain,
-        Ending::Exit(0),
-        Ending::Exit(3),
-        Ending::Panic,
-        Ending::SigTerm { handler: true },
-        Ending::SigTerm { handler: false },
-        Ending::SigInt { handler: true },
-        Ending::Abort,
-        Ending::SigKill,
-    ];
-
-    /// Kebab-case name, as in cell names.
-    pub fn name(self) -> String {
-        match self {
-            Ending::ReturnFromMain => "return".into(),
-            Ending::Exit(code) => format!("exit-{code}"),
-            Ending::Panic => "panic".into(),
-            Ending::SigTerm { handler: true } => "sigterm-handler".into(),
-            Ending::SigTerm { handler: false } => "sigterm".into(),
-            Ending::SigInt { handler: true } => "sigint-handler".into(),
-            Ending::SigInt { handler: false } => "sigint".into(),
-            Ending::Abort => "abort".into(),
-            Ending::SigKill => "sigkill".into(),
-        }
-    }
-
-    /// Whether the termination handler is installed for this ending.
-    pub fn installs_handler(self) -> bool {
-        matches!(self, Ending::SigTerm { handler: true } | Ending::SigInt { handler: true })
     }
 }
 
@@ -235,6 +176,8 @@ pub struct ChildPlan {
     pub holder: Holder,
     /// How the process ends.
     pub ending: Ending,
+    /// Whether the termination handler is installed first.
+    pub handler: bool,
     /// What happens in between.
     pub family: Family,
     /// Distinct kernels each engine compiles (0: the engine stays clean).
@@ -252,18 +195,27 @@ pub const CACHE_FILE: &str = "kernels.rtc";
 pub const ARTIFACT_BYTES: usize = 512;
 
 impl ChildPlan {
-    /// A plan with one cache, three kernels, and the given holder, ending and family.
+    /// A plan with one cache, three kernels, no termination handler, and the given holder, ending
+    /// and family.
     pub fn new(holder: Holder, ending: Ending, family: Family) -> Self {
         Self {
             cache: CACHE_FILE.into(),
             second_cache: "swapped.rtc".into(),
             holder,
             ending,
+            handler: false,
             family,
             kernels: 3,
             kernel_seed: 0,
             artifact_bytes: ARTIFACT_BYTES,
         }
+    }
+
+    /// The same plan with the termination handler installed first (or not).
+    #[must_use]
+    pub fn with_handler(mut self, handler: bool) -> Self {
+        self.handler = handler;
+        self
     }
 
     /// The plan as the child's command-line argument.

@@ -72,3 +72,20 @@ pub fn marker(name: &str) {
 pub fn record(line: Line) {
     let _ = journal::record(&line);
 }
+
+/// Records how a child process ended: `line` (e.g. `worker_exit`) with its `code` or `signal`.
+pub fn record_exit(line: Line, status: std::process::ExitStatus) {
+    record(match crate::contract::outcome_of(status) {
+        exit_harness::ExitOutcome::Code(code) => line.with("code", code),
+        exit_harness::ExitOutcome::Signal(signal) => line.with("signal", signal),
+    });
+}
+
+/// How a process ended, as [`record_exit`] journaled it.
+pub fn outcome_in(entry: &exit_harness::journal::Entry) -> Option<exit_harness::ExitOutcome> {
+    match (entry.fields.get("code").and_then(serde_json::Value::as_i64), entry.u64_field("signal")) {
+        (Some(code), _) => Some(exit_harness::ExitOutcome::Code(code as i32)),
+        (_, Some(signal)) => Some(exit_harness::ExitOutcome::Signal(signal as i32)),
+        _ => None,
+    }
+}

@@ -9,24 +9,38 @@ use crate::observation::{FileObservation, Observation};
 mod exit_status;
 mod file_content;
 mod file_intact;
+mod journal_events;
+#[cfg(test)]
+mod journal_fixture;
+mod marker_seen;
 mod no_leaked_processes;
 mod no_leftover_files;
 mod no_lost_entries;
 mod output_text;
 mod quiet_stderr;
 mod registry_bound;
+mod reported_entries;
 mod save_count;
+mod save_triggers;
+mod saved_before;
+mod within_deadline;
 
 pub use exit_status::ExitStatus;
 pub use file_content::FileContent;
 pub use file_intact::FileIntact;
+pub use journal_events::JournalEvents;
+pub use marker_seen::MarkerSeen;
 pub use no_leaked_processes::NoLeakedProcesses;
 pub use no_leftover_files::NoLeftoverFiles;
 pub use no_lost_entries::NoLostEntries;
 pub use output_text::OutputText;
 pub use quiet_stderr::QuietStderr;
 pub use registry_bound::RegistryBound;
-pub use save_count::SaveCount;
+pub use reported_entries::ReportedEntries;
+pub use save_count::{SaveCount, journal_about, names_file};
+pub use save_triggers::SaveTriggers;
+pub use saved_before::SavedBefore;
+pub use within_deadline::WithinDeadline;
 
 /// What an oracle concluded about one observation.
 #[derive(Debug, Clone, PartialEq, Eq)]

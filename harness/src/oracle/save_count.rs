@@ -153,12 +153,15 @@ impl SaveCount {
     }
 }
 
-/// Journal events of `kind` naming `file` (by absolute path, or by the name the scenario gave).
-pub(crate) fn journal_about<'a>(obs: &'a Observation, kind: &'a str, file: &FileObservation) -> Vec<&'a Entry> {
-    obs.journal
-        .of_kind(kind)
-        .filter(|e| e.file().is_some_and(|p| p == file.path || p == std::path::Path::new(&file.name)))
-        .collect()
+/// Journal events of `kind` naming `file` (see [`names_file`]). For oracle authors.
+pub fn journal_about<'a>(obs: &'a Observation, kind: &'a str, file: &FileObservation) -> Vec<&'a Entry> {
+    obs.journal.of_kind(kind).filter(|e| names_file(e, file)).collect()
+}
+
+/// Whether journal event `entry` is about `file`: its `file` field is the file's absolute path,
+/// or the name the scenario gave it. For oracle authors.
+pub fn names_file(entry: &Entry, file: &FileObservation) -> bool {
+    entry.file().is_some_and(|p| p == file.path || p == std::path::Path::new(&file.name))
 }
 
 impl Oracle for SaveCount {

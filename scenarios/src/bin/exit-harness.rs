@@ -1,15 +1,13 @@
-//! `exit-harness`: lists and checks the runtime-cache scenario catalog, and hunts the defect zoo.
+//! `exit-harness`: the harness's command line (`list`, `check`, `run`) over runtime-cache's
+//! scenario catalog, plus runtime-cache's own subcommands (`defects`, `fuzz`, `repro`; see
+//! [`scenarios::cli`]).
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use scenarios::catalog::{RuntimeCacheCatalog, Sizes};
-use scenarios::defects::DefectHunt;
-use scenarios::fuzz::reproducer::Reproducer;
-use scenarios::fuzz::{self, Executor, FuzzConfig};
+use scenarios::catalog::RuntimeCacheCatalog;
+use scenarios::cli::CacheCommand;
 
 /// Run runtime-cache's scenario catalog in real child processes and judge how each ended.
 #[derive(Debug, Parser)]
@@ -21,53 +19,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The harness's generic subcommands.
     #[command(flatten)]
     Harness(exit_harness::cli::Command),
-    /// Run the catalog against the correct cache and each defect; fail unless the correct cache
-    /// passes every cell and every defect is caught.
-    Defects {
-        /// Print JSON instead of the table.
-        #[arg(long)]
-        json: bool,
-        /// Worker threads (default: the available parallelism).
-        #[arg(long, short)]
-        jobs: Option<usize>,
-    },
-    /// Churn-fuzz runtime-cache against its reference model, each case in a real child process;
-    /// on a failure, shrink it and write a minimal reproducer.
-    Fuzz {
-        /// Cases to generate.
-        #[arg(long, default_value_t = 1000)]
-        cases: u64,
-        /// The seed (default: a fresh one, printed).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Parallel jobs, each with its own fork server (default: the available parallelism).
-        #[arg(long, short)]
-        jobs: Option<usize>,
-        /// Where to write the reproducer of a failure.
-        #[arg(long, default_value = "fuzz-out")]
-        out: PathBuf,
-        /// Run against this defect of the defect zoo (e.g. fork-unaware), to see it found.
-        #[arg(long, value_parser = parse_defect)]
-        defect: Option<runtime_cache::Defect>,
-        /// Spawn a fresh child per case instead of forking from the fork server.
-        #[arg(long)]
-        spawn: bool,
-        /// Most operations per generated case.
-        #[arg(long, default_value_t = 12)]
-        max_ops: usize,
-    },
-    /// Replay reproducer files and print each verdict with its evidence; the exit status is 0
-    /// when every one passes, 1 when one fails, 2 when a file is malformed.
-    Repro {
-        /// Reproducer files (TOML).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Replay against this defect of the defect zoo.
-        #[arg(long, value_parser = parse_defect)]
-        defect: Option<runtime_cache::Defect>,
-    },
+    /// runtime-cache's subcommands.
+    #[command(flatten)]
+    Cache(CacheCommand),
 }
 
 fn main() -> ExitCode {
@@ -94,157 +51,17 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let code = run(&catalog, cli.command);
-    // Run folders are removed in the background; let that finish before the process ends.
-    exit_harness::finish_cleanup();
-    code
-}
-
-fn run(catalog: &RuntimeCacheCatalog, command: Command) -> ExitCode {
-    match command {
+    let code = match cli.command {
         Command::Harness(exit_harness::cli::Command::Crash(args)) => {
             // runtime-cache's save at each durability level (RUNTIME_CACHE_DEFECT in the
             // environment reaches every child, to see a defect caught).
             let scenarios = scenarios::crash::scenarios(catalog.child(), args.filter.as_deref());
             exit_harness::crash::cli::run_scenarios(&scenarios, &args)
         }
-        Command::Harness(command) => exit_harness::cli::run(catalog, command),
-        Command::Defects { json, jobs } => {
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let on_terminal = std::io::stderr().is_terminal();
-            let hunt = DefectHunt::run(catalog.child(), Sizes::defect_hunt(), jobs, |done, total| {
-                if on_terminal {
-                    eprint!("\r{done}/{total} cells");
-                } else if done % 100 == 0 || done == total {
-                    eprintln!("{done}/{total} cells");
-                }
-            });
-            if on_terminal {
-                eprintln!();
-            }
-            println!("{}", if json { hunt.json() } else { hunt.table() });
-            if hunt.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-        }
-        Command::Fuzz { cases, seed, jobs, out, defect, spawn, max_ops } => {
-            let config = FuzzConfig {
-                child: catalog.child().to_owned(),
-                cases,
-                seed: seed.unwrap_or_else(fresh_seed),
-                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
-                out,
-                defect,
-                executor: if spawn { Executor::Spawn } else { Executor::ForkServer },
-                max_ops,
-            };
-            fuzz_command(&config)
-        }
-        Command::Repro { files, defect } => repro_command(catalog.child(), &files, defect),
-    }
-}
-
-fn parse_defect(name: &str) -> Result<runtime_cache::Defect, String> {
-    runtime_cache::Defect::from_name(name).ok_or_else(|| {
-        let known: Vec<&str> = runtime_cache::Defect::ALL.iter().map(|d| d.name()).collect();
-        format!("unknown defect (one of {})", known.join(", "))
-    })
-}
-
-/// A seed from the clock and the process id, through std's randomly keyed hasher.
-fn fresh_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher
-        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    hasher.write_u32(std::process::id());
-    hasher.finish() % 1_000_000_000
-}
-
-fn fuzz_command(config: &FuzzConfig) -> ExitCode {
-    let executor = match config.executor {
-        Executor::ForkServer => "fork server",
-        Executor::Spawn => "spawn",
+        Command::Harness(command) => exit_harness::cli::run(&catalog, command),
+        Command::Cache(command) => scenarios::cli::run(&catalog, command),
     };
-    let against = config.defect.map_or("runtime-cache".to_string(), |d| format!("defect {}", d.name()));
-    eprintln!(
-        "fuzz: seed {}, {} cases, {} job(s), {executor}, against {against}",
-        config.seed, config.cases, config.jobs
-    );
-    let bar = indicatif::ProgressBar::new(config.cases);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} cases, {per_sec} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let cases = config.cases;
-    let progress = |runs: u64| {
-        bar.set_position(runs.min(cases));
-        if runs > cases {
-            bar.set_message("(shrinking)");
-        }
-    };
-    let report = fuzz::fuzz(config, &progress);
-    bar.finish_and_clear();
-    let report = match report {
-        Ok(report) => report,
-        Err(error) => {
-            eprintln!("fuzz: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let summary = format!(
-        "{} cases, {} runs in {:.1} s ({:.0} runs/s), seed {}",
-        report.cases,
-        report.runs,
-        report.elapsed.as_secs_f64(),
-        report.rate(),
-        config.seed
-    );
-    match &report.finding {
-        None => {
-            println!("fuzz: pass: {summary}");
-            ExitCode::SUCCESS
-        }
-        Some(finding) => {
-            println!("fuzz: FAILED: {summary}");
-            println!(
-                "minimal case ({} ops, shrunk from {} generated):\n{}",
-                finding.reproducer.case.ops.len(),
-                finding.original_ops,
-                finding.reproducer.case
-            );
-            println!("{}", finding.verdict);
-            println!("reproducer: {}", finding.reproducer.path.display());
-            println!("replay it (paste into the issue):\n  {}", finding.command());
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn repro_command(child: &std::path::Path, files: &[PathBuf], defect: Option<runtime_cache::Defect>) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
-    for path in files {
-        let reproducer = match Reproducer::load(path) {
-            Ok(reproducer) => reproducer,
-            Err(error) => {
-                eprintln!("exit-harness repro: {error}");
-                code = ExitCode::from(2);
-                continue;
-            }
-        };
-        let verdict = fuzz::replay(child, &reproducer, defect);
-        let against = defect.map_or(String::new(), |d| format!(" [defect {}]", d.name()));
-        if verdict.passed() {
-            println!("PASS {}{against}: {} ({} checks)", path.display(), reproducer.title, verdict.checks);
-            continue;
-        }
-        println!("FAIL {}{against}: {}", path.display(), reproducer.title);
-        if let Some(issue) = &reproducer.issue {
-            println!("  issue: {issue}");
-        }
-        println!("  case:\n  {}", reproducer.case.to_string().replace('\n', "\n  "));
-        println!("  {}", verdict.to_string().trim_end().replace('\n', "\n  "));
-        if code == ExitCode::SUCCESS {
-            code = ExitCode::FAILURE;
-        }
-    }
+    // Run folders are removed in the background; let that finish before the process ends.
+    exit_harness::finish_cleanup();
     code
 }

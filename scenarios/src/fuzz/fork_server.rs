@@ -7,11 +7,11 @@
 //! stdin/stdout/stderr at `/dev/null` and two files, enters the case's scratch folder, sets the
 //! journal variables and runs the case to its real ending (returning from `main`, exiting,
 //! panicking or dying by a signal). The server reaps it, kills whatever is left of its process
-//! group, and answers `STATUS LEAKED` (the raw wait status, and 1 if anything was left).
+//! group and every descendant it adopted (it is a child subreaper), and answers `STATUS LEAKED` (the raw wait status, and 1 if anything was left).
 //!
 //! The parent then reads the journal, the captured output and the cache files (decoded with
 //! [`runtime_cache::format::decode`]) into an [`Observation`], so that the same
-//! [verdict](super::verdict) judges fork-server and spawned runs. A fork-server run has no
+//! [oracles](super::oracles) judge fork-server and spawned runs. A fork-server run has no
 //! inotify black box; the decoded files are its second channel.
 
 use std::io::{BufRead, BufReader, Write};
@@ -61,7 +61,9 @@ impl ForkServer {
     /// Starts `child` (the `scenario-child` program) in fork-server mode, against `defect` of the
     /// defect zoo if given.
     pub fn start(child: &Path, defect: Option<Defect>) -> std::io::Result<Self> {
-        let base = tempfile::Builder::new().prefix("exit-harness-fuzz-").tempdir()?;
+        let mut folder = tempfile::Builder::new();
+        folder.prefix("exit-harness-fuzz-");
+        let base = folder.tempdir_in(CASE_FOLDER_BASE).or_else(|_| folder.tempdir())?;
         let mut command = Command::new(child);
         command.arg(SERVE_ARG).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         command.env_remove("RUST_BACKTRACE").env_remove("RUST_LIB_BACKTRACE");
@@ -159,7 +161,8 @@ fn observe(
     let leaked = match leaked {
         true => vec![LeakedProcess {
             pid: None,
-            cmdline: "(the fork server saw a process of the case's group outlive it)".into(),
+            cmdline: "(the fork server saw a descendant of the case outlive it, in its process group or adopted)"
+                .into(),
         }],
         false => Vec::new(),
     };
@@ -175,12 +178,19 @@ fn observe(
         folders: Vec::new(),
         black_box_overflowed: false,
         leaked,
-        // The server checks the case's process group only.
-        descendants_watched: false,
+        // The server kills the case's process group and, a child subreaper, every descendant
+        // that left the group and was adopted by it.
+        descendants_watched: true,
         instrumented: true,
         scratch: None,
     })
 }
+
+/// Where the cases' folders go: `/dev/shm` (tmpfs) where it can be written, else the temp
+/// folder. A case creates and removes some ten files (its folder, journal, output, cache, lock
+/// and temp files); on tmpfs that costs a fraction of what it costs on a disk file system, and
+/// nothing a case is judged on depends on the file system.
+const CASE_FOLDER_BASE: &str = "/dev/shm";
 
 /// A file as it is now: absent, or its size, hash and decoded keys.
 fn snapshot(path: &Path) -> FileSnapshot {

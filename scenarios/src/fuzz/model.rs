@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use exit_harness::ExitOutcome;
-use signal_hook::consts::{SIGABRT, SIGINT, SIGKILL, SIGTERM};
 
-use super::ops::{Case, End, MAIN, Op, process_name};
+use super::ops::{Case, MAIN, Op, process_name};
+use crate::contract::{Ending, contract};
 
 /// Saves per process per file: `saves["main"]["a.rtc"] == 1`.
 pub type Saves = BTreeMap<String, BTreeMap<String, u64>>;
@@ -66,7 +66,7 @@ pub struct Expectations {
     pub children: BTreeMap<String, ExitOutcome>,
 }
 
-/// The model's full prediction for a case.
+/// The model's full prediction for a case (the oracles it implies: [`super::oracles`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prediction {
     /// After each operation.
@@ -200,8 +200,8 @@ pub fn predict(case: &Case) -> Result<Prediction, CaseError> {
                     state.note_file(&name, &path);
                 }
                 state.saves.entry(name.clone()).or_default();
-                state.panics |= *ending == End::Panic;
-                state.children.insert(name, outcome(*ending));
+                state.panics |= *ending == Ending::Panic;
+                state.children.insert(name, contract(*ending, false).exit);
             }
             Op::Spawn { path, kernel } => {
                 let name = process_name(op, n).expect("spawn names a process");
@@ -216,18 +216,14 @@ pub fn predict(case: &Case) -> Result<Prediction, CaseError> {
         steps.push(Step { registry: state.engines.len() as u64, origin, saves: state.saves.clone() });
     }
     let registry = state.engines.len() as u64;
-    let saves_at_end = match case.ending {
-        End::Return | End::Exit(_) | End::Panic => true,
-        End::SigTerm | End::SigInt => state.handler,
-        End::Abort | End::SigKill => false,
-    };
-    if saves_at_end {
+    let row = contract(case.ending, state.handler);
+    if row.saves {
         let mut engines = std::mem::take(&mut state.engines);
         for engine in engines.values_mut() {
             state.save(MAIN, engine);
         }
     }
-    state.panics |= case.ending == End::Panic;
+    state.panics |= row.panic_message;
     let entries = state
         .saves
         .values()
@@ -237,7 +233,7 @@ pub fn predict(case: &Case) -> Result<Prediction, CaseError> {
     Ok(Prediction {
         steps,
         expect: Expectations {
-            exit: outcome(case.ending),
+            exit: row.exit,
             panic_message: state.panics,
             registry,
             saves: state.saves,
@@ -247,31 +243,18 @@ pub fn predict(case: &Case) -> Result<Prediction, CaseError> {
     })
 }
 
-/// The exit outcome an ending produces.
-pub fn outcome(ending: End) -> ExitOutcome {
-    match ending {
-        End::Return => ExitOutcome::Code(0),
-        End::Exit(code) => ExitOutcome::Code(code),
-        End::Panic => ExitOutcome::Code(101),
-        End::SigTerm => ExitOutcome::Signal(SIGTERM),
-        End::SigInt => ExitOutcome::Signal(SIGINT),
-        End::Abort => ExitOutcome::Signal(SIGABRT),
-        End::SigKill => ExitOutcome::Signal(SIGKILL),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn case(ops: &[&str], ending: End) -> Case {
+    fn case(ops: &[&str], ending: Ending) -> Case {
         Case { ops: ops.iter().map(|op| op.parse().unwrap()).collect(), ending }
     }
 
     #[test]
     fn a_spawned_process_and_a_later_save_merge() {
         let p =
-            predict(&case(&["create e0 a.rtc", "compile e0 k1", "spawn a.rtc k2", "save e0"], End::Return)).unwrap();
+            predict(&case(&["create e0 a.rtc", "compile e0 k1", "spawn a.rtc k2", "save e0"], Ending::Return)).unwrap();
         assert_eq!(p.expect.entries["a.rtc"], BTreeSet::from(["k1".into(), "k2".into()]));
         assert_eq!(p.expect.saves["main"]["a.rtc"], 1);
         assert_eq!(p.expect.saves["spawn-3"]["a.rtc"], 1);
@@ -279,22 +262,23 @@ mod tests {
 
     #[test]
     fn swap_saves_the_old_cache_once_and_the_new_one_at_exit() {
-        let p = predict(&case(&["create e0 a.rtc", "compile e0 k1", "swap e0 b.rtc", "compile e0 k1"], End::Exit(3)))
-            .unwrap();
+        let p =
+            predict(&case(&["create e0 a.rtc", "compile e0 k1", "swap e0 b.rtc", "compile e0 k1"], Ending::Exit(3)))
+                .unwrap();
         assert_eq!(p.expect.saves["main"], BTreeMap::from([("a.rtc".into(), 1), ("b.rtc".into(), 1)]));
         assert_eq!(p.expect.exit, ExitOutcome::Code(3));
     }
 
     #[test]
     fn a_hit_stays_clean_and_sigterm_without_handler_saves_nothing() {
-        let p = predict(&case(&["spawn a.rtc k1", "create e0 a.rtc", "compile e0 k1"], End::SigTerm)).unwrap();
+        let p = predict(&case(&["spawn a.rtc k1", "create e0 a.rtc", "compile e0 k1"], Ending::SigTerm)).unwrap();
         assert_eq!(p.steps[2].origin, Some(Origin::Hit));
         assert_eq!(p.expect.saves["main"]["a.rtc"], 0);
     }
 
     #[test]
     fn using_a_moved_engine_is_rejected_with_its_op() {
-        let error = predict(&case(&["create e0 a.rtc", "move e0 static", "save e0"], End::Return)).unwrap_err();
+        let error = predict(&case(&["create e0 a.rtc", "move e0 static", "save e0"], Ending::Return)).unwrap_err();
         assert_eq!(error.op, 3);
     }
 }

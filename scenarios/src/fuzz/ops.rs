@@ -1,5 +1,5 @@
 //! The fuzzer's vocabulary: a [`Case`] is a list of [`Op`]s that one child process performs on
-//! engines and cache files, then one [`End`]ing from the contract table.
+//! engines and cache files, then one [`Ending`] from the contract table.
 //!
 //! Every operation has a one-line text form, used by reproducers and in every report:
 //!
@@ -25,11 +25,10 @@ use std::time::Duration;
 use runtime_cache::{CompilerIdentity, KernelCompiler, KernelKey, KernelSpec, SyntheticCompiler};
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Ending;
+
 /// Synthetic artifact size of every fuzzed kernel (small: the fuzzer is about lifecycles).
 pub const ARTIFACT_BYTES: usize = 64;
-
-/// The panic message of a `panic` ending (the same as the catalog's planned panic).
-pub const PLANNED_PANIC: &str = crate::catalog::PLANNED_PANIC;
 
 /// Where a case moves an engine so that it lives to exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,68 +52,6 @@ impl Place {
             Place::ThreadLocal => "thread-local",
             Place::Thread => "thread",
         }
-    }
-}
-
-/// How a process ends (a row of the contract table). Whether SIGTERM/SIGINT find the
-/// termination handler installed depends on the case's `create ... handler` ops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum End {
-    /// `main` returns.
-    Return,
-    /// `std::process::exit(code)`.
-    Exit(i32),
-    /// A panic unwinds out of `main`.
-    Panic,
-    /// SIGTERM.
-    SigTerm,
-    /// SIGINT.
-    SigInt,
-    /// `std::process::abort()`.
-    Abort,
-    /// SIGKILL.
-    SigKill,
-}
-
-impl fmt::Display for End {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            End::Return => f.write_str("return"),
-            End::Exit(code) => write!(f, "exit({code})"),
-            End::Panic => f.write_str("panic"),
-            End::SigTerm => f.write_str("sigterm"),
-            End::SigInt => f.write_str("sigint"),
-            End::Abort => f.write_str("abort"),
-            End::SigKill => f.write_str("sigkill"),
-        }
-    }
-}
-
-impl FromStr for End {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        Ok(match text.trim() {
-            "return" => End::Return,
-            "panic" => End::Panic,
-            "sigterm" => End::SigTerm,
-            "sigint" => End::SigInt,
-            "abort" => End::Abort,
-            "sigkill" => End::SigKill,
-            other => {
-                let code = other.strip_prefix("exit(").and_then(|rest| rest.strip_suffix(')'));
-                match code.map(str::parse::<u8>) {
-                    Some(Ok(code)) => End::Exit(i32::from(code)),
-                    _ => {
-                        return Err(format!(
-                            "unknown ending `{other}` (expected return, exit(N) with N in 0..=255, panic, sigterm, \
-                             sigint, abort or sigkill)"
-                        ));
-                    }
-                }
-            }
-        })
     }
 }
 
@@ -171,7 +108,7 @@ pub enum Op {
     /// Forks; the child ends at once by `ending`.
     Fork {
         /// How the forked child ends.
-        ending: End,
+        ending: Ending,
     },
     /// Another process on `path` compiles `kernel` and saves, to completion.
     Spawn {
@@ -294,7 +231,7 @@ pub struct Case {
     /// The operations, in order.
     pub ops: Vec<Op>,
     /// How the process ends.
-    pub ending: End,
+    pub ending: Ending,
 }
 
 impl Case {
@@ -356,11 +293,18 @@ pub fn kernel_spec(name: &str) -> KernelSpec {
     KernelSpec::new(format!("{name}.cu"), source, name)
 }
 
-/// The hex cache key of kernel `name`, as the cache file holds it.
+/// The hex cache key of kernel `name`, as the cache file holds it (derived once per name: the
+/// fuzzer judges thousands of cases a second, and cases draw from a handful of kernels).
 pub fn kernel_key_hex(name: &str) -> String {
-    let compiler = compiler();
-    let identity: &CompilerIdentity = compiler.identity();
-    KernelKey::derive(&kernel_spec(name), identity).to_hex()
+    static KEYS: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let mut keys = KEYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let key = keys.entry(name.to_owned()).or_insert_with(|| {
+        let compiler = compiler();
+        let identity: &CompilerIdentity = compiler.identity();
+        KernelKey::derive(&kernel_spec(name), identity).to_hex()
+    });
+    key.clone()
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{self, Expectations, Prediction};
-use super::ops::{Case, End, Op};
+use super::ops::{Case, Op};
+use crate::contract::Ending;
 
 /// A parsed reproducer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,7 +146,7 @@ impl Reproducer {
             ops.push(op.get_ref().parse::<Op>().map_err(|message| malformed(op.span().start, message))?);
         }
         let ending =
-            file.ending.get_ref().parse::<End>().map_err(|message| malformed(file.ending.span().start, message))?;
+            file.ending.get_ref().parse::<Ending>().map_err(|message| malformed(file.ending.span().start, message))?;
         let case = Case { ops, ending };
         let prediction = model::predict(&case).map_err(|error| {
             let offset = file.ops.get(error.op - 1).map_or(0, |op| op.span().start);

@@ -23,13 +23,17 @@ pub fn files_under_test(case: &Case) -> Vec<FileUnderTest> {
     case.files().iter().map(|name| cache_file(name)).collect()
 }
 
-/// Spawns `child` (the `scenario-child` program) on `case`, against `defect` of the defect zoo
-/// if given, and returns what the harness observed.
-pub fn run_spawned(child: &Path, case: &Case, defect: Option<Defect>) -> Result<Observation, RunError> {
+/// How `child` (the `scenario-child` program) is spawned on `case`, against `defect` of the
+/// defect zoo if given.
+pub fn spec(child: &Path, case: &Case, defect: Option<Defect>) -> ChildSpec {
     let spec = ChildSpec::new(child).arg(FUZZ_CASE_ARG).arg(case.to_arg()).timeout(CASE_TIMEOUT);
-    let spec = match defect {
+    match defect {
         Some(defect) => spec.env(DEFECT_ENV, defect.name()),
         None => spec.env_remove(DEFECT_ENV),
-    };
-    spec.run(&files_under_test(case))
+    }
+}
+
+/// Spawns `child` on `case` (see [`spec`]) and returns what the harness observed.
+pub fn run_spawned(child: &Path, case: &Case, defect: Option<Defect>) -> Result<Observation, RunError> {
+    spec(child, case, defect).run(&files_under_test(case))
 }

@@ -14,23 +14,25 @@ use runtime_cache::{
     SyntheticCompiler,
 };
 use scenarios::plan::{ChildPlan, Family, InitFailure, SaveFailure};
-
-use crate::sys::{self, Forked};
-use crate::{end, holders};
 use scenarios::wiring;
+
+use crate::ending::{end, give_up};
+use crate::engines;
+use crate::holders;
+use crate::sys::{self, Forked};
 
 /// Runs the plan's family in the process the harness spawned.
 pub fn run(plan: &ChildPlan) -> ExitCode {
-    if plan.ending.installs_handler()
+    if plan.handler
         && let Err(error) = runtime_cache::install_termination_handler()
     {
-        return give_up(&format!("install_termination_handler: {error}"));
+        give_up(&format!("install_termination_handler: {error}"));
     }
     match &plan.family {
         Family::Nothing => ExitCode::SUCCESS,
         Family::SurviveToExit | Family::CorruptOnOpen => {
             let engine = dirty_engine(plan, &plan.cache, 0);
-            holders::end_holding(plan, engine)
+            end_holding(plan, engine)
         }
         Family::MidProgramDrop => {
             drop(dirty_engine(plan, &plan.cache, 0));
@@ -44,32 +46,29 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         Family::Swap => {
             let mut engine = dirty_engine(plan, &plan.cache, 0);
             if let Err(error) = engine.set_settings(settings(plan, &plan.second_cache)) {
-                return give_up(&format!("set_settings: {error}"));
+                give_up(&format!("set_settings: {error}"));
             }
             compile(&engine, plan.kernels, 1);
             wiring::marker("swapped");
-            holders::end_holding(plan, engine)
+            end_holding(plan, engine)
         }
         Family::ExplicitSave { compile_after } => {
             let engine = dirty_engine(plan, &plan.cache, 0);
             let saved = engine.runtime_cache().map(|cache| cache.save());
             if let Some(Err(error)) = saved {
-                return give_up(&format!("explicit save: {error}"));
+                give_up(&format!("explicit save: {error}"));
             }
             wiring::marker("saved");
             if *compile_after {
                 compile(&engine, plan.kernels, 1);
             }
-            holders::end_holding(plan, engine)
+            end_holding(plan, engine)
         }
         Family::WarmStart => {
             let code = finish_workers(vec![spawn_worker(plan, 0)]);
             wiring::marker("warm");
             // The same kernels again, in this process: every one must come from the cache.
-            let engine = match Engine::new(settings(plan, &plan.cache)) {
-                Ok(engine) => engine,
-                Err(error) => return give_up(&format!("Engine::new: {error}")),
-            };
+            let engine = engines::new_engine(settings(plan, &plan.cache));
             compile(&engine, plan.kernels, 0);
             wiring::sample_registry(1);
             drop(engine);
@@ -79,14 +78,14 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         Family::LockContention => {
             let lock = match File::options().create(true).truncate(false).write(true).open(lock_path(&plan.cache)) {
                 Ok(lock) => lock,
-                Err(error) => return give_up(&format!("open the lock file: {error}")),
+                Err(error) => give_up(&format!("open the lock file: {error}")),
             };
             let mut worker = spawn_worker(plan, 0);
             for step in CONTENDED_STEPS {
                 if let Err(error) = lock.lock() {
                     let _ = worker.kill();
                     let _ = worker.wait();
-                    return give_up(&format!("take the lock: {error}"));
+                    give_up(&format!("take the lock: {error}"));
                 }
                 touch(&format!("locked-{step}"));
                 std::thread::sleep(CONTENTION);
@@ -117,14 +116,14 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             // The next open must succeed and clean up the crashed save's temp file.
             match RuntimeCache::open(&plan.cache, CacheOptions::default()) {
                 Ok(cache) => wiring::record(Line::new("reopened").with("entries", cache.len() as u64)),
-                Err(error) => return give_up(&format!("reopen after the crash failed: {error}")),
+                Err(error) => give_up(&format!("reopen after the crash failed: {error}")),
             }
             code
         }
         Family::SaveFails(SaveFailure::LockHeld) => {
             let lock = match File::options().create(true).truncate(false).write(true).open(lock_path(&plan.cache)) {
                 Ok(lock) => lock,
-                Err(error) => return give_up(&format!("open the lock file: {error}")),
+                Err(error) => give_up(&format!("open the lock file: {error}")),
             };
             // The worker opens its cache first (opening takes the lock too), then we hold the lock
             // for good while it ends.
@@ -133,7 +132,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             if let Err(error) = lock.lock() {
                 let _ = worker.kill();
                 let _ = worker.wait();
-                return give_up(&format!("take the lock: {error}"));
+                give_up(&format!("take the lock: {error}"));
             }
             touch("locked");
             let code = finish_workers(vec![worker]);
@@ -149,10 +148,10 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             // Room for the journal to grow, none for the new cache file.
             let limit = journal_len.max(old_len) + 32 * 1024;
             if let Err(error) = sys::limit_file_size(limit) {
-                return give_up(&format!("setrlimit: {error}"));
+                give_up(&format!("setrlimit: {error}"));
             }
             wiring::record(Line::new("file_size_limit").with("bytes", limit));
-            holders::end_holding(plan, engine)
+            end_holding(plan, engine)
         }
     }
 }
@@ -189,7 +188,7 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
                 let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
             });
             if let Err(error) = armed {
-                return give_up(&format!("arm failpoint: {error}"));
+                give_up(&format!("arm failpoint: {error}"));
             }
             drop(engine);
             give_up("the save finished without reaching the crash point")
@@ -206,7 +205,7 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
             touch(&format!("done-{open}"));
             wait_for_file(&format!("locked-{save}"));
             if let Some(Err(error)) = engine.runtime_cache().map(|cache| cache.save()) {
-                return give_up(&format!("explicit save under contention: {error}"));
+                give_up(&format!("explicit save under contention: {error}"));
             }
             touch(&format!("done-{save}"));
             compile(&engine, plan.kernels, 1);
@@ -222,7 +221,7 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
             let engine = dirty_engine(plan, &plan.cache, 0);
             touch("ready-0");
             wait_for_file("locked");
-            holders::end_holding(plan, engine)
+            end_holding(plan, engine)
         }
         other => give_up(&format!("family {other:?} has no workers")),
     }
@@ -231,10 +230,7 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
 fn churn(plan: &ChildPlan, engines: u32, dirty_every: u32) -> ExitCode {
     record_rss();
     for index in 0..engines {
-        let engine = match Engine::new(settings(plan, &plan.cache)) {
-            Ok(engine) => engine,
-            Err(error) => return give_up(&format!("engine {index}: {error}")),
-        };
+        let engine = engines::new_engine(settings(plan, &plan.cache));
         if index % dirty_every.max(1) == 0 {
             compile(&engine, 1, index);
         }
@@ -275,7 +271,7 @@ fn partial_init_failure(plan: &ChildPlan, cause: &InitFailure) -> ExitCode {
         }
         InitFailure::UntrustedFile => fs::set_permissions(&plan.cache, fs::Permissions::from_mode(0o666)),
         InitFailure::NvrtcMissing if runtime_cache::nvrtc_available() => {
-            return give_up(
+            give_up(
                 "NVRTC is installed system-wide (found with LD_LIBRARY_PATH unset): this cell cannot make it missing",
             );
         }
@@ -285,7 +281,7 @@ fn partial_init_failure(plan: &ChildPlan, cause: &InitFailure) -> ExitCode {
         }
     };
     if let Err(error) = prepared {
-        return give_up(&format!("prepare {cause:?}: {error}"));
+        give_up(&format!("prepare {cause:?}: {error}"));
     }
     let registry_before = runtime_cache::exit_registry_len();
     let built = Engine::new(failing);
@@ -349,10 +345,10 @@ fn fork(plan: &ChildPlan, child_exit: Option<i32>) -> ExitCode {
         }
         Ok(Forked::Parent(pid)) => {
             match sys::wait_for(pid) {
-                Ok(status) => record_exit("fork_child_exit", ExitStatus::from_raw(status)),
-                Err(error) => return give_up(&format!("waitpid: {error}")),
+                Ok(status) => wiring::record_exit(Line::new("fork_child_exit"), ExitStatus::from_raw(status)),
+                Err(error) => give_up(&format!("waitpid: {error}")),
             }
-            holders::end_holding(plan, engine)
+            end_holding(plan, engine)
         }
     }
 }
@@ -371,26 +367,23 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
         Ok("sync-file-and-folder") => Durability::SyncFileAndFolder,
         _ => durability,
     };
-    let lock_timeout = Duration::from_secs(5);
-    RuntimeSettings {
-        runtime_cache: Some(PathBuf::from(cache)),
-        backend: Backend::Synthetic(SyntheticCompiler::new(plan.artifact_bytes, Duration::ZERO)),
-        cache_options: CacheOptions { durability, lock_timeout, ..CacheOptions::default() },
-    }
+    let compiler = SyntheticCompiler::new(plan.artifact_bytes, Duration::ZERO);
+    engines::settings(cache, compiler, durability, Duration::from_secs(5))
 }
 
 /// An engine on `cache` that has compiled `plan.kernels` kernels (so it is dirty).
 fn dirty_engine(plan: &ChildPlan, cache: &str, seed: u32) -> Engine {
-    match Engine::new(settings(plan, cache)) {
-        Ok(engine) => {
-            compile(&engine, plan.kernels, plan.kernel_seed * 1000 + seed);
-            engine
-        }
-        Err(error) => {
-            give_up(&format!("Engine::new({cache}): {error}"));
-            std::process::exit(70)
-        }
-    }
+    let engine = engines::new_engine(settings(plan, cache));
+    compile(&engine, plan.kernels, plan.kernel_seed * 1000 + seed);
+    engine
+}
+
+/// Journals a registry sample (the engine is the one live handle), places `engine` where the
+/// plan's holder says, and ends the process with it there.
+fn end_holding(plan: &ChildPlan, engine: Engine) -> ExitCode {
+    wiring::sample_registry(1);
+    let _main_local = holders::place(plan.holder, engine);
+    end(plan.ending)
 }
 
 /// What the lock-contention cell's worker does while another process holds the lock.
@@ -407,16 +400,9 @@ fn compile(engine: &Engine, count: u32, seed: u32) {
     for index in 0..count {
         let name = format!("k{seed}_{index}");
         let source = format!("extern \"C\" __global__ void {name}(float* x) {{ x[threadIdx.x] *= {index}.0f; }}");
-        match engine.kernel(&KernelSpec::new(format!("{name}.cu"), source, name.as_str())) {
-            Ok(kernel) => {
-                let origin = if kernel.origin == KernelOrigin::CacheHit { "hit" } else { "compiled" };
-                wiring::record(Line::new("kernel").with("name", name).with("origin", origin));
-            }
-            Err(error) => {
-                give_up(&format!("compile: {error}"));
-                std::process::exit(70);
-            }
-        }
+        let spec = KernelSpec::new(format!("{name}.cu"), source, name.as_str());
+        let origin = if engines::compile(engine, &spec) == KernelOrigin::CacheHit { "hit" } else { "compiled" };
+        wiring::record(Line::new("kernel").with("name", name).with("origin", origin));
     }
 }
 
@@ -424,35 +410,19 @@ fn spawn_worker(plan: &ChildPlan, index: u32) -> Child {
     let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("scenario-child"));
     match Command::new(program).arg(plan.to_arg()).arg("--worker").arg(index.to_string()).spawn() {
         Ok(child) => child,
-        Err(error) => {
-            give_up(&format!("spawn worker {index}: {error}"));
-            std::process::exit(70)
-        }
+        Err(error) => give_up(&format!("spawn worker {index}: {error}")),
     }
 }
 
-/// Waits for every worker, journals how each ended, and fails if one could not be waited for.
+/// Waits for every worker and journals how each ended; gives up if one cannot be waited for.
 fn finish_workers(workers: Vec<Child>) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
     for mut worker in workers {
         match worker.wait() {
-            Ok(status) => record_exit("worker_exit", status),
-            Err(error) => {
-                give_up(&format!("wait for worker: {error}"));
-                code = ExitCode::FAILURE;
-            }
+            Ok(status) => wiring::record_exit(Line::new("worker_exit"), status),
+            Err(error) => give_up(&format!("wait for worker: {error}")),
         }
     }
-    code
-}
-
-fn record_exit(kind: &str, status: ExitStatus) {
-    let line = Line::new(kind);
-    wiring::record(match (status.code(), status.signal()) {
-        (Some(code), _) => line.with("code", code),
-        (_, Some(signal)) => line.with("signal", signal),
-        _ => line,
-    });
+    ExitCode::SUCCESS
 }
 
 fn record_rss() {
@@ -480,14 +450,7 @@ fn wait_for_file(name: &str) {
     while !Path::new(name).exists() {
         if started.elapsed() > Duration::from_secs(20) {
             give_up(&format!("{name} never appeared"));
-            std::process::exit(70);
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-}
-
-/// Reports a broken scenario (not a cache failure) on stderr, where every oracle will see it.
-fn give_up(why: &str) -> ExitCode {
-    eprintln!("scenario-child: {why}");
-    ExitCode::from(70)
 }

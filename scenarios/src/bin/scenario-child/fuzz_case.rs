@@ -4,41 +4,35 @@
 //! - `scenario-child serve`: the fork server. Initialised once and single-threaded, it reads one
 //!   [`ServeRequest`] per line from stdin, forks a child per case, which runs it to its real
 //!   ending, reaps the child, kills what is left of its process group, and answers one line:
-//!   the raw wait status and whether anything was left (`STATUS 0|1`).
+//!   the raw wait status and whether anything was left (`STATUS 0|1`): in the case's process
+//!   group, or adopted by the server (a child subreaper) after leaving it.
 //!
 //! A case reports through the journal: `fuzz_process` (which process this is), `fuzz_op` after
 //! each op (its number, the exit registry's size, hit or miss), `fuzz_child_exit` for each
 //! forked or spawned process, and `fuzz_ending` when the ending begins, plus every cache event
 //! through the observer.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitCode, ExitStatus};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use exit_harness::journal::{Event as Line, JOURNAL_ENV};
 use exit_harness::spec::SCRATCH_ENV;
-use runtime_cache::{Backend, CacheOptions, Durability, Engine, KernelOrigin, RuntimeSettings};
+use runtime_cache::{Backend, Durability, Engine, KernelOrigin, RuntimeSettings};
 use scenarios::fuzz::fork_server::{SERVE_ARG, ServeRequest};
-use scenarios::fuzz::ops::{self, Case, End, MAIN, Op, Place};
+use scenarios::fuzz::ops::{self, Case, MAIN, Op};
 use scenarios::fuzz::spawn::FUZZ_CASE_ARG;
-use scenarios::plan::Ending;
 use scenarios::wiring;
 
+use crate::ending::{end, give_up};
 use crate::sys::{self, Forked};
+use crate::{engines, holders};
 
 /// How long a forked case may run before SIGALRM ends it.
 const CASE_ALARM_SECS: u32 = 20;
-
-static STATIC_ENGINES: Mutex<Vec<Engine>> = Mutex::new(Vec::new());
-
-thread_local! {
-    static THREAD_LOCAL_ENGINES: RefCell<Vec<Engine>> = const { RefCell::new(Vec::new()) };
-}
 
 /// Runs the fuzzer's modes; `None` when `first` names neither (a catalog plan follows).
 pub fn dispatch(first: &str, mut rest: impl Iterator<Item = String>) -> Option<ExitCode> {
@@ -65,6 +59,9 @@ fn prepare() {
 
 fn serve() -> ExitCode {
     prepare();
+    if let Err(error) = sys::become_subreaper() {
+        give_up(&format!("serve: become a subreaper: {error}"));
+    }
     // Warm up what every case needs, so that each forked child finds it done.
     let _ = ops::kernel_key_hex("warm-up");
     let _ = Backend::Synthetic(ops::compiler()).select();
@@ -74,19 +71,20 @@ fn serve() -> ExitCode {
         match std::io::stdin().read_line(&mut line) {
             Ok(0) => return ExitCode::SUCCESS,
             Ok(_) => {}
-            Err(error) => return give_up(&format!("serve: read a request: {error}")),
+            Err(error) => give_up(&format!("serve: read a request: {error}")),
         }
         let request: ServeRequest = match serde_json::from_str(&line) {
             Ok(request) => request,
-            Err(error) => return give_up(&format!("serve: bad request: {error}")),
+            Err(error) => give_up(&format!("serve: bad request: {error}")),
         };
         let (status, leaked) = match sys::fork() {
-            Err(error) => return give_up(&format!("serve: fork: {error}")),
+            Err(error) => give_up(&format!("serve: fork: {error}")),
             // The child runs the case to its real ending: returning from here returns from main.
             Ok(Forked::Child) => return enter_case(&request),
             Ok(Forked::Parent(pid)) => match sys::wait_for(pid) {
-                Ok(status) => (status, sys::kill_group(pid)),
-                Err(error) => return give_up(&format!("serve: waitpid: {error}")),
+                // `|` not `||`: both sweeps always run.
+                Ok(status) => (status, sys::kill_group(pid) | sys::kill_adopted()),
+                Err(error) => give_up(&format!("serve: waitpid: {error}")),
             },
         };
         let mut out = std::io::stdout();
@@ -112,33 +110,12 @@ fn enter_case(request: &ServeRequest) -> ExitCode {
 }
 
 fn settings(path: &str) -> RuntimeSettings {
-    RuntimeSettings {
-        runtime_cache: Some(PathBuf::from(path)),
-        backend: Backend::Synthetic(ops::compiler()),
-        // Thousands of cases: no fsync, which no check here can observe.
-        cache_options: CacheOptions {
-            durability: Durability::None,
-            lock_timeout: Duration::from_secs(2),
-            ..CacheOptions::default()
-        },
-    }
-}
-
-fn new_engine(path: &str) -> Engine {
-    Engine::new(settings(path)).unwrap_or_else(|error| {
-        give_up(&format!("Engine::new({path}): {error}"));
-        std::process::exit(70)
-    })
+    // Thousands of cases: no fsync, which no check here can observe.
+    engines::settings(path, ops::compiler(), Durability::None, Duration::from_secs(2))
 }
 
 fn compile(engine: &Engine, kernel: &str) -> KernelOrigin {
-    match engine.kernel(&ops::kernel_spec(kernel)) {
-        Ok(kernel) => kernel.origin,
-        Err(error) => {
-            give_up(&format!("compile {kernel}: {error}"));
-            std::process::exit(70)
-        }
-    }
+    engines::compile(engine, &ops::kernel_spec(kernel))
 }
 
 fn role(name: &str) {
@@ -153,17 +130,14 @@ fn run_case(case: &Case) -> ExitCode {
         let n = index + 1;
         let mut line = Line::new("fuzz_op").with("n", n as u64).with("op", op.to_string());
         let mut owned = |id: &u32| {
-            engines.remove(id).unwrap_or_else(|| {
-                give_up(&format!("op {n} `{op}`: e{id} is not owned by the case"));
-                std::process::exit(70)
-            })
+            engines.remove(id).unwrap_or_else(|| give_up(&format!("op {n} `{op}`: e{id} is not owned by the case")))
         };
         match op {
             Op::Create { engine, path, handler } => {
                 if *handler && let Err(error) = runtime_cache::install_termination_handler() {
-                    return give_up(&format!("install_termination_handler: {error}"));
+                    give_up(&format!("install_termination_handler: {error}"));
                 }
-                engines.insert(*engine, new_engine(path));
+                engines.insert(*engine, engines::new_engine(settings(path)));
             }
             Op::Compile { engine, kernel } => {
                 let handle = owned(engine);
@@ -177,7 +151,7 @@ fn run_case(case: &Case) -> ExitCode {
             }
             Op::Save { engine } => {
                 let handle = owned(engine);
-                // A failed save is journaled by the observer (`save_failed`); the verdict sees it.
+                // A failed save is journaled by the observer (`save_failed`); its oracle sees it.
                 if let Some(cache) = handle.runtime_cache() {
                     let _ = cache.save();
                 }
@@ -187,16 +161,16 @@ fn run_case(case: &Case) -> ExitCode {
             Op::Leak { engine } => {
                 let _leaked: &'static Engine = Box::leak(Box::new(owned(engine)));
             }
-            Op::Move { engine, to } => place(owned(engine), *to),
+            Op::Move { engine, to } => holders::place_at(*to, owned(engine)),
             Op::Swap { engine, path } => {
                 let mut handle = owned(engine);
                 if let Err(error) = handle.set_settings(settings(path)) {
-                    return give_up(&format!("set_settings({path}): {error}"));
+                    give_up(&format!("set_settings({path}): {error}"));
                 }
                 engines.insert(*engine, handle);
             }
             Op::Fork { ending } => match sys::fork() {
-                Err(error) => return give_up(&format!("fork: {error}")),
+                Err(error) => give_up(&format!("fork: {error}")),
                 Ok(Forked::Child) => {
                     role(&ops::process_name(op, n).unwrap_or_default());
                     return end(*ending);
@@ -204,10 +178,10 @@ fn run_case(case: &Case) -> ExitCode {
                 Ok(Forked::Parent(pid)) => child_exit(op, n, pid),
             },
             Op::Spawn { path, kernel } => match sys::fork() {
-                Err(error) => return give_up(&format!("fork: {error}")),
+                Err(error) => give_up(&format!("fork: {error}")),
                 Ok(Forked::Child) => {
                     role(&ops::process_name(op, n).unwrap_or_default());
-                    let engine = new_engine(path);
+                    let engine = engines::new_engine(settings(path));
                     compile(&engine, kernel);
                     drop(engine);
                     std::process::exit(0)
@@ -226,46 +200,11 @@ fn run_case(case: &Case) -> ExitCode {
     end(case.ending)
 }
 
-fn place(engine: Engine, to: Place) {
-    match to {
-        Place::Static => STATIC_ENGINES.lock().unwrap_or_else(|p| p.into_inner()).push(engine),
-        Place::ThreadLocal => THREAD_LOCAL_ENGINES.with(|engines| engines.borrow_mut().push(engine)),
-        Place::Thread => crate::holders::hand_to_running_thread(engine),
-    }
-}
-
 /// Waits for the process op `n` made and journals how it ended.
 fn child_exit(op: &Op, n: usize, pid: libc::pid_t) {
     let line = Line::new("fuzz_child_exit").with("role", ops::process_name(op, n).unwrap_or_default());
     match sys::wait_for(pid) {
-        Ok(raw) => {
-            let status = ExitStatus::from_raw(raw);
-            wiring::record(match (status.code(), status.signal()) {
-                (Some(code), _) => line.with("code", code),
-                (_, Some(signal)) => line.with("signal", signal),
-                _ => line,
-            });
-        }
-        Err(error) => {
-            give_up(&format!("waitpid: {error}"));
-        }
+        Ok(raw) => wiring::record_exit(line, ExitStatus::from_raw(raw)),
+        Err(error) => give_up(&format!("waitpid: {error}")),
     }
-}
-
-fn end(ending: End) -> ExitCode {
-    crate::end(match ending {
-        End::Return => Ending::ReturnFromMain,
-        End::Exit(code) => Ending::Exit(code),
-        End::Panic => Ending::Panic,
-        End::SigTerm => Ending::SigTerm { handler: false },
-        End::SigInt => Ending::SigInt { handler: false },
-        End::Abort => Ending::Abort,
-        End::SigKill => Ending::SigKill,
-    })
-}
-
-/// Reports a broken case (not a cache failure) on stderr, where the verdict will see it.
-fn give_up(why: &str) -> ExitCode {
-    eprintln!("scenario-child: {why}");
-    ExitCode::from(70)
 }

@@ -1,19 +1,20 @@
-//! Places a dirty engine where the plan's holder says, then ends the process with it there.
+//! Places an engine where a holder says (a `static`, a leak, a thread-local, a running thread,
+//! ...), so that it is still alive when the process ends. Ending the process is not its job
+//! (see `ending`).
 
 use std::cell::RefCell;
-use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use runtime_cache::Engine;
-use scenarios::plan::{ChildPlan, Holder};
+use scenarios::fuzz::ops::Place;
+use scenarios::plan::Holder;
 
-use crate::end;
-use scenarios::wiring;
-
-static STATIC_ENGINE: OnceLock<Engine> = OnceLock::new();
+/// Engines moved into a `static` (never dropped).
+static STATIC_ENGINES: Mutex<Vec<Engine>> = Mutex::new(Vec::new());
 
 thread_local! {
-    static THREAD_LOCAL_ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    /// Engines moved into a main-thread `thread_local!` (destroyed before atexit handlers run).
+    static THREAD_LOCAL_ENGINES: RefCell<Vec<Engine>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A reference cycle that is never collected.
@@ -22,46 +23,40 @@ struct Cycle {
     next: Mutex<Option<Arc<Cycle>>>,
 }
 
-/// Moves `engine` into `plan.holder` and ends the process with it still there.
-pub fn end_holding(plan: &ChildPlan, engine: Engine) -> ExitCode {
-    wiring::sample_registry(1);
-    match plan.holder {
-        Holder::MainLocal => {
-            let _engine = engine;
-            end(plan.ending)
-        }
-        Holder::Static => {
-            let _ = STATIC_ENGINE.set(engine);
-            end(plan.ending)
-        }
+/// Moves `engine` into `holder`. A main-local engine comes back, for the caller to keep as a
+/// local until the process ends; every other holder keeps it itself.
+#[must_use]
+pub fn place(holder: Holder, engine: Engine) -> Option<Engine> {
+    match holder {
+        Holder::MainLocal => return Some(engine),
+        Holder::Static => STATIC_ENGINES.lock().unwrap_or_else(|p| p.into_inner()).push(engine),
         Holder::BoxLeak => {
             let _leaked: &'static Engine = Box::leak(Box::new(engine));
-            end(plan.ending)
         }
-        Holder::MemForget => {
-            std::mem::forget(engine);
-            end(plan.ending)
-        }
+        Holder::MemForget => std::mem::forget(engine),
         Holder::ArcCycle => {
             let cycle = Arc::new(Cycle { _engine: engine, next: Mutex::new(None) });
             *cycle.next.lock().unwrap_or_else(|p| p.into_inner()) = Some(cycle.clone());
-            drop(cycle);
-            end(plan.ending)
         }
-        Holder::MainThreadLocal => {
-            THREAD_LOCAL_ENGINE.with(|slot| *slot.borrow_mut() = Some(engine));
-            end(plan.ending)
-        }
-        Holder::RunningThread => {
-            hand_to_running_thread(engine);
-            end(plan.ending)
-        }
+        Holder::MainThreadLocal => THREAD_LOCAL_ENGINES.with(|engines| engines.borrow_mut().push(engine)),
+        Holder::RunningThread => hand_to_running_thread(engine),
     }
+    None
+}
+
+/// Moves `engine` to where a fuzz case's `move` op says (the same holders, by the fuzzer's names).
+pub fn place_at(to: Place, engine: Engine) {
+    let holder = match to {
+        Place::Static => Holder::Static,
+        Place::ThreadLocal => Holder::MainThreadLocal,
+        Place::Thread => Holder::RunningThread,
+    };
+    let _not_main_local = place(holder, engine);
 }
 
 /// Moves `engine` into a new thread that keeps running (parked) until the process ends, and
 /// returns once the thread holds it.
-pub fn hand_to_running_thread(engine: Engine) {
+fn hand_to_running_thread(engine: Engine) {
     let (ready, is_ready) = mpsc::channel();
     std::thread::spawn(move || {
         let _engine = engine;

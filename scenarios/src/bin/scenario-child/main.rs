@@ -9,6 +9,10 @@
 //! fuzz-case CASE_JSON` or as a fork server, `scenario-child serve` (see `fuzz_case`).
 #![deny(unsafe_code)]
 
+// Dependencies point one way: `families` and `fuzz_case` use `engines`, `holders` and `sys`;
+// those use at most `ending`, the bottom of the import order, which uses no other module here.
+mod ending;
+mod engines;
 mod families;
 mod fuzz_case;
 mod holders;
@@ -17,25 +21,19 @@ mod sys;
 
 use std::process::ExitCode;
 
-use scenarios::plan::{ChildPlan, Ending};
+use scenarios::plan::ChildPlan;
 use scenarios::wiring;
 
 fn main() -> ExitCode {
+    sys::default_termination_signals();
     let mut args = std::env::args().skip(1);
     let Some(plan_arg) = args.next() else {
-        eprintln!("usage: scenario-child PLAN_JSON [--worker N]");
-        return ExitCode::from(2);
+        ending::give_up("usage: scenario-child PLAN_JSON [--worker N]");
     };
     if let Some(code) = fuzz_case::dispatch(&plan_arg, args.by_ref()) {
         return code;
     }
-    let plan = match ChildPlan::from_arg(&plan_arg) {
-        Ok(plan) => plan,
-        Err(error) => {
-            eprintln!("scenario-child: bad plan: {error}");
-            return ExitCode::from(2);
-        }
-    };
+    let plan = ChildPlan::from_arg(&plan_arg).unwrap_or_else(|error| ending::give_up(&format!("bad plan: {error}")));
     let worker = match (args.next().as_deref(), args.next()) {
         (Some("--worker"), Some(index)) => index.parse::<u32>().ok(),
         _ => None,
@@ -47,29 +45,5 @@ fn main() -> ExitCode {
     match worker {
         Some(index) => families::worker(&plan, index),
         None => families::run(&plan),
-    }
-}
-
-/// Ends the process as `ending` says. `ReturnFromMain` returns the exit code for `main` to return;
-/// every other ending does not return.
-pub fn end(ending: Ending) -> ExitCode {
-    wiring::marker("ending");
-    match ending {
-        Ending::ReturnFromMain => ExitCode::SUCCESS,
-        Ending::Exit(code) => std::process::exit(code),
-        Ending::Panic => panic!("scenario-child: panicking out of main as planned"),
-        Ending::SigTerm { .. } => die_by(signal_hook::consts::SIGTERM),
-        Ending::SigInt { .. } => die_by(signal_hook::consts::SIGINT),
-        Ending::Abort => std::process::abort(),
-        Ending::SigKill => die_by(signal_hook::consts::SIGKILL),
-    }
-}
-
-/// Raises `signal` and waits to die by it (with the termination handler, the handler's thread
-/// saves first, then re-raises).
-fn die_by(signal: i32) -> ! {
-    let _ = signal_hook::low_level::raise(signal);
-    loop {
-        std::thread::park();
     }
 }

@@ -98,3 +98,56 @@ pub fn kill_group(group: libc::pid_t) -> bool {
     // SAFETY: kill with a negative pid signals that process group only; no memory is involved.
     unsafe { libc::kill(-group, libc::SIGKILL) == 0 }
 }
+
+/// Makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`): a descendant orphaned by
+/// its parent is adopted by this process instead of by init, so that descendants which left a
+/// case's process group can still be found (see [`kill_adopted`]).
+pub fn become_subreaper() -> std::io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Once a case's process is reaped: kills every child this subreaper still has (descendants of
+/// the case it adopted, alive after the case ended), and reaps every child that is gone. True
+/// if one was still alive.
+pub fn kill_adopted() -> bool {
+    let mut leaked = false;
+    for _ in 0..64 {
+        let mut status = 0;
+        // SAFETY: `status` is a live, writable c_int; WNOHANG never blocks.
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+            0 => {
+                // Children alive: kill each (their pids are in /proc), then reap them.
+                leaked = true;
+                let children = std::fs::read_to_string("/proc/thread-self/children").unwrap_or_default();
+                let pids: Vec<libc::pid_t> = children.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+                if pids.is_empty() {
+                    return leaked;
+                }
+                for pid in pids {
+                    // SAFETY: kill touches no memory; `pid` is a child of this process.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    let _ = wait_for(pid);
+                }
+            }
+            -1 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            -1 => return leaked,
+            _reaped => {}
+        }
+    }
+    leaked
+}
+
+/// Gives SIGINT and SIGTERM their default action, as the contract table's endings assume: a
+/// shell starts background jobs with SIGINT ignored, and an ignored disposition survives `exec`
+/// and `fork`, so a `sigint` ending would otherwise never end. Called first thing in `main`,
+/// before any handler is installed.
+pub fn default_termination_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: SIG_DFL installs no handler code; nothing else runs yet.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
+}

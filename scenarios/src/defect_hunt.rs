@@ -23,14 +23,16 @@ pub struct DefectHunt {
     pub defects: Vec<(Defect, Vec<CellResult>)>,
 }
 
-/// What caught a defect: the cell and the first failing oracle, with its evidence.
+/// What caught a defect: the cell and its first failing oracle instance, with its evidence
+/// (taken from the cell's [`CellResult`] verdicts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catch {
     /// The cell's family.
     pub family: String,
     /// The cell's name.
     pub cell: String,
-    /// The first failing oracle (or "run" when the run itself failed).
+    /// The first failing oracle instance's id (`save_count[kernels.rtc]`), or "run" when the
+    /// run itself failed.
     pub oracle: String,
     /// Its evidence.
     pub evidence: String,
@@ -73,7 +75,7 @@ impl DefectHunt {
         self.correct.iter().filter(|result| !result.passed()).collect()
     }
 
-    /// Every catch of `defect`: each failing cell with its first failing oracle.
+    /// Every catch in `results` (one variant's): each failing cell with its first failing oracle.
     pub fn catches(results: &[CellResult]) -> Vec<Catch> {
         results
             .iter()
@@ -84,7 +86,7 @@ impl DefectHunt {
                     Ok(_) => result
                         .verdicts
                         .iter()
-                        .find_map(|v| v.verdict.evidence().map(|e| (v.oracle.clone(), e.to_string())))
+                        .find_map(|v| v.verdict.evidence().map(|e| (v.id.clone(), e.to_string())))
                         .unwrap_or_default(),
                 };
                 Catch { family: result.family.clone(), cell: result.name.clone(), oracle, evidence }

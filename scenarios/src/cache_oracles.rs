@@ -1,0 +1,208 @@
+//! runtime-cache's own oracles: the parts of its contract that only its journal events show
+//! (kernels compiled or found, the engine running cold with a typed reason, the exit registry
+//! around a construction, a forked child, resident memory). Each is an [`oracle::from_fn`]; what
+//! any resource's program could journal (markers, save triggers, saves before a marker,
+//! deadlines, counts of events) is judged by the harness's generic oracles instead.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use exit_harness::Oracle;
+use exit_harness::journal::Entry;
+use exit_harness::oracle::{self, OracleVerdict, quote_lines};
+use runtime_cache::UnavailableReason;
+
+/// The first `marker` named `name`: its index in the journal.
+fn marker_at(entries: &[Entry], name: &str) -> Result<usize, OracleVerdict> {
+    entries
+        .iter()
+        .position(|entry| entry.kind == "marker" && entry.str_field("name") == Some(name))
+        .ok_or_else(|| OracleVerdict::fail(format!("marker `{name}` is not in the journal")))
+}
+
+/// The first event of `kind`, or a failure saying what is missing.
+fn first<'a>(entries: &'a [Entry], kind: &str, missing: &str) -> Result<&'a Entry, OracleVerdict> {
+    entries.iter().find(|entry| entry.kind == kind).ok_or_else(|| OracleVerdict::fail(missing.to_owned()))
+}
+
+/// Turns a judgement written with `?` into a verdict.
+fn verdict(judgement: Result<(), OracleVerdict>) -> OracleVerdict {
+    judgement.err().unwrap_or(OracleVerdict::Pass)
+}
+
+/// Exactly `processes` processes journaled a save, each exactly one (the drop-exit race: each
+/// worker saves once, whoever of the drop and the exit wins).
+pub fn one_save_per_saving_process(processes: usize) -> impl Oracle {
+    oracle::from_fn("one_save_per_process", move |obs| {
+        let mut by_pid = BTreeMap::<u32, Vec<&str>>::new();
+        for save in obs.journal.of_kind("save") {
+            by_pid.entry(save.pid).or_default().push(&save.raw);
+        }
+        if let Some((pid, saves)) = by_pid.iter().find(|(_, saves)| saves.len() != 1) {
+            return OracleVerdict::fail(format!(
+                "process {pid} saved {} times:\n{}",
+                saves.len(),
+                quote_lines(saves.iter().copied(), 4)
+            ));
+        }
+        match by_pid.len() == processes {
+            true => OracleVerdict::Pass,
+            false => OracleVerdict::fail(format!("{} processes saved, expected {processes}", by_pid.len())),
+        }
+    })
+}
+
+/// Every `kernel` event after marker `marker` is a cache hit, and there are `count`.
+pub fn hits_after(marker: &'static str, count: usize) -> impl Oracle {
+    oracle::from_fn("cache_hits", move |obs| {
+        let entries = &obs.journal.entries;
+        verdict((|| {
+            let from = marker_at(entries, marker)?;
+            let kernels: Vec<&Entry> = entries[from..].iter().filter(|entry| entry.kind == "kernel").collect();
+            if kernels.len() != count {
+                return Err(OracleVerdict::fail(format!(
+                    "{} kernels after `{marker}`, expected {count}",
+                    kernels.len()
+                )));
+            }
+            match kernels.iter().find(|kernel| kernel.str_field("origin") != Some("hit")) {
+                Some(miss) => Err(OracleVerdict::fail(format!("recompiled instead of a cache hit: {}", miss.raw))),
+                None => Ok(()),
+            }
+        })())
+    })
+}
+
+/// A process that marked itself `forked-child` journaled no save.
+pub fn forked_child_saves_nothing() -> impl Oracle {
+    oracle::from_fn("fork_child_silent", |obs| {
+        let entries = &obs.journal.entries;
+        verdict((|| {
+            let child = entries[marker_at(entries, "forked-child")?].pid;
+            match obs.journal.of_kind("save").find(|entry| entry.pid == child) {
+                Some(save) => Err(OracleVerdict::fail(format!("the forked child (pid {child}) saved: {}", save.raw))),
+                None => Ok(()),
+            }
+        })())
+    })
+}
+
+/// `Engine::new` changed the exit registry's size by exactly `growth` (the child's
+/// `construction_registry` line: the size before and after): 0 when construction failed or
+/// the engine runs without its cache, 1 when it opened an autosaving cache.
+pub fn registry_growth(growth: u64) -> impl Oracle {
+    let name = if growth == 0 { "registry_unchanged" } else { "registry_growth" };
+    oracle::from_fn(name, move |obs| {
+        verdict((|| {
+            let event = first(&obs.journal.entries, "construction_registry", "no `construction_registry` sample")?;
+            match (event.u64_field("before"), event.u64_field("after")) {
+                (Some(before), Some(after)) if after.checked_sub(before) == Some(growth) => Ok(()),
+                _ => Err(OracleVerdict::fail(format!(
+                    "the construction should grow the exit registry by {growth}: {}",
+                    event.raw
+                ))),
+            }
+        })())
+    })
+}
+
+/// The child built its engine and `Engine::cache_unavailable` reported `reason`; and the
+/// observer reported exactly one `CacheUnavailable` event, with the same reason, for a cache
+/// file named `file` (in whatever folder the cause put it).
+pub fn cache_unavailable(file: &str, reason: UnavailableReason) -> impl Oracle + use<> {
+    let (file, reason) = (file.to_owned(), reason.to_string());
+    oracle::from_fn("cache_unavailable", move |obs| {
+        let reason = reason.as_str();
+        verdict((|| {
+            let built = first(&obs.journal.entries, "engine_built", "the engine was not built (no `engine_built`)")?;
+            if built.str_field("cache") != Some("unavailable") || built.str_field("reason") != Some(reason) {
+                return Err(OracleVerdict::fail(format!(
+                    "expected the engine to run cold because `{reason}`: {}",
+                    built.raw
+                )));
+            }
+            let events: Vec<&Entry> = obs.journal.of_kind("cache_unavailable").collect();
+            let named =
+                |event: &Entry| event.file().and_then(Path::file_name).is_some_and(|name| name == file.as_str());
+            match events.as_slice() {
+                [event] if event.str_field("reason") == Some(reason) && named(event) => Ok(()),
+                [] => Err(OracleVerdict::fail(format!("no `CacheUnavailable` event (expected reason `{reason}`)"))),
+                _ => Err(OracleVerdict::fail(format!(
+                    "expected one `CacheUnavailable` event for {file} because `{reason}`:\n{}",
+                    quote_lines(events.iter().map(|event| event.raw.as_str()), 5)
+                ))),
+            }
+        })())
+    })
+}
+
+/// The child built its engine with its cache open, `entries` entries loaded from the file.
+pub fn cache_opened(entries: u64) -> impl Oracle {
+    oracle::from_fn("cache_opened", move |obs| {
+        verdict((|| {
+            let built = first(&obs.journal.entries, "engine_built", "the engine was not built (no `engine_built`)")?;
+            match built.str_field("cache") == Some("open") && built.u64_field("entries") == Some(entries) {
+                true => Ok(()),
+                false => Err(OracleVerdict::fail(format!(
+                    "expected the engine's cache open with {entries} entries loaded: {}",
+                    built.raw
+                ))),
+            }
+        })())
+    })
+}
+
+/// Between markers `from` and `to`, the engine compiled `count` kernels and then found the
+/// same `count` again (a cache hit: in memory for an engine that runs cold).
+pub fn compiled_then_found(from: &'static str, to: &'static str, count: usize) -> impl Oracle {
+    oracle::from_fn("engine_works", move |obs| {
+        let entries = &obs.journal.entries;
+        verdict((|| {
+            let (start, end) = (marker_at(entries, from)?, marker_at(entries, to)?);
+            let origins: Vec<&str> = entries[start..end]
+                .iter()
+                .filter(|entry| entry.kind == "kernel")
+                .map(|entry| entry.str_field("origin").unwrap_or("?"))
+                .collect();
+            let expected: Vec<&str> =
+                std::iter::repeat_n("compiled", count).chain(std::iter::repeat_n("hit", count)).collect();
+            match origins == expected {
+                true => Ok(()),
+                false => Err(OracleVerdict::fail(format!(
+                    "kernel origins between `{from}` and `{to}`: {origins:?}, expected {expected:?}"
+                ))),
+            }
+        })())
+    })
+}
+
+/// File `name` exists after the run and is byte-identical to `expected` (a quarantined copy).
+pub fn set_aside_byte_exact(name: &'static str, expected: Vec<u8>) -> impl Oracle {
+    let expected_hash = blake3::hash(&expected).to_hex().to_string();
+    oracle::from_fn("set_aside_byte_exact", move |obs| match obs.file(name) {
+        None => OracleVerdict::fail(format!("{name} is not a file under test")),
+        Some(file) if file.after.hash.as_deref() == Some(expected_hash.as_str()) => OracleVerdict::Pass,
+        Some(file) => OracleVerdict::fail(format!(
+            "{name} after the run: {}; expected the {} original bytes",
+            file.after.describe(),
+            expected.len()
+        )),
+    })
+}
+
+/// Resident memory grew by at most `max_kib` between the first and last `rss` samples.
+pub fn rss_growth_at_most(max_kib: u64) -> impl Oracle {
+    oracle::from_fn("memory_bounded", move |obs| {
+        let samples: Vec<u64> = obs.journal.of_kind("rss").filter_map(|entry| entry.u64_field("kib")).collect();
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+            return OracleVerdict::fail("no `rss` samples in the journal");
+        };
+        let growth = last.saturating_sub(*first);
+        match growth <= max_kib {
+            true => OracleVerdict::Pass,
+            false => OracleVerdict::fail(format!(
+                "resident memory grew {growth} KiB ({first} -> {last}), limit {max_kib} KiB"
+            )),
+        }
+    })
+}

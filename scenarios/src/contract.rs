@@ -1,0 +1,177 @@
+//! The cache's contract table (DESIGN.md, "The cache's contract"), written once: how a process
+//! ends ([`Ending`]), and what that means for a dirty handle still alive then ([`Contract`]).
+//! The catalog builds its survive-to-exit cells from it and the fuzz model predicts from it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use exit_harness::ExitOutcome;
+use exit_harness::oracle::{ExitStatus, QuietStderr};
+use serde::{Deserialize, Serialize};
+use signal_hook::consts::{SIGABRT, SIGINT, SIGKILL, SIGTERM};
+
+/// The panic message a child prints when it panics out of `main` as planned.
+pub const PLANNED_PANIC: &str = "scenario-child: panicking out of main as planned";
+
+/// How a process ends: a row of the contract table. Whether SIGTERM/SIGINT find the
+/// termination handler installed is not part of the ending (see [`contract`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ending {
+    /// `main` returns.
+    Return,
+    /// `std::process::exit(code)`.
+    Exit(i32),
+    /// A panic unwinds out of `main`.
+    Panic,
+    /// SIGTERM.
+    SigTerm,
+    /// SIGINT.
+    SigInt,
+    /// `std::process::abort()`.
+    Abort,
+    /// SIGKILL.
+    SigKill,
+}
+
+impl Ending {
+    /// A name for cell names: `return`, `exit-3`, `panic`, `sigterm`, ...
+    pub fn name(self) -> String {
+        self.to_string().replace('(', "-").replace(')', "")
+    }
+}
+
+impl fmt::Display for Ending {
+    /// The text form reproducers use: `return`, `exit(3)`, `panic`, `sigterm`, `sigint`, `abort`,
+    /// `sigkill`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::Return => f.write_str("return"),
+            Ending::Exit(code) => write!(f, "exit({code})"),
+            Ending::Panic => f.write_str("panic"),
+            Ending::SigTerm => f.write_str("sigterm"),
+            Ending::SigInt => f.write_str("sigint"),
+            Ending::Abort => f.write_str("abort"),
+            Ending::SigKill => f.write_str("sigkill"),
+        }
+    }
+}
+
+impl FromStr for Ending {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Ok(match text.trim() {
+            "return" => Ending::Return,
+            "panic" => Ending::Panic,
+            "sigterm" => Ending::SigTerm,
+            "sigint" => Ending::SigInt,
+            "abort" => Ending::Abort,
+            "sigkill" => Ending::SigKill,
+            other => {
+                let code = other.strip_prefix("exit(").and_then(|rest| rest.strip_suffix(')'));
+                match code.map(str::parse::<u8>) {
+                    Some(Ok(code)) => Ending::Exit(i32::from(code)),
+                    _ => {
+                        return Err(format!(
+                            "unknown ending `{other}` (expected return, exit(N) with N in 0..=255, panic, sigterm, \
+                             sigint, abort or sigkill)"
+                        ));
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// One row of the contract table: what must come of a dirty handle alive when the process ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contract {
+    /// Whether the handle is saved (exactly once) on the way out; else it is never saved and the
+    /// old file stays intact.
+    pub saves: bool,
+    /// How the process ends, as the parent sees it.
+    pub exit: ExitOutcome,
+    /// Whether stderr may hold the planned panic's message (else it must be empty).
+    pub panic_message: bool,
+}
+
+/// The contract table: what `ending` means for a dirty handle alive then, with or without the
+/// termination handler installed (`handler` matters only for SIGTERM and SIGINT).
+pub fn contract(ending: Ending, handler: bool) -> Contract {
+    let (saves, exit) = match ending {
+        Ending::Return => (true, ExitOutcome::Code(0)),
+        Ending::Exit(code) => (true, ExitOutcome::Code(code)),
+        Ending::Panic => (true, ExitOutcome::Code(101)),
+        Ending::SigTerm => (handler, ExitOutcome::Signal(SIGTERM)),
+        Ending::SigInt => (handler, ExitOutcome::Signal(SIGINT)),
+        Ending::Abort => (false, ExitOutcome::Signal(SIGABRT)),
+        Ending::SigKill => (false, ExitOutcome::Signal(SIGKILL)),
+    };
+    Contract { saves, exit, panic_message: ending == Ending::Panic }
+}
+
+impl Contract {
+    /// The saves of the handle: 1 or 0.
+    pub fn save_count(&self) -> u64 {
+        u64::from(self.saves)
+    }
+
+    /// The exit-status oracle of this row.
+    pub fn exit_status(&self) -> ExitStatus {
+        exit_status(self.exit)
+    }
+
+    /// The stderr oracle of this row: empty, or the planned panic's message only.
+    pub fn quiet_stderr(&self) -> QuietStderr {
+        quiet_stderr(self.panic_message)
+    }
+}
+
+/// The oracle expecting `outcome`.
+pub fn exit_status(outcome: ExitOutcome) -> ExitStatus {
+    match outcome {
+        ExitOutcome::Code(code) => ExitStatus::code(code),
+        ExitOutcome::Signal(signal) => ExitStatus::signal(signal),
+    }
+}
+
+/// Empty stderr, or (with `panic_message`) the planned panic's lines only. Built once: the
+/// panic allowance compiles regexes, and the fuzzer judges thousands of cases a second.
+pub fn quiet_stderr(panic_message: bool) -> QuietStderr {
+    static QUIET: std::sync::LazyLock<[QuietStderr; 2]> =
+        std::sync::LazyLock::new(|| [QuietStderr::empty(), QuietStderr::empty().allow_panic(PLANNED_PANIC)]);
+    QUIET[usize::from(panic_message)].clone()
+}
+
+/// How a process ended, from its wait status: the one conversion from std's `ExitStatus` (or a
+/// raw `waitpid` status through `ExitStatusExt::from_raw`) to the harness's [`ExitOutcome`].
+pub fn outcome_of(status: std::process::ExitStatus) -> ExitOutcome {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitOutcome::Code(code),
+        (None, Some(signal)) => ExitOutcome::Signal(signal),
+        (None, None) => ExitOutcome::Code(-1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endings_round_trip_through_their_text_and_name_cells() {
+        for ending in [Ending::Return, Ending::Exit(3), Ending::Panic, Ending::SigTerm, Ending::SigKill] {
+            assert_eq!(ending.to_string().parse::<Ending>(), Ok(ending));
+        }
+        assert_eq!(Ending::Exit(3).name(), "exit-3");
+        assert!("exit(300)".parse::<Ending>().is_err());
+    }
+
+    #[test]
+    fn the_handler_matters_only_for_termination_signals() {
+        assert!(contract(Ending::SigTerm, true).saves && !contract(Ending::SigTerm, false).saves);
+        assert!(!contract(Ending::Abort, true).saves && contract(Ending::Exit(0), false).saves);
+        assert_eq!(contract(Ending::Panic, false).exit, ExitOutcome::Code(101));
+    }
+}
