@@ -28,7 +28,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands. More (`defects`, `fuzz`, `repro`) will join these.
+/// The generic subcommands. A project's binary may add its own beside them (flatten this enum into
+/// its own `Subcommand` enum, as the `exit-harness` binary does for runtime-cache's `defects`,
+/// `fuzz` and `repro`).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the catalog's cells.
