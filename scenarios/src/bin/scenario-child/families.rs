@@ -24,6 +24,11 @@ use crate::sys::{self, Forked};
 
 /// Runs the plan's family in the process the harness spawned.
 pub fn run(plan: &ChildPlan) -> ExitCode {
+    if plan.family == Family::LateSignal {
+        // Before the handler is installed: a budget the handler counted from its installation
+        // would be long spent when the signal comes.
+        runtime_cache::set_exit_deadline(SHORT_EXIT_DEADLINE);
+    }
     if plan.handler
         && let Err(error) = runtime_cache::install_termination_handler()
     {
@@ -143,7 +148,6 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         Family::SaveRecovery { write_through } => save_recovery(plan, *write_through),
         Family::SaveRace { replace } => save_race(plan, *replace),
         Family::LateSignal => {
-            runtime_cache::set_exit_deadline(SHORT_EXIT_DEADLINE);
             let _engine = dirty_engine(plan, &plan.cache, 0);
             wiring::sample_registry(1);
             // Twice the exit budget after the handler was installed.
@@ -321,8 +325,9 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
         Family::ExitBudget { handles } => {
             // One budget for the whole exit, far below the 5 s lock timeout.
             runtime_cache::set_exit_deadline(SHORT_EXIT_DEADLINE);
-            let leaked: Vec<Engine> = (0..*handles).map(|index| dirty_engine(plan, &plan.cache, index + 1)).collect();
+            // Registered first, so the exit meets it first, while its explicit save still runs.
             let busy = Arc::new(dirty_engine(plan, &plan.cache, handles + 1));
+            let leaked: Vec<Engine> = (0..*handles).map(|index| dirty_engine(plan, &plan.cache, index + 1)).collect();
             wiring::sample_registry(u64::from(*handles) + 1);
             touch("ready-0");
             wait_for_file("locked");
