@@ -150,7 +150,9 @@ impl Catalog for RuntimeCacheCatalog {
             cells.push(self.save_race(replace));
         }
         cells.push(self.late_signal());
-        cells.push(self.exit_budget());
+        for busy in [false, true] {
+            cells.push(self.exit_budget(busy));
+        }
         cells.push(self.corrupt_beside_set_aside());
         for at_save in [false, true] {
             cells.push(self.other_version(at_save));
@@ -600,17 +602,20 @@ impl RuntimeCacheCatalog {
             .oracle(row.quiet_stderr())
     }
 
-    /// exit budget: a worker ends with 5 dirty engines leaked and a sixth whose explicit save
-    /// waits on a thread, all blocked on the lock the parent holds; the exit budget is 300 ms,
-    /// the lock timeout 5 s. The whole exit ends within 1 s of the worker's last step (measured
-    /// by the parent), saves nothing, leaves the file intact. Catches bug 03 (a fresh budget per
-    /// handle: ~1.8 s), bug 17 (the exit's lock wait ignores the budget: 5 s per handle) and bug
-    /// 23 (the exit waits unbounded for the running explicit save: 5 s).
-    pub fn exit_budget(&self) -> Cell {
-        let handles = 5;
-        let plan = ChildPlan::new(Holder::BoxLeak, Ending::Return, Family::ExitBudget { handles });
+    /// exit budget: a worker's exit meets dirty handles all blocked on the lock the parent holds;
+    /// the exit budget is 300 ms, the lock timeout 5 s. The whole exit ends within 1 s of the
+    /// worker's last step (measured by the parent), saves nothing, leaves the file intact.
+    /// - `5-handles-locked`: 5 leaked handles. Catches bug 03 (a fresh budget per handle: ~1.8 s)
+    ///   and bug 17 (the exit's lock wait ignores the budget: 5 s per handle).
+    /// - `saving-on-a-thread`: the first registered handle is in an explicit save on another
+    ///   thread, waiting for the lock (5 s), and one leaked handle follows. Catches bug 23 (the
+    ///   exit waits unbounded for the running save: ~5 s).
+    pub fn exit_budget(&self, busy: bool) -> Cell {
+        let handles = if busy { 1 } else { 5 };
+        let plan = ChildPlan::new(Holder::BoxLeak, Ending::Return, Family::ExitBudget { handles, busy });
+        let name = if busy { "saving-on-a-thread".to_string() } else { format!("{handles}-handles-locked") };
         let spec = self.spec(&plan).timeout(Duration::from_secs(45));
-        common(Cell::new(format!("exit-budget/{handles}-handles-locked"), "exit-budget", spec))
+        common(Cell::new(format!("exit-budget/{name}"), "exit-budget", spec))
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
             .oracle(WithinDeadline::from_marker("worker-ending", "worker_exit", Duration::from_secs(1)))
             .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("code", 0))

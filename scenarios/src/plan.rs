@@ -180,12 +180,14 @@ pub enum Family {
     /// The termination handler is installed, the exit budget is short, and the harness sends
     /// SIGTERM well after the budget has run out (at the `awaiting-signal` marker).
     LateSignal,
-    /// A worker ends with `handles` dirty engines leaked and one more engine whose explicit save
-    /// runs on a thread, all blocked on `<path>.lock`, which the parent holds: one exit budget for
-    /// them all.
+    /// A worker ends with `handles` dirty engines leaked, all blocked on `<path>.lock`, which the
+    /// parent holds: one exit budget for them all. With `busy`, one more engine, registered
+    /// first, is in an explicit save on a thread, itself waiting for the lock.
     ExitBudget {
         /// How many leaked dirty engines.
         handles: u32,
+        /// Whether an explicit save is running on another thread at exit.
+        busy: bool,
     },
     /// The cache path holds a valid file of a later format version: at open, or (`at_save`)
     /// written by a newer build between this engine's open and its save.

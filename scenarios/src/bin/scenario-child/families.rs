@@ -322,28 +322,30 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
             wait_for_file("locked");
             end_holding(plan, engine)
         }
-        Family::ExitBudget { handles } => {
+        Family::ExitBudget { handles, busy } => {
             // One budget for the whole exit, far below the 5 s lock timeout.
             runtime_cache::set_exit_deadline(SHORT_EXIT_DEADLINE);
             // Registered first, so the exit meets it first, while its explicit save still runs.
-            let busy = Arc::new(dirty_engine(plan, &plan.cache, handles + 1));
+            let busy = busy.then(|| Arc::new(dirty_engine(plan, &plan.cache, handles + 1)));
             let leaked: Vec<Engine> = (0..*handles).map(|index| dirty_engine(plan, &plan.cache, index + 1)).collect();
-            wiring::sample_registry(u64::from(*handles) + 1);
+            wiring::sample_registry(u64::from(*handles) + u64::from(busy.is_some()));
             touch("ready-0");
             wait_for_file("locked");
-            let saver = busy.clone();
-            std::thread::spawn(move || {
-                // Mid-program: waits for the lock up to the lock timeout (5 s).
-                if let Some(outcome) = saver.runtime_cache().map(RuntimeCache::save) {
-                    wiring::record(Line::new("explicit_save").with("ok", u64::from(outcome.is_ok())));
-                }
-            });
-            // Let the explicit save reach its wait for the lock.
-            std::thread::sleep(Duration::from_millis(100));
+            if let Some(busy) = busy {
+                let saver = busy.clone();
+                std::thread::spawn(move || {
+                    // Mid-program: waits for the lock up to the lock timeout (5 s).
+                    if let Some(outcome) = saver.runtime_cache().map(RuntimeCache::save) {
+                        wiring::record(Line::new("explicit_save").with("ok", u64::from(outcome.is_ok())));
+                    }
+                });
+                // Let the explicit save reach its wait for the lock.
+                std::thread::sleep(Duration::from_millis(100));
+                std::mem::forget(busy);
+            }
             for engine in leaked {
                 let _kept = holders::place(Holder::BoxLeak, engine);
             }
-            std::mem::forget(busy);
             touch("ending");
             end(plan.ending)
         }
