@@ -206,3 +206,28 @@ pub fn rss_growth_at_most(max_kib: u64) -> impl Oracle {
         }
     })
 }
+
+/// After the run, the file under test `name` is valid and holds every key of `kept` and none of
+/// `removed` (hex keys, as its validator lists them).
+pub fn file_keys(name: &str, kept: Vec<String>, removed: Vec<String>) -> impl Oracle + use<> {
+    let name = name.to_owned();
+    oracle::from_fn("file_keys", move |obs| {
+        let Some(file) = obs.file(&name) else {
+            return OracleVerdict::fail(format!("{name} is not a file under test"));
+        };
+        let Some(keys) = file.after.keys() else {
+            return OracleVerdict::fail(format!(
+                "{name}: no valid file with keys after the run: {}",
+                file.after.describe()
+            ));
+        };
+        let missing: Vec<&str> = kept.iter().filter(|key| !keys.contains(*key)).map(String::as_str).collect();
+        let still: Vec<&str> = removed.iter().filter(|key| keys.contains(*key)).map(String::as_str).collect();
+        match (missing.is_empty(), still.is_empty()) {
+            (true, true) => OracleVerdict::Pass,
+            _ => OracleVerdict::fail(format!(
+                "{name}: keys that should be there but are not: {missing:?}; removed keys still there: {still:?}"
+            )),
+        }
+    })
+}

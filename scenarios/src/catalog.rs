@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use exit_harness::oracle::{
-    ExitStatus, FileIntact, JournalEvents, MarkerSeen, NoLeakedProcesses, NoLostEntries, QuietStderr, RegistryBound,
-    ReportedEntries, SaveCount, SaveTriggers, SavedBefore, WithinDeadline,
+    ExitStatus, FileIntact, JournalEvents, MarkerSeen, NoLeakedProcesses, NoLeftoverFiles, NoLostEntries, QuietStderr,
+    RegistryBound, ReportedEntries, SaveCount, SaveTriggers, SavedBefore, WithinDeadline,
 };
-use exit_harness::{Catalog, Cell, ChildSpec, FileUnderTest, ValidContent};
+use exit_harness::{Catalog, Cell, ChildSpec, FileUnderTest, FolderUnderTest, ValidContent};
 use runtime_cache::format::{self, FormatLimits};
 use runtime_cache::{
     CompilerIdentity, DEFECT_ENV, Defect, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason,
 };
-use signal_hook::consts::SIGKILL;
+use signal_hook::consts::{SIGKILL, SIGTERM};
 
 use crate::cache_oracles;
 use crate::contract::{Ending, contract};
@@ -142,6 +142,27 @@ impl Catalog for RuntimeCacheCatalog {
         }
         cells.push(self.warm_start());
         cells.push(self.lock_contention());
+        // The campaign's blind spots (README, "campaign").
+        for write_through in [false, true] {
+            cells.push(self.save_recovery(write_through));
+        }
+        for replace in [false, true] {
+            cells.push(self.save_race(replace));
+        }
+        cells.push(self.late_signal());
+        for busy in [false, true] {
+            cells.push(self.exit_budget(busy));
+        }
+        cells.push(self.corrupt_beside_set_aside());
+        for at_save in [false, true] {
+            cells.push(self.other_version(at_save));
+        }
+        cells.push(self.open_while_locked());
+        cells.push(self.concurrent_cold());
+        cells.push(self.failed_swap());
+        for clear in [false, true] {
+            cells.push(self.remove(clear));
+        }
         cells
     }
 }
@@ -404,6 +425,11 @@ impl RuntimeCacheCatalog {
             // The worker's exit deadline is 300 ms, its lock timeout 5 s: the exit gives up in time.
             cell = cell.oracle(WithinDeadline::from_marker("ending", "save_failed", Duration::from_secs(2)));
         }
+        if failure == SaveFailure::DiskFull {
+            // The failed write leaves no temp file beside the cache (campaign bug 06); the lock
+            // file stays, by design.
+            cell = cell.folder(FolderUnderTest::new(".")).oracle(NoLeftoverFiles::new().allow("*.lock"));
+        }
         cell.file(cache_file(&plan.cache).seeded(old_cache_bytes()))
             .oracle(SaveCount::none().of(&plan.cache))
             .oracle(JournalEvents::of_kind("save_failed"))
@@ -515,16 +541,248 @@ impl RuntimeCacheCatalog {
     }
 }
 
+/// The campaign's cells: each covers a blind spot of the families above, and its doc names the
+/// campaign bug (`/tmp/campaign-bugs/NN-*.patch`, README "campaign") it was shown to catch.
+impl RuntimeCacheCatalog {
+    /// save recovery: a save fails on a held lock, the lock is released, and the same handle's
+    /// drop saves every entry (trigger `drop`, one save).
+    /// - `explicit-then-drop`: the failing save is an explicit `save()`. Catches bug 01 (the
+    ///   failed save took the dirty set: the drop writes nothing).
+    /// - `write-through-then-drop`: with write-through, every insert's save fails. Catches bug 05
+    ///   (a failed write-through save marks the entry clean).
+    pub fn save_recovery(&self, write_through: bool) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SaveRecovery { write_through });
+        let name = if write_through { "write-through-then-drop" } else { "explicit-then-drop" };
+        let failures = if write_through { plan.kernels as usize } else { 1 };
+        self.cell(format!("save-recovery/{name}"), "save-recovery", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(JournalEvents::of_kind("save_failed").exactly(failures))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["drop"]))
+            .oracle(ReportedEntries::of(CACHE_FILE))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(FileIntact::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
+    /// save race: while an explicit save is between its snapshot and its rename, another thread
+    /// adds an entry (`new-entry`) or re-inserts a snapshotted key with a new artifact
+    /// (`replaced-entry`); the save must not mark it clean, so the drop saves it (two saves,
+    /// `explicit` then `drop`). `new-entry` catches bug 02 (the commit clears the whole dirty
+    /// set); `replaced-entry` catches bug 19 (the commit cleans every snapshotted key, replaced
+    /// or not).
+    pub fn save_race(&self, replace: bool) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SaveRace { replace });
+        let name = if replace { "replaced-entry" } else { "new-entry" };
+        self.cell(format!("save-race/{name}"), "save-race", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(MarkerSeen::new("inserted-during-save"))
+            .oracle(SaveCount::exactly(2).of(&plan.cache))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
+    /// late signal: the termination handler is installed, the exit budget is 300 ms, and SIGTERM
+    /// comes from the harness 600 ms later: still exactly one save, death by SIGTERM. Catches
+    /// bug 04 (the deadline counted from the handler's installation: 0 saves).
+    pub fn late_signal(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::SigTerm, Family::LateSignal).with_handler(true);
+        let row = contract(Ending::SigTerm, true);
+        let spec = self.spec(&plan).signal_on_marker("awaiting-signal", SIGTERM);
+        common(Cell::new("late-signal/sigterm-after-budget", "late-signal", spec))
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["signal 15"]))
+            .oracle(JournalEvents::of_kind("save_skipped").none())
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(row.exit_status())
+            .oracle(row.quiet_stderr())
+    }
+
+    /// exit budget: a worker's exit meets dirty handles all blocked on the lock the parent holds;
+    /// the exit budget is 300 ms, the lock timeout 5 s. The whole exit ends within 1 s of the
+    /// worker's last step (measured by the parent), saves nothing, leaves the file intact.
+    /// - `5-handles-locked`: 5 leaked handles. Catches bug 03 (a fresh budget per handle: ~1.8 s)
+    ///   and bug 17 (the exit's lock wait ignores the budget: 5 s per handle).
+    /// - `saving-on-a-thread`: the first registered handle is in an explicit save on another
+    ///   thread, waiting for the lock (5 s), and one leaked handle follows. Catches bug 23 (the
+    ///   exit waits unbounded for the running save: ~5 s).
+    pub fn exit_budget(&self, busy: bool) -> Cell {
+        let handles = if busy { 1 } else { 5 };
+        let plan = ChildPlan::new(Holder::BoxLeak, Ending::Return, Family::ExitBudget { handles, busy });
+        let name = if busy { "saving-on-a-thread".to_string() } else { format!("{handles}-handles-locked") };
+        let spec = self.spec(&plan).timeout(Duration::from_secs(45));
+        common(Cell::new(format!("exit-budget/{name}"), "exit-budget", spec))
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(WithinDeadline::from_marker("worker-ending", "worker_exit", Duration::from_secs(1)))
+            .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("code", 0))
+            .oracle(SaveCount::none().of(&plan.cache))
+            .oracle(FileIntact::unchanged().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
+    /// corrupt file beside earlier set-aside files: `.corrupt-1..3` are there (0 was pruned
+    /// before); the torn cache file goes to `.corrupt-4`, `.corrupt-2` and `.corrupt-3` stay
+    /// byte-exact (the oldest, 1, may be pruned). Catches bug 07 (numbered by count: renamed onto
+    /// `.corrupt-3`, destroying it) and bug 08 (the prune keeps the oldest: `.corrupt-4` removed
+    /// at once).
+    pub fn corrupt_beside_set_aside(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CorruptOnOpen);
+        let mut garbage = old_cache_bytes();
+        garbage.truncate(garbage.len() / 2);
+        let set_aside = |n: u32| -> &'static str { Box::leak(format!("{}.corrupt-{n}", plan.cache).into_boxed_str()) };
+        let earlier = |n: u32| format!("an earlier corrupt file, set aside as number {n}\n").into_bytes();
+        let mut cell = self
+            .cell("corrupt-on-open/beside-set-aside-files".into(), "corrupt-file", &plan)
+            .file(cache_file(&plan.cache).seeded(garbage.clone()))
+            .file(FileUnderTest::new(set_aside(1)).seeded(earlier(1)))
+            .file(FileUnderTest::new(set_aside(4)))
+            .oracle(JournalEvents::of_kind("quarantined").exactly(1))
+            .oracle(cache_oracles::set_aside_byte_exact(set_aside(4), garbage))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty());
+        for n in [2, 3] {
+            cell = cell
+                .file(FileUnderTest::new(set_aside(n)).seeded(earlier(n)))
+                .oracle(cache_oracles::set_aside_byte_exact(set_aside(n), earlier(n)));
+        }
+        cell
+    }
+
+    /// another format version: a valid file of a later version (v3) is neither set aside nor
+    /// overwritten.
+    /// - `at-open`: the engine finds it at open and runs cold (reason `unsupported`), writes
+    ///   nothing at drop. Catches bug 10 (open sets it aside as damage, then saves over it).
+    /// - `at-save`: a newer build writes it between our open and our drop; our save fails
+    ///   (reported), the v3 file stays byte-exact. Catches bug 09 (the save's re-read sets it
+    ///   aside and replaces it). No save count here: the newer build's own rename is a write the
+    ///   black box sees.
+    pub fn other_version(&self, at_save: bool) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::OtherVersion { at_save });
+        let name = if at_save { "at-save" } else { "at-open" };
+        let cache: &'static str = Box::leak(plan.cache.clone().into_boxed_str());
+        let seed = if at_save { old_cache_bytes() } else { future_version_bytes() };
+        let cell = self
+            .cell(format!("other-version/{name}"), "other-version", &plan)
+            .file(FileUnderTest::new(cache).seeded(seed))
+            .folder(FolderUnderTest::new("."))
+            .oracle(cache_oracles::set_aside_byte_exact(cache, future_version_bytes()))
+            .oracle(JournalEvents::of_kind("quarantined").none())
+            .oracle(NoLeftoverFiles::new().allow("*.lock"))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty());
+        if at_save {
+            cell.oracle(cache_oracles::cache_opened(2))
+                .oracle(MarkerSeen::new("newer-build-saved"))
+                .oracle(JournalEvents::of_kind("save_failed").exactly(1))
+        } else {
+            cell.oracle(cache_oracles::cache_unavailable(&plan.cache, UnavailableReason::Unsupported))
+                .oracle(SaveCount::none().of(&plan.cache))
+        }
+    }
+
+    /// open while locked: another process holds the lock (for up to 3 s) while a worker opens
+    /// its engine: the open takes under 1 s (it only tries the lock), and the drop, once the lock
+    /// is free, saves once. Catches bug 13 (open waits up to 2 s for the lock).
+    pub fn open_while_locked(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::OpenWhileLocked);
+        self.cell("open-while-locked".into(), "open-while-locked", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(WithinDeadline::from_marker("opening", "opened", Duration::from_secs(1)))
+            .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("code", 0))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
+    /// concurrent processes, cold: as [`Self::concurrent`], but no file exists when the
+    /// processes open. Catches bug 18 (a handle that opened on a missing file never re-reads it
+    /// before saving: the last writer wins).
+    pub fn concurrent_cold(&self) -> Cell {
+        let processes = self.sizes.concurrent_processes;
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::Concurrent { processes });
+        self.cell(format!("concurrent/{processes}-processes-cold"), "concurrent-processes", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(SaveCount::exactly(u64::from(processes)).of(&plan.cache))
+            .oracle(JournalEvents::of_kind("worker_exit").exactly(processes as usize).each("code", 0))
+            .oracle(ReportedEntries::of(CACHE_FILE))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(FileIntact::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
+    /// failed swap: settings moved to a path that is a folder. The old cache saves once, with
+    /// trigger `swap`, before the swap returns; the engine then runs cold (one `CacheUnavailable`,
+    /// reason `not-a-file`) and nothing more is written to the old path. Catches bug 26 (the old
+    /// cache is kept, and written at drop instead).
+    pub fn failed_swap(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::FailedSwap);
+        self.cell("swap/to-unusable-path".into(), "swap", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["swap"]))
+            .oracle(SavedBefore::new(&plan.cache, "swapped"))
+            .oracle(cache_oracles::cache_unavailable(&plan.second_cache, UnavailableReason::NotAFile))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+
+    /// removals: the engine opens the seeded file (two old entries) and, compiling nothing,
+    /// removes the first (`remove-one`) or clears everything (`clear`); its drop saves once and
+    /// the file no longer holds what was removed. Catches bug 25 (dirty means only new entries:
+    /// nothing is saved).
+    pub fn remove(&self, clear: bool) -> Cell {
+        let plan =
+            ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::Remove { clear }) };
+        let keys = old_cache_keys();
+        let (name, removed, kept) =
+            if clear { ("clear", &keys[..], &keys[..0]) } else { ("remove-one", &keys[..1], &keys[1..]) };
+        self.cell(format!("remove/{name}"), "removal", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["drop"]))
+            .oracle(cache_oracles::file_keys(
+                &plan.cache,
+                kept.iter().map(KernelKey::to_hex).collect(),
+                removed.iter().map(KernelKey::to_hex).collect(),
+            ))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+}
+
+/// The keys of [`old_cache_bytes`]'s two entries.
+pub fn old_cache_keys() -> [KernelKey; 2] {
+    let identity = CompilerIdentity { name: "previous-run".into(), version: "1".into() };
+    [0, 1]
+        .map(|index| KernelKey::derive(&KernelSpec::new("old.cu", format!("// old kernel {index}"), "old"), &identity))
+}
+
+/// A valid file of a later format version (3), as a newer build would write it: the bytes of
+/// [`old_cache_bytes`] with the version field set to 3 and the XXH3-64 trailer recomputed.
+pub fn future_version_bytes() -> Vec<u8> {
+    let mut bytes = old_cache_bytes();
+    bytes[8..10].copy_from_slice(&(format::VERSION + 1).to_le_bytes());
+    let body = bytes.len() - 8;
+    let checksum = xxhash_rust::xxh3::xxh3_64(&bytes[..body]);
+    bytes[body..].copy_from_slice(&checksum.to_le_bytes());
+    bytes
+}
+
 /// A valid cache file holding two "old" entries, as a previous run would have left it.
 pub fn old_cache_bytes() -> Vec<u8> {
     let compiler = SyntheticCompiler::new(crate::plan::ARTIFACT_BYTES, Duration::ZERO);
-    let identity = CompilerIdentity { name: "previous-run".into(), version: "1".into() };
-    let entries: Vec<(KernelKey, bytes::Bytes)> = (0..2)
-        .map(|index| {
-            let key = KernelKey::derive(&KernelSpec::new("old.cu", format!("// old kernel {index}"), "old"), &identity);
-            (key, compiler.artifact_for(&key))
-        })
-        .collect();
+    let entries: Vec<(KernelKey, bytes::Bytes)> =
+        old_cache_keys().into_iter().map(|key| (key, compiler.artifact_for(&key))).collect();
     let mut out = Vec::new();
     format::encode(&mut out, entries.iter().map(|(key, artifact)| (key, artifact))).expect("writing to a Vec");
     out

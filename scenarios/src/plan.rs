@@ -163,6 +163,49 @@ pub enum Family {
     /// Another process holds the lock for a moment while the engine opens, saves explicitly, and
     /// saves at drop: each waits (bounded) and succeeds.
     LockContention,
+    /// A save fails because another open file description holds `<path>.lock` (an explicit
+    /// `save()`, or with `write_through` every insert's save); the lock is then released and the
+    /// same handle saves at drop.
+    SaveRecovery {
+        /// Whether the cache saves after every insert.
+        write_through: bool,
+    },
+    /// While an explicit save is between its snapshot and its rename (failpoint
+    /// `save-before-rename`), another thread compiles a new kernel or, with `replace`, re-inserts
+    /// a saved key with a new artifact; then the engine is dropped.
+    SaveRace {
+        /// Re-insert a key the save snapshotted instead of adding a new one.
+        replace: bool,
+    },
+    /// The termination handler is installed, the exit budget is short, and the harness sends
+    /// SIGTERM well after the budget has run out (at the `awaiting-signal` marker).
+    LateSignal,
+    /// A worker ends with `handles` dirty engines leaked, all blocked on `<path>.lock`, which the
+    /// parent holds: one exit budget for them all. With `busy`, one more engine, registered
+    /// first, is in an explicit save on a thread, itself waiting for the lock.
+    ExitBudget {
+        /// How many leaked dirty engines.
+        handles: u32,
+        /// Whether an explicit save is running on another thread at exit.
+        busy: bool,
+    },
+    /// The cache path holds a valid file of a later format version: at open, or (`at_save`)
+    /// written by a newer build between this engine's open and its save.
+    OtherVersion {
+        /// The newer build writes the file after the open (the save finds it) instead of before.
+        at_save: bool,
+    },
+    /// The parent holds `<path>.lock` while a worker opens its engine (between the markers
+    /// `opening` and the `opened` event), until the worker has opened or 3 s have passed.
+    OpenWhileLocked,
+    /// Settings moved to a path that cannot be used (a folder): the engine runs cold.
+    FailedSwap,
+    /// An engine opens the seeded file and, without compiling, removes the first old entry (or,
+    /// with `clear`, every entry); then it is dropped.
+    Remove {
+        /// `clear()` instead of `remove(key)`.
+        clear: bool,
+    },
 }
 
 /// Everything the child program needs for one cell.

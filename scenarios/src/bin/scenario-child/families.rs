@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use runtime_cache::{
     Backend, CacheOptions, Durability, Engine, KernelOrigin, KernelSpec, RuntimeCache, RuntimeSettings,
     SyntheticCompiler,
 };
-use scenarios::plan::{ChildPlan, Family, InitFailure, SaveFailure};
+use scenarios::plan::{ChildPlan, Family, Holder, InitFailure, SaveFailure};
 use scenarios::wiring;
 
 use crate::ending::{end, give_up};
@@ -23,6 +24,11 @@ use crate::sys::{self, Forked};
 
 /// Runs the plan's family in the process the harness spawned.
 pub fn run(plan: &ChildPlan) -> ExitCode {
+    if plan.family == Family::LateSignal {
+        // Before the handler is installed: a budget the handler counted from its installation
+        // would be long spent when the signal comes.
+        runtime_cache::set_exit_deadline(SHORT_EXIT_DEADLINE);
+    }
     if plan.handler
         && let Err(error) = runtime_cache::install_termination_handler()
     {
@@ -139,6 +145,99 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             drop(lock);
             code
         }
+        Family::SaveRecovery { write_through } => save_recovery(plan, *write_through),
+        Family::SaveRace { replace } => save_race(plan, *replace),
+        Family::LateSignal => {
+            let _engine = dirty_engine(plan, &plan.cache, 0);
+            wiring::sample_registry(1);
+            // Twice the exit budget after the handler was installed.
+            std::thread::sleep(SHORT_EXIT_DEADLINE * 2);
+            wiring::marker("awaiting-signal");
+            loop {
+                std::thread::park();
+            }
+        }
+        Family::ExitBudget { .. } => {
+            let lock = open_lock(&plan.cache);
+            let mut worker = spawn_worker(plan, 0);
+            wait_for_file("ready-0");
+            if let Err(error) = lock.lock() {
+                let _ = worker.kill();
+                let _ = worker.wait();
+                give_up(&format!("take the lock: {error}"));
+            }
+            touch("locked");
+            wait_for_file("ending");
+            // The clock of `within_deadline` starts here, in this process, as the worker ends.
+            wiring::marker("worker-ending");
+            let code = finish_workers(vec![worker]);
+            drop(lock);
+            code
+        }
+        Family::OtherVersion { at_save } => {
+            let engine = engines::new_engine(settings(plan, &plan.cache));
+            record_engine_built(&engine);
+            compile(&engine, plan.kernels, 0);
+            if *at_save {
+                // A newer build of the application saves the same path meanwhile (temp, rename).
+                let temp = format!("newer-build-{}.tmp", plan.cache);
+                if let Err(error) = fs::write(&temp, scenarios::catalog::future_version_bytes())
+                    .and_then(|()| fs::rename(&temp, &plan.cache))
+                {
+                    give_up(&format!("write the newer build's file: {error}"));
+                }
+                wiring::marker("newer-build-saved");
+            }
+            let live = engine.runtime_cache().map_or(0, |cache| u64::from(cache.autosaves()));
+            wiring::sample_registry(live);
+            let _engine = engine;
+            end(plan.ending)
+        }
+        Family::OpenWhileLocked => {
+            let lock = open_lock(&plan.cache);
+            if let Err(error) = lock.lock() {
+                give_up(&format!("take the lock: {error}"));
+            }
+            let worker = spawn_worker(plan, 0);
+            let started = Instant::now();
+            while !Path::new("opened").exists() && started.elapsed() < Duration::from_secs(3) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(lock);
+            finish_workers(vec![worker])
+        }
+        Family::FailedSwap => {
+            if let Err(error) = fs::create_dir(&plan.second_cache) {
+                give_up(&format!("make the folder {}: {error}", plan.second_cache));
+            }
+            let mut engine = dirty_engine(plan, &plan.cache, 0);
+            wiring::sample_registry(1);
+            if let Err(error) = engine.set_settings(settings(plan, &plan.second_cache)) {
+                give_up(&format!("set_settings: {error}"));
+            }
+            record_engine_built(&engine);
+            compile(&engine, plan.kernels, 1);
+            wiring::marker("swapped");
+            // Running cold: no autosaving handle is left.
+            wiring::sample_registry(0);
+            let _engine = engine;
+            end(plan.ending)
+        }
+        Family::Remove { clear } => {
+            let engine = engines::new_engine(settings(plan, &plan.cache));
+            let Some(cache) = engine.runtime_cache() else {
+                give_up("the engine has no cache");
+            };
+            if *clear {
+                cache.clear();
+                wiring::record(Line::new("cleared"));
+            } else {
+                let key = scenarios::catalog::old_cache_keys()[0];
+                let held = cache.remove(&key);
+                wiring::record(Line::new("removed").with("key", key.to_hex()).with("held", u64::from(held)));
+            }
+            end_holding(plan, engine)
+        }
         Family::SaveFails(SaveFailure::DiskFull) => {
             let engine = dirty_engine(plan, &plan.cache, 0);
             let journal_len = std::env::var_os(exit_harness::journal::JOURNAL_ENV)
@@ -223,8 +322,126 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
             wait_for_file("locked");
             end_holding(plan, engine)
         }
+        Family::ExitBudget { handles, busy } => {
+            // One budget for the whole exit, far below the 5 s lock timeout.
+            runtime_cache::set_exit_deadline(SHORT_EXIT_DEADLINE);
+            // Registered first, so the exit meets it first, while its explicit save still runs.
+            let busy = busy.then(|| Arc::new(dirty_engine(plan, &plan.cache, handles + 1)));
+            let leaked: Vec<Engine> = (0..*handles).map(|index| dirty_engine(plan, &plan.cache, index + 1)).collect();
+            wiring::sample_registry(u64::from(*handles) + u64::from(busy.is_some()));
+            touch("ready-0");
+            wait_for_file("locked");
+            if let Some(busy) = busy {
+                let saver = busy.clone();
+                std::thread::spawn(move || {
+                    // Mid-program: waits for the lock up to the lock timeout (5 s).
+                    if let Some(outcome) = saver.runtime_cache().map(RuntimeCache::save) {
+                        wiring::record(Line::new("explicit_save").with("ok", u64::from(outcome.is_ok())));
+                    }
+                });
+                // Let the explicit save reach its wait for the lock.
+                std::thread::sleep(Duration::from_millis(100));
+                std::mem::forget(busy);
+            }
+            for engine in leaked {
+                let _kept = holders::place(Holder::BoxLeak, engine);
+            }
+            touch("ending");
+            end(plan.ending)
+        }
+        Family::OpenWhileLocked => {
+            wiring::marker("opening");
+            let engine = engines::new_engine(settings(plan, &plan.cache));
+            wiring::record(Line::new("opened"));
+            touch("opened");
+            compile(&engine, plan.kernels, 0);
+            wiring::sample_registry(1);
+            drop(engine);
+            wiring::sample_registry(0);
+            ExitCode::SUCCESS
+        }
         other => give_up(&format!("family {other:?} has no workers")),
     }
+}
+
+/// The save-recovery family: a save fails while another open file description holds the lock
+/// (this process's own: `flock` locks conflict between open file descriptions), then the lock is
+/// released and the handle, dropped, saves every entry.
+fn save_recovery(plan: &ChildPlan, write_through: bool) -> ExitCode {
+    let lock = open_lock(&plan.cache);
+    if let Err(error) = lock.lock() {
+        give_up(&format!("take the lock: {error}"));
+    }
+    wiring::marker("locked");
+    // With write-through, every insert's save fails here.
+    let engine = dirty_engine(plan, &plan.cache, 0);
+    if !write_through && let Some(outcome) = engine.runtime_cache().map(RuntimeCache::save) {
+        wiring::record(Line::new("explicit_save").with("ok", u64::from(outcome.is_ok())));
+    }
+    if let Err(error) = lock.unlock() {
+        give_up(&format!("release the lock: {error}"));
+    }
+    wiring::marker("unlocked");
+    end_holding(plan, engine)
+}
+
+/// The save-race family: another thread adds (or replaces) an entry while an explicit save is
+/// between its snapshot and its rename; then the engine is dropped.
+fn save_race(plan: &ChildPlan, replace: bool) -> ExitCode {
+    let engine = Arc::new(dirty_engine(plan, &plan.cache, 0));
+    let replaced = match engine.kernel(&kernel_spec(0, 0)) {
+        Ok(kernel) => kernel.key,
+        Err(error) => give_up(&format!("find k0_0 again: {error}")),
+    };
+    let fired = AtomicBool::new(false);
+    let racer = engine.clone();
+    let artifact_bytes = plan.artifact_bytes;
+    let armed = fail::cfg_callback("save-before-rename", move || {
+        if fired.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let racer = racer.clone();
+        let inserted = std::thread::spawn(move || {
+            if replace {
+                if let Some(cache) = racer.runtime_cache() {
+                    cache.insert(replaced, bytes::Bytes::from(vec![0x5a; artifact_bytes]));
+                    wiring::record(Line::new("replaced").with("key", replaced.to_hex()));
+                }
+            } else {
+                compile(&racer, 1, 1);
+            }
+        })
+        .join();
+        if inserted.is_err() {
+            give_up("the racing thread panicked");
+        }
+        wiring::marker("inserted-during-save");
+    });
+    if let Err(error) = armed {
+        give_up(&format!("arm failpoint: {error}"));
+    }
+    if let Some(Err(error)) = engine.runtime_cache().map(RuntimeCache::save) {
+        give_up(&format!("explicit save: {error}"));
+    }
+    // Drops the callback and its clone of the engine.
+    fail::remove("save-before-rename");
+    let Ok(engine) = Arc::try_unwrap(engine) else {
+        give_up("the engine is still shared after the save");
+    };
+    end_holding(plan, engine)
+}
+
+/// Journals `engine_built`: whether the engine's cache is open (and its entries) or unavailable
+/// (and the typed reason `Engine::cache_unavailable` gives).
+fn record_engine_built(engine: &Engine) {
+    wiring::record(match (engine.cache_unavailable(), engine.runtime_cache()) {
+        (Some(error), _) => Line::new("engine_built")
+            .with("cache", "unavailable")
+            .with("reason", error.unavailable_reason().to_string())
+            .with("error", error.to_string()),
+        (None, Some(cache)) => Line::new("engine_built").with("cache", "open").with("entries", cache.len() as u64),
+        (None, None) => Line::new("engine_built").with("cache", "none"),
+    });
 }
 
 fn churn(plan: &ChildPlan, engines: u32, dirty_every: u32) -> ExitCode {
@@ -292,16 +509,7 @@ fn partial_init_failure(plan: &ChildPlan, cause: &InitFailure) -> ExitCode {
             None
         }
         Ok(engine) => {
-            wiring::record(match (engine.cache_unavailable(), engine.runtime_cache()) {
-                (Some(error), _) => Line::new("engine_built")
-                    .with("cache", "unavailable")
-                    .with("reason", error.unavailable_reason().to_string())
-                    .with("error", error.to_string()),
-                (None, Some(cache)) => {
-                    Line::new("engine_built").with("cache", "open").with("entries", cache.len() as u64)
-                }
-                (None, None) => Line::new("engine_built").with("cache", "none"),
-            });
+            record_engine_built(&engine);
             Some(engine)
         }
     };
@@ -368,7 +576,14 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
         _ => durability,
     };
     let compiler = SyntheticCompiler::new(plan.artifact_bytes, Duration::ZERO);
-    engines::settings(cache, compiler, durability, Duration::from_secs(5))
+    // A save that fails on a held lock gives up soon, where the cell waits for the failure.
+    let lock_timeout = match plan.family {
+        Family::SaveRecovery { .. } => Duration::from_millis(200),
+        _ => Duration::from_secs(5),
+    };
+    let mut settings = engines::settings(cache, compiler, durability, lock_timeout);
+    settings.cache_options.write_through = matches!(plan.family, Family::SaveRecovery { write_through: true });
+    settings
 }
 
 /// An engine on `cache` that has compiled `plan.kernels` kernels (so it is dirty).
@@ -395,14 +610,30 @@ const CONTENTION: Duration = Duration::from_millis(300);
 /// The exit deadline of the lock-held cell's worker: far below its 5 s lock timeout.
 const EXIT_DEADLINE_WHEN_LOCKED: Duration = Duration::from_millis(300);
 
+/// The exit budget of the late-signal and exit-budget cells.
+const SHORT_EXIT_DEADLINE: Duration = Duration::from_millis(300);
+
 /// Compiles `count` distinct kernels named after `seed`, journaling each one's origin.
 fn compile(engine: &Engine, count: u32, seed: u32) {
     for index in 0..count {
         let name = format!("k{seed}_{index}");
-        let source = format!("extern \"C\" __global__ void {name}(float* x) {{ x[threadIdx.x] *= {index}.0f; }}");
-        let spec = KernelSpec::new(format!("{name}.cu"), source, name.as_str());
+        let spec = kernel_spec(seed, index);
         let origin = if engines::compile(engine, &spec) == KernelOrigin::CacheHit { "hit" } else { "compiled" };
         wiring::record(Line::new("kernel").with("name", name).with("origin", origin));
+    }
+}
+
+/// Kernel `index` of the kernels named after `seed`.
+fn kernel_spec(seed: u32, index: u32) -> KernelSpec {
+    let name = format!("k{seed}_{index}");
+    let source = format!("extern \"C\" __global__ void {name}(float* x) {{ x[threadIdx.x] *= {index}.0f; }}");
+    KernelSpec::new(format!("{name}.cu"), source, name.as_str())
+}
+
+fn open_lock(cache: &str) -> File {
+    match File::options().create(true).truncate(false).write(true).open(lock_path(cache)) {
+        Ok(lock) => lock,
+        Err(error) => give_up(&format!("open the lock file: {error}")),
     }
 }
 
