@@ -1,7 +1,9 @@
 //! The scenario catalog: every row of the cache's contract table (DESIGN.md), for every holder,
 //! plus the families (mid-program drop, churn, partial init failure, fork, concurrent processes,
-//! crash mid-save, save failure, drop-exit race, swap, corrupt file), each a [`Cell`] with its
-//! expectation spelled out as oracles.
+//! crash mid-save, save failure, drop-exit race, swap, corrupt file, explicit save, warm start,
+//! lock contention) and the campaign's cells (save recovery, save race, late signal, exit budget,
+//! other format version, open while locked, removals, and more cells of the concurrent, swap and
+//! corrupt-file families), each a [`Cell`] with its expectation spelled out as oracles.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
