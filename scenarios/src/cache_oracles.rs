@@ -10,7 +10,8 @@ use std::path::Path;
 use exit_harness::Oracle;
 use exit_harness::journal::Entry;
 use exit_harness::oracle::{self, OracleVerdict, quote_lines};
-use runtime_cache::UnavailableReason;
+use runtime_cache::format::{self, FormatLimits};
+use runtime_cache::{KernelKey, UnavailableReason};
 
 /// The first `marker` named `name`: its index in the journal.
 fn marker_at(entries: &[Entry], name: &str) -> Result<usize, OracleVerdict> {
@@ -227,6 +228,37 @@ pub fn file_keys(name: &str, kept: Vec<String>, removed: Vec<String>) -> impl Or
             (true, true) => OracleVerdict::Pass,
             _ => OracleVerdict::fail(format!(
                 "{name}: keys that should be there but are not: {missing:?}; removed keys still there: {still:?}"
+            )),
+        }
+    })
+}
+
+/// After the run, the file under test `name` decodes and holds `expected` under `key`, byte for
+/// byte (read from its path, which stays until the observation is judged).
+pub fn file_artifact(name: &str, key: KernelKey, expected: bytes::Bytes) -> impl Oracle + use<> {
+    let name = name.to_owned();
+    oracle::from_fn("file_artifact", move |obs| {
+        let Some(file) = obs.file(&name) else {
+            return OracleVerdict::fail(format!("{name} is not a file under test"));
+        };
+        let entries = match std::fs::read(&file.path) {
+            Ok(bytes) => format::decode(&bytes::Bytes::from(bytes), &FormatLimits::default()),
+            Err(error) => return OracleVerdict::fail(format!("{name}: cannot read it after the run: {error}")),
+        };
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(error) => return OracleVerdict::fail(format!("{name}: does not decode after the run: {error}")),
+        };
+        match entries.iter().find(|(found, _)| *found == key) {
+            None => OracleVerdict::fail(format!("{name}: no entry for key {}", key.to_hex())),
+            Some((_, artifact)) if *artifact == expected => OracleVerdict::Pass,
+            Some((_, artifact)) => OracleVerdict::fail(format!(
+                "{name}: key {} holds another artifact ({} B, blake3 {}) than ours ({} B, blake3 {})",
+                key.to_hex(),
+                artifact.len(),
+                &blake3::hash(artifact).to_hex()[..12],
+                expected.len(),
+                &blake3::hash(&expected).to_hex()[..12],
             )),
         }
     })

@@ -165,6 +165,7 @@ impl Catalog for RuntimeCacheCatalog {
         for clear in [false, true] {
             cells.push(self.remove(clear));
         }
+        cells.push(self.shared_key());
         cells
     }
 }
@@ -760,6 +761,29 @@ impl RuntimeCacheCatalog {
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
     }
+
+    /// shared key: the engine opens a missing file and inserts its own artifact under the first
+    /// old key; another writer then saves the seeded file (the other artifact under that key, and
+    /// a second old entry) before the engine's drop saves. The file holds both old keys, and
+    /// our artifact under the shared one (the merge: union; ours win on a key both hold). Catches
+    /// bug 14 (the file's entry wins the merge).
+    pub fn shared_key(&self) -> Cell {
+        let plan = ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SharedKey) };
+        let [shared, other] = old_cache_keys();
+        self.cell("merge/shared-key-ours-win".into(), "merge", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(MarkerSeen::new("other-saved"))
+            .oracle(cache_oracles::file_keys(&plan.cache, vec![shared.to_hex(), other.to_hex()], Vec::new()))
+            .oracle(cache_oracles::file_artifact(&plan.cache, shared, our_artifact(plan.artifact_bytes)))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+}
+
+/// The artifact the shared-key cell's engine inserts under the first old key: unlike the
+/// synthetic compiler's artifact for that key, which the other writer saves.
+pub fn our_artifact(len: usize) -> bytes::Bytes {
+    bytes::Bytes::from(vec![0x5a; len])
 }
 
 /// The keys of [`old_cache_bytes`]'s two entries.

@@ -206,6 +206,10 @@ pub enum Family {
         /// `clear()` instead of `remove(key)`.
         clear: bool,
     },
+    /// The engine opens a missing file and inserts its own artifact under the first old key;
+    /// then another writer saves the seeded file (both old entries, the other artifact under
+    /// that key) before the engine's drop saves.
+    SharedKey,
 }
 
 /// Everything the child program needs for one cell.

@@ -238,6 +238,24 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             }
             end_holding(plan, engine)
         }
+        Family::SharedKey => {
+            let engine = engines::new_engine(settings(plan, &plan.cache));
+            let Some(cache) = engine.runtime_cache() else {
+                give_up("the engine has no cache");
+            };
+            let key = scenarios::catalog::old_cache_keys()[0];
+            cache.insert(key, scenarios::catalog::our_artifact(plan.artifact_bytes));
+            wiring::record(Line::new("inserted").with("key", key.to_hex()));
+            // Another process saves the same path meanwhile (temp, rename), its artifact under `key`.
+            let temp = format!("other-writer-{}.tmp", plan.cache);
+            if let Err(error) =
+                fs::write(&temp, scenarios::catalog::old_cache_bytes()).and_then(|()| fs::rename(&temp, &plan.cache))
+            {
+                give_up(&format!("write the other process's file: {error}"));
+            }
+            wiring::marker("other-saved");
+            end_holding(plan, engine)
+        }
         Family::SaveFails(SaveFailure::DiskFull) => {
             let engine = dirty_engine(plan, &plan.cache, 0);
             let journal_len = std::env::var_os(exit_harness::journal::JOURNAL_ENV)
