@@ -461,6 +461,17 @@ mod tests {
     }
 
     #[test]
+    fn intact_means_byte_for_byte_unchanged() {
+        let text = "name = \"n\"\ncommand = [\"sh\", \"-c\", \"printf new > {scratch}/c.bin\"]\n\
+                    [[file]]\nname = \"c.bin\"\nseed = \"old\"\n[expect]\nintact = [\"c.bin\"]\n";
+        let failures = parse(Path::new("s.toml"), text).unwrap().run().failures();
+        assert!(
+            failures.iter().any(|f| f.starts_with("file_intact[c.bin]: c.bin: changed; before: 3 B")),
+            "a rewritten file is not intact, valid or not: {failures:?}"
+        );
+    }
+
+    #[test]
     fn signals_by_name_or_number() {
         assert_eq!(signal_number("SIGTERM"), Some(15));
         assert_eq!(signal_number("INT"), Some(2));
