@@ -61,6 +61,10 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The working folder the spec names is not a folder (std would report it as the program
+    /// not being found).
+    #[error("the working folder {0} does not exist or is not a folder")]
+    NoWorkingFolder(PathBuf),
     /// Waiting for the child failed.
     #[error("could not wait for the child: {0}")]
     Wait(#[source] std::io::Error),
@@ -307,6 +311,9 @@ impl ChildSpec {
 /// Runs `spec` once, watching `files` and `folders`, and returns what was observed.
 pub fn run(spec: &ChildSpec, files: &[FileUnderTest], folders: &[FolderUnderTest]) -> Result<Observation, RunError> {
     check_triggers(&spec.triggers)?;
+    if let Some(cwd) = spec.cwd.as_ref().filter(|cwd| !cwd.is_dir()) {
+        return Err(RunError::NoWorkingFolder(cwd.clone()));
+    }
     let run = Run::prepare(files, folders, &spec.limits, spec.instrumented)?;
     let scratch = run.scratch().to_owned();
     let mut cmd = Command::new(&spec.program);

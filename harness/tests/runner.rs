@@ -90,6 +90,12 @@ fn files_are_seeded_and_snapshotted() {
 }
 
 #[test]
+fn a_missing_working_folder_is_named_as_such_not_as_a_missing_program() {
+    let err = ChildSpec::new("sh").current_dir("/nonexistent/folder").run(&[]).unwrap_err();
+    assert!(err.to_string().contains("working folder /nonexistent/folder does not exist"), "{err}");
+}
+
+#[test]
 fn a_missing_program_is_a_typed_error() {
     let err = ChildSpec::new("/nonexistent/program").run(&[]).unwrap_err();
     assert!(err.to_string().contains("could not start /nonexistent/program"), "{err}");
