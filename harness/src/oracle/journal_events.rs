@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Oracle, OracleVerdict, quote_lines};
+use super::{JournalOracle, OracleVerdict, quote_lines};
 use crate::journal::Entry;
 use crate::observation::Observation;
 
@@ -72,27 +72,14 @@ fn has(entry: &Entry, (field, value): &(String, Value)) -> bool {
     entry.fields.get(field) == Some(value)
 }
 
-impl Oracle for JournalEvents {
-    fn name(&self) -> &str {
-        "journal_events"
-    }
+impl JournalOracle for JournalEvents {
+    const NAME: &'static str = "journal_events";
 
-    fn id(&self) -> String {
+    fn about(&self) -> Option<String> {
         let filters: Vec<String> = self.matching.iter().map(|(f, v)| format!(" {f}={v}")).collect();
-        format!("{}[{}{}]", self.name(), self.kind, filters.concat())
+        Some(format!("{}{}", self.kind, filters.concat()))
     }
 
-    fn needs_journal(&self) -> bool {
-        true
-    }
-
-    fn judge(&self, obs: &Observation) -> OracleVerdict {
-        self.verdict(obs).unwrap_or_else(|verdict| verdict)
-    }
-}
-
-impl JournalEvents {
-    /// The verdict, or (as `Err`) the failure found on the way.
     fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
         let journal = obs.judgeable_journal()?;
         let events: Vec<&Entry> =
@@ -144,6 +131,7 @@ impl JournalEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oracle::Oracle;
     use crate::oracle::journal_fixture::{line, observation};
 
     #[test]

@@ -1,6 +1,6 @@
 //! `marker_seen`: the program reached a named point (a journal `marker`).
 
-use super::{Oracle, OracleVerdict, qualified, quote_lines};
+use super::{JournalOracle, OracleVerdict, quote_lines};
 use crate::observation::Observation;
 
 /// Fails unless the journal holds a `marker` event named as expected: the program got that far.
@@ -17,26 +17,13 @@ impl MarkerSeen {
     }
 }
 
-impl Oracle for MarkerSeen {
-    fn name(&self) -> &str {
-        "marker_seen"
+impl JournalOracle for MarkerSeen {
+    const NAME: &'static str = "marker_seen";
+
+    fn about(&self) -> Option<String> {
+        Some(self.name.clone())
     }
 
-    fn id(&self) -> String {
-        qualified(self.name(), Some(&self.name))
-    }
-
-    fn needs_journal(&self) -> bool {
-        true
-    }
-
-    fn judge(&self, obs: &Observation) -> OracleVerdict {
-        self.verdict(obs).unwrap_or_else(|verdict| verdict)
-    }
-}
-
-impl MarkerSeen {
-    /// The verdict, or (as `Err`) the failure found on the way.
     fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
         let journal = obs.judgeable_journal()?;
         if journal.has_marker(&self.name) {
@@ -55,6 +42,7 @@ impl MarkerSeen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oracle::Oracle;
     use crate::oracle::journal_fixture::{marker, observation};
 
     #[test]

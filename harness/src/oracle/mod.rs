@@ -25,6 +25,8 @@ mod save_triggers;
 mod saved_before;
 mod within_deadline;
 
+use journal_based::JournalOracle;
+
 pub use exit_status::ExitStatus;
 pub use file_content::FileContent;
 pub use file_intact::FileIntact;
@@ -188,6 +190,59 @@ pub trait Oracle: Send + Sync {
     fn expected_saves(&self) -> Option<String> {
         None
     }
+}
+
+mod journal_based {
+    use super::{Oracle, OracleVerdict, qualified};
+    use crate::observation::Observation;
+
+    /// What an oracle that judges from the journal alone provides; every such oracle gets the
+    /// same [`Oracle`] impl: an id qualified by what it is about, a journal it needs (so a child
+    /// declared not to write one is refused before it starts), and the verdict or the failure
+    /// found on the way. Sealed: a pub trait in a private module, for the harness's own oracles.
+    pub trait JournalOracle: Send + Sync {
+        /// The oracle's name (a report column).
+        const NAME: &'static str;
+
+        /// What this instance is about (a file, a marker, an event kind), qualifying its id.
+        fn about(&self) -> Option<String>;
+
+        /// The verdict, or (as `Err`) the failure found on the way.
+        fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict>;
+    }
+
+    /// Implements [`Oracle`] for the listed [`JournalOracle`]s (a blanket impl would overlap the
+    /// one for references).
+    macro_rules! oracle_from_journal {
+        ($($oracle:ty),* $(,)?) => {$(
+            impl Oracle for $oracle {
+                fn name(&self) -> &str {
+                    <$oracle as JournalOracle>::NAME
+                }
+
+                fn id(&self) -> String {
+                    qualified(self.name(), self.about().as_deref())
+                }
+
+                fn needs_journal(&self) -> bool {
+                    true
+                }
+
+                fn judge(&self, obs: &Observation) -> OracleVerdict {
+                    self.verdict(obs).unwrap_or_else(|verdict| verdict)
+                }
+            }
+        )*};
+    }
+
+    oracle_from_journal!(
+        super::JournalEvents,
+        super::MarkerSeen,
+        super::ReportedEntries,
+        super::SaveTriggers,
+        super::SavedBefore,
+        super::WithinDeadline,
+    );
 }
 
 /// The files an oracle applies to: the one named, or every file under test. A name that

@@ -1,7 +1,7 @@
 //! `reported_entries`: the save that wrote a file reports as many entries as the file holds.
 
 use super::save_count::journal_about;
-use super::{Oracle, OracleVerdict, files_named, qualified, quote_lines};
+use super::{JournalOracle, OracleVerdict, files_named, quote_lines};
 use crate::journal::Entry;
 use crate::observation::Observation;
 
@@ -24,26 +24,13 @@ impl ReportedEntries {
     }
 }
 
-impl Oracle for ReportedEntries {
-    fn name(&self) -> &str {
-        "reported_entries"
+impl JournalOracle for ReportedEntries {
+    const NAME: &'static str = "reported_entries";
+
+    fn about(&self) -> Option<String> {
+        Some(self.file.clone())
     }
 
-    fn id(&self) -> String {
-        qualified(self.name(), Some(&self.file))
-    }
-
-    fn needs_journal(&self) -> bool {
-        true
-    }
-
-    fn judge(&self, obs: &Observation) -> OracleVerdict {
-        self.verdict(obs).unwrap_or_else(|verdict| verdict)
-    }
-}
-
-impl ReportedEntries {
-    /// The verdict, or (as `Err`) the failure found on the way.
     fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
         let file = files_named(obs, Some(&self.file))?[0];
         obs.judgeable_journal()?;

@@ -1,7 +1,7 @@
 //! `save_triggers`: why each save of a file happened (the `trigger` field of its `save` events).
 
 use super::save_count::journal_about;
-use super::{Oracle, OracleVerdict, files_named, qualified, quote_lines};
+use super::{JournalOracle, OracleVerdict, files_named, quote_lines};
 use crate::observation::Observation;
 
 /// What the triggers must be.
@@ -35,26 +35,13 @@ impl SaveTriggers {
     }
 }
 
-impl Oracle for SaveTriggers {
-    fn name(&self) -> &str {
-        "save_triggers"
+impl JournalOracle for SaveTriggers {
+    const NAME: &'static str = "save_triggers";
+
+    fn about(&self) -> Option<String> {
+        Some(self.file.clone())
     }
 
-    fn id(&self) -> String {
-        qualified(self.name(), Some(&self.file))
-    }
-
-    fn needs_journal(&self) -> bool {
-        true
-    }
-
-    fn judge(&self, obs: &Observation) -> OracleVerdict {
-        self.verdict(obs).unwrap_or_else(|verdict| verdict)
-    }
-}
-
-impl SaveTriggers {
-    /// The verdict, or (as `Err`) the failure found on the way.
     fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
         let file = files_named(obs, Some(&self.file))?[0];
         obs.judgeable_journal()?;

@@ -1,7 +1,7 @@
 //! `saved_before`: a file was saved, and only before a named point of the program.
 
 use super::save_count::journal_about;
-use super::{Oracle, OracleVerdict, files_named, qualified, quote_lines};
+use super::{JournalOracle, OracleVerdict, files_named, quote_lines};
 use crate::observation::Observation;
 
 /// Fails unless the journal holds at least one `save` of the file and every one of them comes
@@ -20,26 +20,13 @@ impl SavedBefore {
     }
 }
 
-impl Oracle for SavedBefore {
-    fn name(&self) -> &str {
-        "saved_before"
+impl JournalOracle for SavedBefore {
+    const NAME: &'static str = "saved_before";
+
+    fn about(&self) -> Option<String> {
+        Some(self.file.clone())
     }
 
-    fn id(&self) -> String {
-        qualified(self.name(), Some(&self.file))
-    }
-
-    fn needs_journal(&self) -> bool {
-        true
-    }
-
-    fn judge(&self, obs: &Observation) -> OracleVerdict {
-        self.verdict(obs).unwrap_or_else(|verdict| verdict)
-    }
-}
-
-impl SavedBefore {
-    /// The verdict, or (as `Err`) the failure found on the way.
     fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
         let file = files_named(obs, Some(&self.file))?[0];
         let journal = obs.judgeable_journal()?;

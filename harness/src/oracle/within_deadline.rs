@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Oracle, OracleVerdict, qualified};
+use super::{JournalOracle, OracleVerdict};
 use crate::journal::Entry;
 use crate::observation::Observation;
 
@@ -51,26 +51,13 @@ impl WithinDeadline {
     }
 }
 
-impl Oracle for WithinDeadline {
-    fn name(&self) -> &str {
-        "within_deadline"
+impl JournalOracle for WithinDeadline {
+    const NAME: &'static str = "within_deadline";
+
+    fn about(&self) -> Option<String> {
+        Some(self.to.clone())
     }
 
-    fn id(&self) -> String {
-        qualified(self.name(), Some(&self.to))
-    }
-
-    fn needs_journal(&self) -> bool {
-        true
-    }
-
-    fn judge(&self, obs: &Observation) -> OracleVerdict {
-        self.verdict(obs).unwrap_or_else(|verdict| verdict)
-    }
-}
-
-impl WithinDeadline {
-    /// The verdict, or (as `Err`) the failure found on the way.
     fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
         let journal = obs.judgeable_journal()?;
         let from = self.from.describe();
@@ -98,6 +85,7 @@ impl WithinDeadline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oracle::Oracle;
     use crate::oracle::journal_fixture::{line, marker, observation};
 
     #[test]
