@@ -27,7 +27,8 @@
 //! exit = "code 0"               # default "code 0" | "code N" | "signal SIGTERM" | "any"
 //! stderr = "empty"              # default "empty" | "any" | { allow = ["regex", ...] }
 //! stdout = { matches = "regex" }           # or { equals = "text" }
-//! saves = { "cache.bin" = 1 }              # renames onto / writes into the file
+//! saves = { "cache.bin" = 1 }              # renames onto / writes into the file; with one
+//!                                          # [[file]], also `saves = 1`
 //! contains_lines = { "app.log" = ["a", "b"] }
 //! equals = { "out.txt" = "text" }
 //! matches = { "out.txt" = "regex" }
@@ -142,14 +143,24 @@ struct LeftoversFormat {
     allow: Vec<String>,
 }
 
+/// `saves = 1` (the one file under test) or `saves = { "a.bin" = 1, "b.bin" = 0 }`.
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a count (`saves = 1`, with one [[file]]) or a count per file (`saves = { \"cache.bin\" = 1 }`)"
+)]
+enum SavesFormat {
+    OfTheOneFile(u64),
+    PerFile(BTreeMap<String, u64>),
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExpectFormat {
     exit: Option<Spanned<String>>,
     stderr: Option<Spanned<StderrFormat>>,
     stdout: Option<Spanned<StdoutFormat>>,
-    #[serde(default)]
-    saves: BTreeMap<String, u64>,
+    saves: Option<Spanned<SavesFormat>>,
     #[serde(default)]
     contains_lines: BTreeMap<String, Vec<String>>,
     #[serde(default)]
@@ -263,6 +274,23 @@ pub fn parse_with_vars(path: &Path, text: &str, vars: &[(&str, &str)]) -> Result
     }
 
     let expect = &format.expect;
+    let saves: BTreeMap<String, u64> = match expect.saves.as_ref().map(|s| (s.get_ref(), s.span())) {
+        None => BTreeMap::new(),
+        Some((SavesFormat::PerFile(per_file), _)) => per_file.clone(),
+        Some((SavesFormat::OfTheOneFile(count), span)) => match format.files.as_slice() {
+            [file] => BTreeMap::from([(file.name.clone(), *count)]),
+            files => {
+                return Err(at(
+                    Some(span),
+                    format!(
+                        "`saves = {count}` is for a scenario with exactly one [[file]] (this one has {}); \
+                         name the file: saves = {{ \"cache.bin\" = {count} }}",
+                        files.len()
+                    ),
+                ));
+            }
+        },
+    };
     let mut cell = Cell::new(&format.name, path.display().to_string(), spec);
     let mut named: Vec<&str> = format.files.iter().map(|f| f.name.as_str()).collect();
     for file in &format.files {
@@ -272,8 +300,7 @@ pub fn parse_with_vars(path: &Path, text: &str, vars: &[(&str, &str)]) -> Result
         }
         cell = cell.file(under_test);
     }
-    let mentioned = expect
-        .saves
+    let mentioned = saves
         .keys()
         .chain(expect.contains_lines.keys())
         .chain(expect.equals.keys())
@@ -334,8 +361,8 @@ pub fn parse_with_vars(path: &Path, text: &str, vars: &[(&str, &str)]) -> Result
             _ => return Err(at(Some(span), "`stdout` needs exactly one of `equals`, `matches`".into())),
         }
     }
-    for (name, saves) in &expect.saves {
-        cell = cell.oracle(SaveCount::exactly(*saves).of(name));
+    for (name, count) in &saves {
+        cell = cell.oracle(SaveCount::exactly(*count).of(name));
     }
     for (name, lines) in &expect.contains_lines {
         cell = cell.oracle(FileContent::contains_lines(lines).of(name));
@@ -432,6 +459,20 @@ mod tests {
         assert!(e.contains(":4: unknown signal"), "{e}");
         let e = error("name = \"x\"\ncommand = [\"{env:EXIT_HARNESS_SURELY_UNSET}\"]\n[expect]\n");
         assert!(e.contains("EXIT_HARNESS_SURELY_UNSET is not set"), "{e}");
+    }
+
+    #[test]
+    fn a_bare_save_count_is_for_the_one_file_under_test() {
+        let one_file = "name = \"n\"\ncommand = [\"true\"]\n[[file]]\nname = \"state.json\"\n[expect]\nsaves = 1\n";
+        let cell = parse(Path::new("s.toml"), one_file).unwrap();
+        let ids: Vec<String> = cell.scenario.oracles.iter().map(|o| o.id()).collect();
+        assert!(ids.contains(&"save_count[state.json]".to_owned()), "{ids:?}");
+        let two_files = "name = \"n\"\ncommand = [\"true\"]\n[[file]]\nname = \"a\"\n[[file]]\nname = \"b\"\n\
+                         [expect]\nsaves = 1\n";
+        let e = error(two_files);
+        assert!(e.contains(":8: `saves = 1` is for a scenario with exactly one [[file]] (this one has 2)"), "{e}");
+        let e = error("name = \"n\"\ncommand = [\"true\"]\n[expect]\nsaves = \"once\"\n");
+        assert!(e.contains(":4: ") && e.contains("a count (`saves = 1`"), "{e}");
     }
 
     #[test]
