@@ -8,9 +8,9 @@
 #
 # For each patch: `git apply` it to cache-under-test/src, `cargo build -p scenarios` (the
 # exit-harness and scenario-child binaries), then
-#   (a) check : target/debug/exit-harness check                       (the scenario catalog)
+#   (a) check : target/debug/runtime-cache-scenarios check                       (the scenario catalog)
 #   (b) test  : cargo test --workspace                                (the README's test command)
-#   (c) fuzz  : target/debug/exit-harness fuzz --cases 3000 --seed 1 --out /tmp/campaign-fuzz
+#   (c) fuzz  : target/debug/runtime-cache-scenarios fuzz --cases 3000 --seed 1 --out /tmp/campaign-fuzz
 # each under `timeout`. A tool "caught" the bug when it exits non-zero; `timeout` is recorded
 # separately (judge by hand whether the bug really causes a hang). The patch is always reverted
 # with `git apply -R` (trap on EXIT, INT, TERM), so the tree is left clean even on failure or
@@ -121,11 +121,11 @@ run_one() {
     fi
     local t0 t1 t2 t3 check test fuzz any
     t0=$(date +%s)
-    check=$(judge "$dir/check.log" "$CHECK_TIMEOUT" target/debug/exit-harness check)
+    check=$(judge "$dir/check.log" "$CHECK_TIMEOUT" target/debug/runtime-cache-scenarios check)
     t1=$(date +%s)
     echo "    check: $check ($((t1 - t0)) s)"
     rm -rf /tmp/campaign-fuzz
-    fuzz=$(judge "$dir/fuzz.log" "$FUZZ_TIMEOUT" target/debug/exit-harness fuzz --cases 3000 --seed 1 --out /tmp/campaign-fuzz)
+    fuzz=$(judge "$dir/fuzz.log" "$FUZZ_TIMEOUT" target/debug/runtime-cache-scenarios fuzz --cases 3000 --seed 1 --out /tmp/campaign-fuzz)
     t2=$(date +%s)
     echo "    fuzz: $fuzz ($((t2 - t1)) s)"
     test=$(judge "$dir/test.log" "$TEST_TIMEOUT" cargo test --workspace --no-fail-fast)

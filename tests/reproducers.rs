@@ -12,7 +12,7 @@ use scenarios::fuzz::replay;
 use scenarios::fuzz::reproducer::Reproducer;
 
 const CHILD: &str = env!("CARGO_BIN_EXE_scenario-child");
-const EXIT_HARNESS: &str = env!("CARGO_BIN_EXE_exit-harness");
+const RUNTIME_CACHE_SCENARIOS: &str = env!("CARGO_BIN_EXE_runtime-cache-scenarios");
 
 /// The shipped reproducers; `every_shipped_reproducer_has_a_test` keeps this list complete.
 const SHIPPED: [&str; 6] = [
@@ -83,13 +83,13 @@ fn every_shipped_reproducer_has_a_test() {
 #[test]
 fn repro_replays_files_and_its_status_says_pass_or_fail() {
     let file = folder().join("fork-does-not-duplicate-exit-hook.toml");
-    Command::new(EXIT_HARNESS)
+    Command::new(RUNTIME_CACHE_SCENARIOS)
         .arg("repro")
         .arg(&file)
         .assert()
         .success()
         .stdout(predicate::str::contains("  PASS [").and(predicate::str::contains("\n1 passed, 0 failed\n")));
-    Command::new(EXIT_HARNESS)
+    Command::new(RUNTIME_CACHE_SCENARIOS)
         .args(["repro", "--defect", "fork-unaware"])
         .arg(&file)
         .assert()
@@ -97,7 +97,7 @@ fn repro_replays_files_and_its_status_says_pass_or_fail() {
         .stdout(predicate::str::contains("  FAIL [").and(predicate::str::contains("fork-3 saved a.rtc 1x")))
         .stdout(
             predicate::str::contains("saves_per_process: saw")
-                .and(predicate::str::contains("rerun: exit-harness repro")),
+                .and(predicate::str::contains("rerun: runtime-cache-scenarios repro")),
         );
 }
 
@@ -110,7 +110,7 @@ fn a_malformed_reproducer_is_refused_naming_its_line() {
         "title = \"bad\"\nops = [\n  \"create e0 a.rtc\",\n  \"compile e1 k1\",\n]\nending = \"return\"\n",
     )
     .expect("write");
-    Command::new(EXIT_HARNESS)
+    Command::new(RUNTIME_CACHE_SCENARIOS)
         .arg("repro")
         .arg(&file)
         .assert()
@@ -121,26 +121,30 @@ fn a_malformed_reproducer_is_refused_naming_its_line() {
 #[test]
 fn fuzz_finds_a_planted_defect_and_writes_a_reproducer_that_replays() {
     let out = tempfile::tempdir().expect("tempdir");
-    let run = Command::new(EXIT_HARNESS)
+    let run = Command::new(RUNTIME_CACHE_SCENARIOS)
         .args(["fuzz", "--cases", "500", "--seed", "1", "--jobs", "1", "--defect", "swap-double-save", "--out"])
         .arg(out.path())
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("exit-harness repro --defect swap-double-save"));
+        .stdout(predicate::str::contains("runtime-cache-scenarios repro --defect swap-double-save"));
     let stdout = String::from_utf8_lossy(&run.get_output().stdout).into_owned();
     let written: Vec<PathBuf> = std::fs::read_dir(out.path()).expect("out").map(|e| e.expect("entry").path()).collect();
     assert_eq!(written.len(), 1, "one reproducer expected:\n{stdout}");
     let reproducer = Reproducer::load(&written[0]).unwrap_or_else(|error| panic!("{error}"));
     assert!(reproducer.case.ops.iter().any(|op| op.to_string().starts_with("swap")), "{}", reproducer.case);
     assert!(reproducer.case.ops.len() <= 4, "not shrunk:\n{}", reproducer.case);
-    Command::new(EXIT_HARNESS).arg("repro").arg(&written[0]).assert().success();
-    Command::new(EXIT_HARNESS).args(["repro", "--defect", "swap-double-save"]).arg(&written[0]).assert().code(1);
+    Command::new(RUNTIME_CACHE_SCENARIOS).arg("repro").arg(&written[0]).assert().success();
+    Command::new(RUNTIME_CACHE_SCENARIOS)
+        .args(["repro", "--defect", "swap-double-save"])
+        .arg(&written[0])
+        .assert()
+        .code(1);
 }
 
 #[test]
 fn fuzz_passes_on_runtime_cache() {
     let out = tempfile::tempdir().expect("tempdir");
-    Command::new(EXIT_HARNESS)
+    Command::new(RUNTIME_CACHE_SCENARIOS)
         .args(["fuzz", "--cases", "300", "--seed", "2", "--jobs", "2", "--out"])
         .arg(out.path())
         .assert()

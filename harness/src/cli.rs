@@ -1,11 +1,14 @@
-//! The command line of a harness binary, for any [`Catalog`].
+//! The command lines of harness binaries.
 //!
-//! The harness knows no catalog: a project's own binary calls [`main_with_catalog`] with its
-//! catalog. Subcommands: `list [--filter TEXT]`,
-//! `check [--filter TEXT] [--jobs N] [--json] [--junit FILE]`, and
-//! `run FILE... [--runs N] [--jobs N] [--json] [--junit FILE]` for scenario files (any program;
-//! no catalog needed). The exit code is 0 when every
-//! checked cell passed, 1 when one failed, 2 on a usage or I/O error.
+//! - Scenario files, any program, no catalog: the `exit-harness` binary of this package
+//!   ([`main_for_files`]): `run FILE... [--runs N] [--jobs N] [--json] [--junit FILE]` and
+//!   `crash FILE...` ([`FileCommand`]).
+//! - A project's catalog of cells: the harness knows none, so a project's own binary calls
+//!   [`main_with_catalog`] with its catalog (runtime-cache's is `runtime-cache-scenarios`):
+//!   `list [--filter TEXT]`, `check [--filter TEXT] [--jobs N] [--json] [--matrix] [--junit FILE]`
+//!   and `crash` ([`Command`]).
+//!
+//! The exit code is 0 when every run passed, 1 when one failed, 2 on a usage or I/O error.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -19,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cell::{Catalog, Cell, CellResult};
 use crate::report::{Reporter, RunEvent, Summary, human, json, junit, table};
 
-/// A harness binary's command line.
+/// A catalog binary's command line.
 #[derive(Debug, Parser)]
 #[command(about = "Run scenario cells in real child processes and judge how they ended")]
 pub struct Cli {
@@ -28,9 +31,55 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The generic subcommands. A project's binary may add its own beside them (flatten this enum into
-/// its own `Subcommand` enum, as the `exit-harness` binary does for runtime-cache's `defects`,
-/// `fuzz` and `repro`).
+/// The `exit-harness` binary's command line: scenario files, any program.
+#[derive(Debug, Parser)]
+#[command(
+    name = "exit-harness",
+    about = "Run programs (any language) as their scenario files say, let them end, and judge how they ended"
+)]
+pub struct FileCli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: FileCommand,
+}
+
+/// The subcommands over scenario files.
+#[derive(Debug, Subcommand)]
+pub enum FileCommand {
+    /// Run scenario files (see `exit_harness::scenario_file`) and judge them. Exit status: 0 when
+    /// every run passed, 1 when one failed, 2 when a file is malformed (named with its line;
+    /// nothing runs then).
+    Run(RunArgs),
+    /// Crash at every step: record a scenario's file-system calls with strace, SIGKILL it at
+    /// each, build every power-loss state, run the recovery on each and judge it (see
+    /// `exit_harness::crash`).
+    Crash(crate::crash::cli::CrashArgs),
+}
+
+/// The `exit-harness` binary: parses the process's arguments and runs scenario files.
+pub fn main_for_files() -> ExitCode {
+    let cli = match FileCli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let code = match cli.command {
+        FileCommand::Run(args) => run_files(&args),
+        FileCommand::Crash(args) if args.files.is_empty() => {
+            eprintln!("exit-harness crash: name one or more scenario files");
+            ExitCode::from(2)
+        }
+        FileCommand::Crash(args) => crate::crash::cli::run_files(&args),
+    };
+    crate::finish_cleanup();
+    code
+}
+
+/// A catalog binary's generic subcommands. A project's binary may add its own beside them
+/// (flatten this enum into its own `Subcommand` enum, as `runtime-cache-scenarios` does for
+/// runtime-cache's `defects`, `fuzz` and `repro`).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the catalog's cells.
@@ -41,12 +90,8 @@ pub enum Command {
     },
     /// Run cells and judge them.
     Check(CheckArgs),
-    /// Run scenario files (any program, in any language; see `exit_harness::scenario_file`) and
-    /// judge them. Exit status: 0 when every run passed, 1 when one failed, 2 when a file is
-    /// malformed (named with its line; nothing runs then).
-    Run(RunArgs),
-    /// Crash at every step: record a scenario's file-system calls with strace, SIGKILL it at
-    /// each, build every power-loss state, run the recovery on each and judge it (see
+    /// Crash at every step: the catalog's crash scenarios (or scenario files), each save
+    /// killed at every recorded step and cut by every power-loss state (see
     /// `exit_harness::crash`).
     Crash(crate::crash::cli::CrashArgs),
 }
@@ -131,7 +176,6 @@ fn run_command(catalog: &dyn Catalog, command: Command) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check(args) => check(catalog, &args),
-        Command::Run(args) => run_files(&args),
         Command::Crash(args) => crate::crash::cli::run(catalog, &args),
     }
 }

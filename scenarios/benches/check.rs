@@ -5,7 +5,7 @@
 //! 1. Per-cell overhead: one cell whose child does nothing, run through the harness (runner,
 //!    journal, inotify black box, every oracle) against a bare spawn-and-wait of the same child
 //!    with the same plan. Interleaved, 60 rounds, medians and their ratio.
-//! 2. The full `exit-harness check` (every cell of the catalog, default jobs), 3 runs: median wall
+//! 2. The full `runtime-cache-scenarios check` (every cell of the catalog, default jobs), 3 runs: median wall
 //!    time and cells per second.
 
 use std::process::Command;
@@ -19,7 +19,7 @@ use scenarios::contract::Ending;
 use scenarios::plan::{ChildPlan, Family, Holder};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_scenario-child");
-const EXIT_HARNESS: &str = env!("CARGO_BIN_EXE_exit-harness");
+const RUNTIME_CACHE_SCENARIOS: &str = env!("CARGO_BIN_EXE_runtime-cache-scenarios");
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -59,7 +59,8 @@ fn main() {
     let mut walls = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        let output = Command::new(EXIT_HARNESS).arg("check").output().expect("run exit-harness check");
+        let output =
+            Command::new(RUNTIME_CACHE_SCENARIOS).arg("check").output().expect("run runtime-cache-scenarios check");
         walls.push(started.elapsed());
         assert!(output.status.success(), "check failed:\n{}", String::from_utf8_lossy(&output.stdout));
     }

@@ -4,8 +4,8 @@
 //!   thread and on two (what no fuzzer that forks a process per case can beat);
 //! - `fuzz::fuzz` in this process: the fork server on 2 jobs and on 1, and spawning a fresh
 //!   child per case on 2 jobs;
-//! - the `exit-harness fuzz --jobs 2` command line as a user runs it: this bench's (release)
-//!   build, and the debug build next to it (`target/debug/exit-harness`, the README's) when
+//! - the `runtime-cache-scenarios fuzz --jobs 2` command line as a user runs it: this bench's (release)
+//!   build, and the debug build next to it (`target/debug/runtime-cache-scenarios`, the README's) when
 //!   there is one.
 //!
 //! `cargo bench -p scenarios --bench fuzz`
@@ -20,7 +20,7 @@ use std::time::Instant;
 use scenarios::fuzz::{self, Executor, FuzzConfig};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_scenario-child");
-const EXIT_HARNESS: &str = env!("CARGO_BIN_EXE_exit-harness");
+const RUNTIME_CACHE_SCENARIOS: &str = env!("CARGO_BIN_EXE_runtime-cache-scenarios");
 const SEED: u64 = 20_260_625;
 
 fn median(mut rates: Vec<f64>) -> (f64, Vec<f64>) {
@@ -71,14 +71,14 @@ fn library_rate(executor: Executor, jobs: usize, cases: u64) -> f64 {
     report.rate()
 }
 
-/// `exit-harness fuzz --jobs 2`, as a user runs it: the rate it prints.
+/// `runtime-cache-scenarios fuzz --jobs 2`, as a user runs it: the rate it prints.
 fn cli_rate(program: &Path, cases: u64) -> f64 {
     let out = tempfile::tempdir().expect("tempdir");
     let output = Command::new(program)
         .args(["fuzz", "--jobs", "2", "--seed", &SEED.to_string(), "--cases", &cases.to_string(), "--out"])
         .arg(out.path())
         .output()
-        .expect("run exit-harness fuzz");
+        .expect("run runtime-cache-scenarios fuzz");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{} fuzz failed:\n{stdout}", program.display());
     // `fuzz: pass: N cases, N runs in S s (R runs/s), seed S`
@@ -109,10 +109,16 @@ fn main() {
     ] {
         row(name, (0..3).map(|_| library_rate(executor, jobs, cases)).collect());
     }
-    row("CLI exit-harness fuzz -j2 (release)", (0..3).map(|_| cli_rate(Path::new(EXIT_HARNESS), 5_000)).collect());
-    // target/release/exit-harness -> target/debug/exit-harness: the README's debug build, if built.
-    let debug = Path::new(EXIT_HARNESS).parent().and_then(Path::parent).map(|target| target.join("debug/exit-harness"));
+    row(
+        "CLI runtime-cache-scenarios fuzz -j2 (release)",
+        (0..3).map(|_| cli_rate(Path::new(RUNTIME_CACHE_SCENARIOS), 5_000)).collect(),
+    );
+    // target/release/runtime-cache-scenarios -> target/debug/runtime-cache-scenarios: the README's debug build, if built.
+    let debug = Path::new(RUNTIME_CACHE_SCENARIOS)
+        .parent()
+        .and_then(Path::parent)
+        .map(|target| target.join("debug/runtime-cache-scenarios"));
     if let Some(debug) = debug.filter(|path| path.is_file()) {
-        row("CLI exit-harness fuzz -j2 (debug)", (0..3).map(|_| cli_rate(&debug, 3_000)).collect());
+        row("CLI runtime-cache-scenarios fuzz -j2 (debug)", (0..3).map(|_| cli_rate(&debug, 3_000)).collect());
     }
 }

@@ -1,7 +1,7 @@
-//! runtime-cache's subcommands of the `exit-harness` binary: `defects` (the defect hunt),
-//! `fuzz` (churn fuzzing against the model) and `repro` (replaying reproducers). The generic
-//! subcommands (`list`, `check`, `run`) are the harness's own ([`exit_harness::cli`]); the
-//! binary flattens both into one command line.
+//! runtime-cache's subcommands of the `runtime-cache-scenarios` binary: `defects` (the defect
+//! hunt), `fuzz` (churn fuzzing against the model) and `repro` (replaying reproducers). The
+//! catalog subcommands (`list`, `check`, `crash`) are the harness's own ([`exit_harness::cli`]);
+//! the binary flattens both into one command line.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -193,7 +193,7 @@ fn repro_command(child: &std::path::Path, files: &[PathBuf], defect: Option<runt
                 results.push((reproducer, result));
             }
             Err(error) => {
-                eprintln!("exit-harness repro: {error}");
+                eprintln!("runtime-cache-scenarios repro: {error}");
                 malformed = true;
             }
         }
@@ -205,7 +205,7 @@ fn repro_command(child: &std::path::Path, files: &[PathBuf], defect: Option<runt
             println!("  issue: {issue}");
         }
         println!("  case:\n  {}", reproducer.case.to_string().replace('\n', "\n  "));
-        let rerun = format!("exit-harness repro {against}{}", reproducer.path.display());
+        let rerun = format!("runtime-cache-scenarios repro {against}{}", reproducer.path.display());
         print!("{}", human::failure_block(result, &rerun));
     }
     let only: Vec<_> = results.iter().map(|(_, result)| result.clone()).collect();

@@ -1,4 +1,4 @@
-//! runtime-cache's save under crash exploration (`exit-harness crash`, issue #13): one
+//! runtime-cache's save under crash exploration (`runtime-cache-scenarios crash`, issue #13): one
 //! scenario per [`Durability`] level. The save is the survive-to-exit cell (a dirty engine, local
 //! to `main`, saved when `main` returns; the file seeded with two old kernels); the recovery
 //! is the next process on the same file: it opens the crash state, compiles three other

@@ -1,4 +1,4 @@
-//! `exit-harness defects`: runs the catalog against the correct cache and against every defect of
+//! `runtime-cache-scenarios defects`: runs the catalog against the correct cache and against every defect of
 //! runtime-cache's defect zoo, and shows what caught what.
 //!
 //! The verdict: the correct cache must pass every cell, and every defect must fail at least one

@@ -80,7 +80,7 @@ impl Finding {
     /// The command that replays the reproducer, to paste into an issue.
     pub fn command(&self) -> String {
         let defect = self.reproducer.defect.map_or(String::new(), |d| format!("--defect {} ", d.name()));
-        format!("exit-harness repro {defect}{}", self.reproducer.path.display())
+        format!("runtime-cache-scenarios repro {defect}{}", self.reproducer.path.display())
     }
 }
 
@@ -181,7 +181,7 @@ pub fn headline(result: &CellResult) -> String {
 
 /// 16 bytes of XorShift seed for job `job` of a run seeded with `seed`.
 fn job_seed(seed: u64, job: usize) -> [u8; 16] {
-    let mut hasher = blake3::Hasher::new_derive_key("exit-harness fuzz seed v2");
+    let mut hasher = blake3::Hasher::new_derive_key("runtime-cache-scenarios fuzz seed v2");
     hasher.update(&seed.to_le_bytes()).update(&(job as u64).to_le_bytes());
     let mut out = [0; 16];
     out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);

@@ -14,8 +14,9 @@
 //! - [`fuzz`]: churn fuzzing against a reference model, and the regression reproducers.
 //! - [`cli`]: runtime-cache's subcommands (`defects`, `fuzz`, `repro`).
 //!
-//! The `exit-harness` binary of this package is the harness's generic command line (`list`,
-//! `check`, `run`) over this catalog, plus [`cli`]'s subcommands.
+//! The `runtime-cache-scenarios` binary of this package is the harness's catalog command line
+//! (`list`, `check`, `crash`) over this catalog, plus [`cli`]'s subcommands. (Scenario files of
+//! any program are the harness's own `exit-harness run`.)
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,7 +1,8 @@
-//! `exit-harness crash [FILE...] [--filter TEXT] [--mode both|process|power] [--jobs N] [--all]
-//! [--json] [--junit FILE]`: explores scenario files, or the catalog's cells when no file is
-//! named. Exit status: 0 when every state passed, 1 when one failed or could not be judged, 2
-//! on a usage error, a malformed file, or strace missing.
+//! `exit-harness crash FILE... [--mode both|process|power] [--jobs N] [--all] [--json] [--junit
+//! FILE]`: explores scenario files; a catalog binary's `crash [--filter TEXT]` (e.g.
+//! `runtime-cache-scenarios crash`) explores its catalog's crash scenarios. Exit status: 0 when
+//! every state passed, 1 when one failed or could not be judged, 2 on a usage error, a malformed
+//! file, or strace missing.
 
 use std::io::Write as _;
 use std::path::PathBuf;

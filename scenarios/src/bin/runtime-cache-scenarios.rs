@@ -1,6 +1,7 @@
-//! `exit-harness`: the harness's command line (`list`, `check`, `run`) over runtime-cache's
-//! scenario catalog, plus runtime-cache's own subcommands (`defects`, `fuzz`, `repro`; see
-//! [`scenarios::cli`]).
+//! `runtime-cache-scenarios`: runtime-cache's scenario catalog on the command line. The harness's
+//! catalog subcommands (`list`, `check`, `crash`) over runtime-cache's catalog, plus runtime-cache's
+//! own (`defects`, `fuzz`, `repro`; see [`scenarios::cli`]). Scenario files of any program are the
+//! generic `exit-harness run` (the harness package's binary).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use scenarios::cli::CacheCommand;
 
 /// Run runtime-cache's scenario catalog in real child processes and judge how each ended.
 #[derive(Debug, Parser)]
-#[command(name = "exit-harness")]
+#[command(name = "runtime-cache-scenarios")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,7 +20,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The harness's generic subcommands.
+    /// The harness's catalog subcommands.
     #[command(flatten)]
     Harness(exit_harness::cli::Command),
     /// runtime-cache's subcommands.
@@ -29,12 +30,6 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Harness(exit_harness::cli::Command::Run(args)) = &cli.command {
-        // Scenario files need no catalog.
-        let code = exit_harness::cli::run_files(args);
-        exit_harness::finish_cleanup();
-        return code;
-    }
     if let Command::Harness(exit_harness::cli::Command::Crash(args)) = &cli.command
         && !args.files.is_empty()
     {
@@ -46,7 +41,7 @@ fn main() -> ExitCode {
     let catalog = RuntimeCacheCatalog::locate();
     if !catalog.child().is_file() {
         eprintln!(
-            "exit-harness: the child program {} is missing; build both programs with `cargo build -p scenarios`",
+            "runtime-cache-scenarios: the child program {} is missing; build both programs with `cargo build -p scenarios`",
             catalog.child().display()
         );
         return ExitCode::from(2);
