@@ -19,9 +19,11 @@ use runtime_cache::{
 };
 use signal_hook::consts::{SIGKILL, SIGTERM};
 
-use crate::cache_oracles;
-use crate::contract::{Ending, contract};
-use crate::plan::{CACHE_FILE, ChildPlan, Family, Holder, InitFailure, SaveFailure, SaveStep};
+use crate::cache_oracles::{self, Planted};
+use crate::contract::{Ending, Hostile, HostileOutcome, contract, hostile_contract};
+use crate::plan::{
+    CACHE_FILE, ChildPlan, Family, Holder, InitFailure, SaveFailure, SaveStep, hostile_cache_path, hostile_link_target,
+};
 
 /// The rows of the contract table the survive-to-exit family covers: each ending, and whether
 /// the termination handler is installed.
@@ -51,19 +53,31 @@ pub struct Sizes {
     pub concurrent_processes: u32,
     /// Processes (rounds) in the drop-exit race cell.
     pub race_rounds: u32,
+    /// Processes in the many-writers cell, which share a large cache file.
+    pub many_writers: u32,
+    /// Entries of 4 KiB in the many-writers cell's large cache file.
+    pub large_cache_entries: u32,
 }
 
 impl Default for Sizes {
-    /// The sizes CI runs: 10 000 engines, 8 processes, 25 rounds.
+    /// The sizes CI runs: 10 000 engines, 8 processes, 25 rounds, 64 writers on a cache of
+    /// 4 096 entries (16 MiB).
     fn default() -> Self {
-        Self { churn_engines: 10_000, concurrent_processes: 8, race_rounds: 25 }
+        Self {
+            churn_engines: 10_000,
+            concurrent_processes: 8,
+            race_rounds: 25,
+            many_writers: 64,
+            large_cache_entries: 4096,
+        }
     }
 }
 
 impl Sizes {
-    /// The sizes of a defect hunt, run once per defect: 1 000 engines, 8 processes, 25 rounds.
+    /// The sizes of a defect hunt, run once per defect: 1 000 engines, 8 processes, 25 rounds,
+    /// 16 writers on a cache of 1 024 entries (4 MiB).
     pub fn defect_hunt() -> Self {
-        Self { churn_engines: 1_000, ..Self::default() }
+        Self { churn_engines: 1_000, many_writers: 16, large_cache_entries: 1024, ..Self::default() }
     }
 }
 
@@ -166,6 +180,11 @@ impl Catalog for RuntimeCacheCatalog {
             cells.push(self.remove(clear));
         }
         cells.push(self.shared_key());
+        // Issue #12: hostile cache paths, and many writers on a large cache.
+        for hostile in Hostile::ALL {
+            cells.push(self.hostile(hostile));
+        }
+        cells.push(self.many_writers());
         cells
     }
 }
@@ -778,6 +797,154 @@ impl RuntimeCacheCatalog {
             .oracle(ExitStatus::success())
             .oracle(QuietStderr::empty())
     }
+}
+
+/// Issue #12's cells: what the cache meets in a shared folder, and under load.
+impl RuntimeCacheCatalog {
+    /// hostile cache path: `hostile` is planted at or around the cache path (see [`Hostile`])
+    /// while a dirty engine, alive at exit (a `static`), uses it; what must come of it is the
+    /// contract's hostile row ([`hostile_contract`]). Every cell: the engine is built within 1 s
+    /// (nothing blocks), it compiles its kernels and finds them again, the process exits 0
+    /// with nothing on stderr (a save blocked on a FIFO would never let it end: the cell's
+    /// 10 s timeout fails it).
+    /// - runs cold (a FIFO at open; a folder that is a symlink, world-writable, or another
+    ///   user's): one `CacheUnavailable` with the typed reason, nothing written at the path or
+    ///   in its folder (the victim's file byte-identical), the planted FIFO still a FIFO.
+    /// - save refused (a symlinked lock of another user's; a FIFO or a symlink to the victim's
+    ///   private file planted after the open): the cache opened, the exit save fails once
+    ///   (`save_failed`) within 2 s of the `ending` marker, nothing quarantined, nothing
+    ///   created through the link (no new entry but the lock), the planted object untouched,
+    ///   the victim's files byte-identical.
+    /// - set aside (one flipped bit in the version field): the checksum finds the damage, the
+    ///   file goes byte-exact to `.corrupt-0` (not "unsupported"), cold start, and the exit
+    ///   save writes a valid file with every entry.
+    pub fn hostile(&self, hostile: Hostile) -> Cell {
+        let plan = ChildPlan {
+            cache: hostile_cache_path(hostile).into(),
+            ..ChildPlan::new(Holder::Static, Ending::Return, Family::Hostile(hostile))
+        };
+        let spec = self.spec(&plan).timeout(Duration::from_secs(10));
+        let kernels = plan.kernels as usize;
+        let cell = common(Cell::new(format!("hostile/{}", hostile.name()), "hostile", spec))
+            .oracle(WithinDeadline::from_marker("opening", "engine_built", Duration::from_secs(1)))
+            .oracle(cache_oracles::compiled_then_found("engine-works", "engine-worked", kernels))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty());
+        match hostile_contract(hostile) {
+            HostileOutcome::RunsCold(reason) => {
+                // Where the engine would write: through a folder link, into the victim's folder.
+                let written = match (hostile, hostile_link_target(hostile)) {
+                    (Hostile::FolderIsSymlink, Some(victim)) => format!("{victim}/{CACHE_FILE}"),
+                    _ => plan.cache.clone(),
+                };
+                let folder = Path::new(&written).parent().map(Path::to_string_lossy).unwrap_or_default().to_string();
+                let folder = if folder.is_empty() { ".".to_string() } else { folder };
+                let cell = cell
+                    .folder(FolderUnderTest::new(folder.clone()))
+                    .oracle(NoLeftoverFiles::new().of(folder))
+                    .oracle(cache_oracles::cache_unavailable(CACHE_FILE, reason))
+                    .oracle(SaveCount::none().of(&written));
+                if hostile == Hostile::FifoAtOpen {
+                    cell.file(cache_file(&written)).oracle(cache_oracles::planted_kept(&written, Planted::Fifo))
+                } else {
+                    cell.file(cache_file(&written).seeded(old_cache_bytes()))
+                        .oracle(FileIntact::unchanged().of(&written))
+                }
+            }
+            HostileOutcome::SaveRefused => {
+                let seeded = hostile == Hostile::SymlinkedLock;
+                let cell = cell
+                    .folder(FolderUnderTest::new("."))
+                    .oracle(NoLeftoverFiles::new().allow("*.lock"))
+                    .oracle(cache_oracles::cache_opened(if seeded { 2 } else { 0 }))
+                    .oracle(JournalEvents::of_kind("save_failed").exactly(1))
+                    .oracle(WithinDeadline::from_marker("ending", "save_failed", Duration::from_secs(2)))
+                    .oracle(JournalEvents::of_kind("quarantined").none())
+                    .oracle(SaveCount::none().of(&plan.cache));
+                let target = hostile_link_target(hostile).unwrap_or_default();
+                match hostile {
+                    Hostile::SymlinkedLock => cell
+                        .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+                        .oracle(FileIntact::unchanged().of(&plan.cache))
+                        .oracle(cache_oracles::planted_kept(&format!("{}.lock", plan.cache), Planted::Link(target))),
+                    Hostile::SymlinkBeforeExitSave => cell
+                        .file(cache_file(&plan.cache))
+                        .file(FileUnderTest::new(target).seeded(VICTIMS_SECRET))
+                        .oracle(FileIntact::unchanged().of(target))
+                        .oracle(cache_oracles::planted_kept(&plan.cache, Planted::Link(target))),
+                    _ => cell
+                        .file(cache_file(&plan.cache))
+                        .oracle(cache_oracles::planted_kept(&plan.cache, Planted::Fifo)),
+                }
+            }
+            HostileOutcome::SetAsideThenSaves => {
+                let damaged = flipped_header_bit_bytes();
+                let set_aside: &'static str = Box::leak(format!("{}.corrupt-0", plan.cache).into_boxed_str());
+                cell.file(cache_file(&plan.cache).seeded(damaged.clone()))
+                    .file(FileUnderTest::new(set_aside))
+                    .oracle(JournalEvents::of_kind("quarantined").exactly(1))
+                    .oracle(JournalEvents::of_kind("cache_unavailable").none())
+                    .oracle(cache_oracles::set_aside_byte_exact(set_aside, damaged))
+                    .oracle(cache_oracles::cache_opened(0))
+                    .oracle(SaveCount::exactly(1).of(&plan.cache))
+                    .oracle(SaveTriggers::exactly(&plan.cache, ["exit"]))
+                    .oracle(NoLostEntries::new().of(&plan.cache))
+            }
+        }
+    }
+
+    /// many writers on a large cache: `many_writers` processes (64) share one cache file of
+    /// `large_cache_entries` entries of 4 KiB (16 MiB), each compiles 3 distinct kernels, and all
+    /// drop their engines at once, with the cache's default options (2 s lock timeout). Every
+    /// writer's save succeeds (one save each, no `save_failed`), no committed entry is lost, and
+    /// every old entry is kept.
+    pub fn many_writers(&self) -> Cell {
+        let processes = self.sizes.many_writers;
+        let entries = self.sizes.large_cache_entries;
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::ManyWriters { processes });
+        let large = large_cache_bytes(entries, LARGE_CACHE_ARTIFACT_BYTES);
+        let mebibytes = large.len() / (1024 * 1024);
+        self.cell(format!("many-writers/{processes}-processes-{mebibytes}-mib"), "many-writers", &plan)
+            .file(cache_file(&plan.cache).seeded(large))
+            .oracle(SaveCount::exactly(u64::from(processes)).of(&plan.cache))
+            .oracle(JournalEvents::of_kind("save_failed").none())
+            .oracle(JournalEvents::of_kind("worker_exit").exactly(processes as usize).each("code", 0))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(FileIntact::new().of(&plan.cache))
+            .oracle(ExitStatus::success())
+            .oracle(QuietStderr::empty())
+    }
+}
+
+/// The victim's private file a hostile symlink points to.
+const VICTIMS_SECRET: &[u8] = b"SECRET: the victim's private file, which no cache may read or replace\n";
+
+/// The artifact size of the many-writers cell's large cache file.
+const LARGE_CACHE_ARTIFACT_BYTES: usize = 4096;
+
+/// The byte of the version field that [`flipped_header_bit_bytes`] damages.
+const VERSION_FIELD_BYTE: usize = 8;
+
+/// [`old_cache_bytes`] with one bit flipped in the header's version field: damage, which only
+/// the checksum tells from a file of another version.
+pub fn flipped_header_bit_bytes() -> Vec<u8> {
+    let mut bytes = old_cache_bytes();
+    bytes[VERSION_FIELD_BYTE] ^= 0x02;
+    bytes
+}
+
+/// A valid cache file of `entries` entries of `artifact_bytes` bytes each, as many earlier runs
+/// would have left it.
+pub fn large_cache_bytes(entries: u32, artifact_bytes: usize) -> Vec<u8> {
+    let identity = CompilerIdentity { name: "previous-runs".into(), version: "1".into() };
+    let compiler = SyntheticCompiler::new(artifact_bytes, Duration::ZERO);
+    let entries: Vec<(KernelKey, bytes::Bytes)> = (0..entries)
+        .map(|index| KernelKey::derive(&KernelSpec::new("old.cu", format!("// old kernel {index}"), "old"), &identity))
+        .map(|key| (key, compiler.artifact_for(&key)))
+        .collect();
+    let mut out = Vec::new();
+    format::encode(&mut out, entries.iter().map(|(key, artifact)| (key, artifact))).expect("writing to a Vec");
+    out
 }
 
 /// The artifact the shared-key cell's engine inserts under the first old key: unlike the

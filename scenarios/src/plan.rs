@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::Ending;
+use crate::contract::{Ending, Hostile};
 
 /// Where the engine (and so its engine-implicit cache handle) lives when the process ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +210,15 @@ pub enum Family {
     /// then another writer saves the seeded file (both old entries, the other artifact under
     /// that key) before the engine's drop saves.
     SharedKey,
+    /// Something hostile is planted at or around the cache path (see [`Hostile`]); the dirty
+    /// engine lives to the end in the plan's holder, so the exit meets what was planted.
+    Hostile(Hostile),
+    /// `processes` processes share one large cache file (the seed), each compiles distinct
+    /// kernels, all drop their engines together; with the cache's default options.
+    ManyWriters {
+        /// How many processes.
+        processes: u32,
+    },
 }
 
 /// Everything the child program needs for one cell.
@@ -237,6 +246,30 @@ pub struct ChildPlan {
 
 /// The cache file's name in every plan made by [`ChildPlan::new`].
 pub const CACHE_FILE: &str = "kernels.rtc";
+
+/// The hostile family's cache path for `hostile`, relative to the scratch folder: inside the
+/// folder `shared` when the folder itself is the attack, behind the planted folder link `link`
+/// for [`Hostile::FolderIsSymlink`], else [`CACHE_FILE`].
+pub fn hostile_cache_path(hostile: Hostile) -> &'static str {
+    match hostile {
+        Hostile::FolderWorldWritable | Hostile::FolderOwnedByAnotherUser => "shared/kernels.rtc",
+        Hostile::FolderIsSymlink => "link/kernels.rtc",
+        _ => CACHE_FILE,
+    }
+}
+
+/// Where the symlink planted by the hostile family points (relative to the scratch folder),
+/// for the cases that plant one: a file that must never be created
+/// ([`Hostile::SymlinkedLock`]), the victim's private file ([`Hostile::SymlinkBeforeExitSave`]),
+/// or the victim's own cache folder ([`Hostile::FolderIsSymlink`]).
+pub fn hostile_link_target(hostile: Hostile) -> Option<&'static str> {
+    match hostile {
+        Hostile::SymlinkedLock => Some("created-through-the-link"),
+        Hostile::SymlinkBeforeExitSave => Some("secret"),
+        Hostile::FolderIsSymlink => Some("victim"),
+        _ => None,
+    }
+}
 
 /// The default synthetic artifact size of the catalog.
 pub const ARTIFACT_BYTES: usize = 512;

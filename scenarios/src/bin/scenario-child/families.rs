@@ -14,6 +14,7 @@ use runtime_cache::{
     Backend, CacheOptions, Durability, Engine, KernelOrigin, KernelSpec, RuntimeCache, RuntimeSettings,
     SyntheticCompiler,
 };
+use scenarios::contract::Hostile;
 use scenarios::plan::{ChildPlan, Family, Holder, InitFailure, SaveFailure};
 use scenarios::wiring;
 
@@ -100,7 +101,8 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             }
             finish_workers(vec![worker])
         }
-        Family::Concurrent { processes } => {
+        Family::Hostile(hostile) => hostile_cache(plan, *hostile),
+        Family::Concurrent { processes } | Family::ManyWriters { processes } => {
             let workers: Vec<Child> = (0..*processes).map(|index| spawn_worker(plan, index)).collect();
             for index in 0..*processes {
                 wait_for_file(&format!("ready-{index}"));
@@ -276,7 +278,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
 /// Runs worker `index` of a multi-process family.
 pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
     match &plan.family {
-        Family::Concurrent { .. } => {
+        Family::Concurrent { .. } | Family::ManyWriters { .. } => {
             let engine = dirty_engine(plan, &plan.cache, index + 1);
             wiring::sample_registry(1);
             touch(&format!("ready-{index}"));
@@ -449,6 +451,60 @@ fn save_race(plan: &ChildPlan, replace: bool) -> ExitCode {
     end_holding(plan, engine)
 }
 
+/// The hostile family: plants `hostile` (before the open, or between the open and the exit),
+/// journals what the engine's construction came to (`engine_built`, between the marker
+/// `opening` and that event), proves the engine works (its kernels compiled, then found, between
+/// `engine-works` and `engine-worked`), and ends with the engine in the plan's holder, alive at
+/// exit, so that its exit hook, if it has one, meets what was planted. The exit budget is short:
+/// a save that blocks on what was planted shows as an exit that never ends.
+fn hostile_cache(plan: &ChildPlan, hostile: Hostile) -> ExitCode {
+    runtime_cache::set_exit_deadline(HOSTILE_EXIT_DEADLINE);
+    let cache = Path::new(&plan.cache);
+    let folder = cache.parent().filter(|folder| !folder.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let target = scenarios::plan::hostile_link_target(hostile).unwrap_or_default();
+    let planted = match hostile {
+        Hostile::SymlinkedLock => plant_link_of_another_user(target, &lock_path(&plan.cache)),
+        Hostile::FifoAtOpen => sys::make_fifo(cache),
+        Hostile::FolderIsSymlink => plant_link_of_another_user(target, folder),
+        Hostile::FolderWorldWritable => fs::set_permissions(folder, fs::Permissions::from_mode(0o777)),
+        Hostile::FolderOwnedByAnotherUser => std::os::unix::fs::chown(folder, Some(NOBODY), Some(NOBODY)),
+        Hostile::FifoBeforeExitSave | Hostile::SymlinkBeforeExitSave | Hostile::FlippedHeaderBit => Ok(()),
+    };
+    if let Err(error) = planted {
+        give_up(&format!("plant {hostile:?} (this cell needs root, as CI runs, to act as another user): {error}"));
+    }
+    wiring::marker("opening");
+    let engine = engines::new_engine(settings(plan, &plan.cache));
+    record_engine_built(&engine);
+    wiring::marker("engine-works");
+    compile(&engine, plan.kernels, 0);
+    compile(&engine, plan.kernels, 0);
+    wiring::marker("engine-worked");
+    // The engine opened a missing file: the path is free for what is planted.
+    let planted_after_open = match hostile {
+        Hostile::FifoBeforeExitSave => sys::make_fifo(cache),
+        Hostile::SymlinkBeforeExitSave => plant_link_of_another_user(target, cache),
+        _ => Ok(()),
+    };
+    if let Err(error) = planted_after_open {
+        give_up(&format!("plant {hostile:?} after the open: {error}"));
+    }
+    let live = engine.runtime_cache().map_or(0, |cache| u64::from(cache.autosaves()));
+    wiring::sample_registry(live);
+    let _main_local = holders::place(plan.holder, engine);
+    end(plan.ending)
+}
+
+/// The uid and gid of `nobody`: the other user of the hostile family.
+const NOBODY: u32 = 65534;
+
+/// Plants a symlink at `link` pointing to `target`, owned by another user (`nobody`), as an
+/// attacker sharing the folder would leave it.
+fn plant_link_of_another_user(target: &str, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)?;
+    std::os::unix::fs::lchown(link, Some(NOBODY), Some(NOBODY))
+}
+
 /// Journals `engine_built`: whether the engine's cache is open (and its entries) or unavailable
 /// (and the typed reason `Engine::cache_unavailable` gives).
 fn record_engine_built(engine: &Engine) {
@@ -584,6 +640,7 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
     let durability = match plan.family {
         // Thousands of saves: skip the fsync, which no oracle here can observe.
         Family::Churn { .. } => Durability::None,
+        Family::ManyWriters { .. } => CacheOptions::default().durability,
         _ => Durability::SyncFile,
     };
     // Crash exploration (scenarios::crash) picks the level per run.
@@ -597,6 +654,8 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
     // A save that fails on a held lock gives up soon, where the cell waits for the failure.
     let lock_timeout = match plan.family {
         Family::SaveRecovery { .. } => Duration::from_millis(200),
+        // Many writers meet the cache as an application does: with its default options.
+        Family::ManyWriters { .. } => CacheOptions::default().lock_timeout,
         _ => Duration::from_secs(5),
     };
     let mut settings = engines::settings(cache, compiler, durability, lock_timeout);
@@ -627,6 +686,10 @@ const CONTENTION: Duration = Duration::from_millis(300);
 
 /// The exit deadline of the lock-held cell's worker: far below its 5 s lock timeout.
 const EXIT_DEADLINE_WHEN_LOCKED: Duration = Duration::from_millis(300);
+
+/// The exit budget of the hostile cells: a refused save gives up at once, a good one (the set-aside
+/// case) takes milliseconds.
+const HOSTILE_EXIT_DEADLINE: Duration = Duration::from_secs(1);
 
 /// The exit budget of the late-signal and exit-budget cells.
 const SHORT_EXIT_DEADLINE: Duration = Duration::from_millis(300);
