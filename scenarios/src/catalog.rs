@@ -246,6 +246,30 @@ pub fn cache_file(name: &str) -> FileUnderTest {
     })
 }
 
+/// Groups of oracles that many cells share, named for what they expect.
+trait SharedExpectations {
+    /// The process exits with code 0 and writes nothing on stderr.
+    fn exits_cleanly(self) -> Self;
+    /// `workers` worker processes ended, each with exit code 0.
+    fn workers_exit_cleanly(self, workers: usize) -> Self;
+    /// Exactly `saves` saves of `cache`, and the final file holds every entry a save committed.
+    fn saves_without_loss(self, cache: &str, saves: u64) -> Self;
+}
+
+impl SharedExpectations for Cell {
+    fn exits_cleanly(self) -> Self {
+        self.oracle(ExitStatus::success()).oracle(QuietStderr::empty())
+    }
+
+    fn workers_exit_cleanly(self, workers: usize) -> Self {
+        self.oracle(JournalEvents::of_kind("worker_exit").exactly(workers).each("code", 0))
+    }
+
+    fn saves_without_loss(self, cache: &str, saves: u64) -> Self {
+        self.oracle(SaveCount::exactly(saves).of(cache)).oracle(NoLostEntries::new().of(cache))
+    }
+}
+
 /// The oracles every cell carries.
 fn common(cell: Cell) -> Cell {
     cell.oracle(NoLeakedProcesses).oracle(RegistryBound::new())
@@ -280,11 +304,10 @@ impl RuntimeCacheCatalog {
         let row = contract(ending, false);
         self.cell(format!("mid-program-drop/{}", ending.name()), "mid-program-drop", &plan)
             .file(cache_file(&plan.cache))
-            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .saves_without_loss(&plan.cache, 1)
             .oracle(SavedBefore::new(&plan.cache, "mid-program"))
             .oracle(row.exit_status())
             .oracle(row.quiet_stderr())
-            .oracle(NoLostEntries::new().of(&plan.cache))
     }
 
     /// engine churn: N engines, every 10th dirty: saves == dirty count, registry bounded, memory bounded.
@@ -298,12 +321,10 @@ impl RuntimeCacheCatalog {
         let dirty = u64::from(engines.div_ceil(dirty_every));
         Cell::new(format!("churn/{engines}-engines"), "engine-churn", self.spec(&plan))
             .file(cache_file(&plan.cache))
-            .oracle(SaveCount::exactly(dirty).of(&plan.cache))
+            .saves_without_loss(&plan.cache, dirty)
             .oracle(RegistryBound::new().max_growth(0))
             .oracle(cache_oracles::rss_growth_at_most(16 * 1024))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
-            .oracle(NoLostEntries::new().of(&plan.cache))
+            .exits_cleanly()
             .oracle(NoLeakedProcesses)
     }
 
@@ -342,8 +363,7 @@ impl RuntimeCacheCatalog {
             .file(cache_file(&plan.second_cache))
             .oracle(SaveCount::exactly(1).of(&plan.second_cache))
             .oracle(MarkerSeen::new("recovered"))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty());
+            .exits_cleanly();
         cell = match outcome {
             InitOutcome::Fails => cell
                 .oracle(JournalEvents::of_kind("init_failed"))
@@ -387,13 +407,11 @@ impl RuntimeCacheCatalog {
         };
         self.cell(format!("fork/{name}"), "fork-child", &plan)
             .file(cache_file(&plan.cache))
-            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .saves_without_loss(&plan.cache, 1)
             .oracle(cache_oracles::forked_child_saves_nothing())
             .oracle(JournalEvents::of_kind("save_skipped").matching("reason", "forked child"))
             .oracle(JournalEvents::of_kind("fork_child_exit").exactly(1).each("code", child_exit.unwrap_or(0)))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
-            .oracle(NoLostEntries::new().of(&plan.cache))
+            .exits_cleanly()
     }
 
     /// concurrent processes: K processes share one path: K saves, no lost entries, valid file.
@@ -402,13 +420,11 @@ impl RuntimeCacheCatalog {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::Concurrent { processes });
         self.cell(format!("concurrent/{processes}-processes"), "concurrent-processes", &plan)
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
-            .oracle(SaveCount::exactly(u64::from(processes)).of(&plan.cache))
-            .oracle(JournalEvents::of_kind("worker_exit").exactly(processes as usize).each("code", 0))
+            .saves_without_loss(&plan.cache, u64::from(processes))
+            .workers_exit_cleanly(processes as usize)
             .oracle(ReportedEntries::of(CACHE_FILE))
-            .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(FileIntact::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 
     /// crash mid-save: SIGKILL at `step`; the file is the old or the new content, and the next
@@ -422,8 +438,7 @@ impl RuntimeCacheCatalog {
             .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("signal", SIGKILL))
             .oracle(JournalEvents::of_kind("reopened"))
             .oracle(FileIntact::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty());
+            .exits_cleanly();
         if step != SaveStep::AfterRename {
             cell = cell.oracle(JournalEvents::of_kind("temp_removed"));
         }
@@ -456,8 +471,7 @@ impl RuntimeCacheCatalog {
             .oracle(SaveCount::none().of(&plan.cache))
             .oracle(JournalEvents::of_kind("save_failed"))
             .oracle(FileIntact::unchanged().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 
     /// drop-exit race: a thread drops the engine while main exits, in many processes: exactly one
@@ -467,13 +481,11 @@ impl RuntimeCacheCatalog {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::DropExitRace { rounds });
         self.cell(format!("drop-exit-race/{rounds}-rounds"), "drop-exit-race", &plan)
             .file(cache_file(&plan.cache))
-            .oracle(SaveCount::exactly(u64::from(rounds)).of(&plan.cache))
-            .oracle(JournalEvents::of_kind("worker_exit").exactly(rounds as usize).each("code", 0))
+            .saves_without_loss(&plan.cache, u64::from(rounds))
+            .workers_exit_cleanly(rounds as usize)
             .oracle(cache_oracles::one_save_per_saving_process(rounds as usize))
             .oracle(JournalEvents::of_kind("save_skipped").matching("reason", "exit deadline exceeded").none())
-            .oracle(NoLostEntries::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 
     /// swap: the old cache saves once at the swap, the new one once at the end.
@@ -500,8 +512,7 @@ impl RuntimeCacheCatalog {
         let cell = self
             .cell(format!("explicit-save/{name}"), "explicit-save", &plan)
             .file(cache_file(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
             .oracle(NoLostEntries::new().of(&plan.cache));
         if compile_after {
             cell.oracle(SaveCount::exactly(2).of(&plan.cache))
@@ -522,9 +533,8 @@ impl RuntimeCacheCatalog {
             .oracle(SaveCount::exactly(1).of(&plan.cache))
             .oracle(cache_oracles::hits_after("warm", plan.kernels as usize))
             .oracle(JournalEvents::of_kind("save_skipped").matching("reason", "clean"))
-            .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("code", 0))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .workers_exit_cleanly(1)
+            .exits_cleanly()
     }
 
     /// lock contention: another process holds the lock for a moment while the engine opens,
@@ -533,14 +543,12 @@ impl RuntimeCacheCatalog {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::LockContention);
         self.cell("lock-contention".into(), "lock-contention", &plan)
             .file(cache_file(&plan.cache))
-            .oracle(SaveCount::exactly(2).of(&plan.cache))
+            .saves_without_loss(&plan.cache, 2)
             .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
             .oracle(JournalEvents::of_kind("save_failed").none())
-            .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("code", 0))
+            .workers_exit_cleanly(1)
             .oracle(ReportedEntries::of(CACHE_FILE))
-            .oracle(NoLostEntries::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 
     /// corrupt file on open: set aside byte-exact, cold start, a valid file at exit.
@@ -556,10 +564,8 @@ impl RuntimeCacheCatalog {
             .file(FileUnderTest::new(set_aside))
             .oracle(JournalEvents::of_kind("quarantined"))
             .oracle(cache_oracles::set_aside_byte_exact(set_aside, garbage))
-            .oracle(SaveCount::exactly(1).of(&plan.cache))
-            .oracle(NoLostEntries::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .saves_without_loss(&plan.cache, 1)
+            .exits_cleanly()
     }
 }
 
@@ -579,13 +585,11 @@ impl RuntimeCacheCatalog {
         self.cell(format!("save-recovery/{name}"), "save-recovery", &plan)
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
             .oracle(JournalEvents::of_kind("save_failed").exactly(failures))
-            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .saves_without_loss(&plan.cache, 1)
             .oracle(SaveTriggers::exactly(&plan.cache, ["drop"]))
             .oracle(ReportedEntries::of(CACHE_FILE))
-            .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(FileIntact::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 
     /// save race: while an explicit save is between its snapshot and its rename, another thread
@@ -600,11 +604,9 @@ impl RuntimeCacheCatalog {
         self.cell(format!("save-race/{name}"), "save-race", &plan)
             .file(cache_file(&plan.cache))
             .oracle(MarkerSeen::new("inserted-during-save"))
-            .oracle(SaveCount::exactly(2).of(&plan.cache))
+            .saves_without_loss(&plan.cache, 2)
             .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
-            .oracle(NoLostEntries::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 
     /// late signal: the termination handler is installed, the exit budget is 300 ms, and SIGTERM
@@ -616,10 +618,9 @@ impl RuntimeCacheCatalog {
         let spec = self.spec(&plan).signal_on_marker("awaiting-signal", SIGTERM);
         common(Cell::new("late-signal/sigterm-after-budget", "late-signal", spec))
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
-            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .saves_without_loss(&plan.cache, 1)
             .oracle(SaveTriggers::exactly(&plan.cache, ["signal 15"]))
             .oracle(JournalEvents::of_kind("save_skipped").none())
-            .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(row.exit_status())
             .oracle(row.quiet_stderr())
     }
@@ -640,11 +641,10 @@ impl RuntimeCacheCatalog {
         common(Cell::new(format!("exit-budget/{name}"), "exit-budget", spec))
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
             .oracle(WithinDeadline::from_marker("worker-ending", "worker_exit", Duration::from_secs(1)))
-            .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("code", 0))
+            .workers_exit_cleanly(1)
             .oracle(SaveCount::none().of(&plan.cache))
             .oracle(FileIntact::unchanged().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 
     /// corrupt file beside earlier set-aside files: `.corrupt-1..3` are there (0 was pruned
@@ -665,10 +665,8 @@ impl RuntimeCacheCatalog {
             .file(FileUnderTest::new(set_aside(4)))
             .oracle(JournalEvents::of_kind("quarantined").exactly(1))
             .oracle(cache_oracles::set_aside_byte_exact(set_aside(4), garbage))
-            .oracle(SaveCount::exactly(1).of(&plan.cache))
-            .oracle(NoLostEntries::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty());
+            .saves_without_loss(&plan.cache, 1)
+            .exits_cleanly();
         for n in [2, 3] {
             cell = cell
                 .file(FileUnderTest::new(set_aside(n)).seeded(earlier(n)))
@@ -697,8 +695,7 @@ impl RuntimeCacheCatalog {
             .oracle(cache_oracles::set_aside_byte_exact(cache, future_version_bytes()))
             .oracle(JournalEvents::of_kind("quarantined").none())
             .oracle(NoLeftoverFiles::new().allow("*.lock"))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty());
+            .exits_cleanly();
         if at_save {
             cell.oracle(cache_oracles::cache_opened(2))
                 .oracle(MarkerSeen::new("newer-build-saved"))
@@ -717,11 +714,9 @@ impl RuntimeCacheCatalog {
         self.cell("open-while-locked".into(), "open-while-locked", &plan)
             .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
             .oracle(WithinDeadline::from_marker("opening", "opened", Duration::from_secs(1)))
-            .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("code", 0))
-            .oracle(SaveCount::exactly(1).of(&plan.cache))
-            .oracle(NoLostEntries::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .workers_exit_cleanly(1)
+            .saves_without_loss(&plan.cache, 1)
+            .exits_cleanly()
     }
 
     /// concurrent processes, cold: as [`Self::concurrent`], but no file exists when the
@@ -732,13 +727,11 @@ impl RuntimeCacheCatalog {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::Concurrent { processes });
         self.cell(format!("concurrent/{processes}-processes-cold"), "concurrent-processes", &plan)
             .file(cache_file(&plan.cache))
-            .oracle(SaveCount::exactly(u64::from(processes)).of(&plan.cache))
-            .oracle(JournalEvents::of_kind("worker_exit").exactly(processes as usize).each("code", 0))
+            .saves_without_loss(&plan.cache, u64::from(processes))
+            .workers_exit_cleanly(processes as usize)
             .oracle(ReportedEntries::of(CACHE_FILE))
-            .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(FileIntact::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 
     /// failed swap: settings moved to a path that is a folder. The old cache saves once, with
@@ -749,13 +742,11 @@ impl RuntimeCacheCatalog {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::FailedSwap);
         self.cell("swap/to-unusable-path".into(), "swap", &plan)
             .file(cache_file(&plan.cache))
-            .oracle(SaveCount::exactly(1).of(&plan.cache))
+            .saves_without_loss(&plan.cache, 1)
             .oracle(SaveTriggers::exactly(&plan.cache, ["swap"]))
             .oracle(SavedBefore::new(&plan.cache, "swapped"))
             .oracle(cache_oracles::cache_unavailable(&plan.second_cache, UnavailableReason::NotAFile))
-            .oracle(NoLostEntries::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 
     /// removals: the engine opens the seeded file (two old entries) and, compiling nothing,
@@ -777,8 +768,7 @@ impl RuntimeCacheCatalog {
                 kept.iter().map(KernelKey::to_hex).collect(),
                 removed.iter().map(KernelKey::to_hex).collect(),
             ))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 
     /// shared key: the engine opens a missing file and inserts its own artifact under the first
@@ -794,8 +784,7 @@ impl RuntimeCacheCatalog {
             .oracle(MarkerSeen::new("other-saved"))
             .oracle(cache_oracles::file_keys(&plan.cache, vec![shared.to_hex(), other.to_hex()], Vec::new()))
             .oracle(cache_oracles::file_artifact(&plan.cache, shared, our_artifact(plan.artifact_bytes)))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 }
 
@@ -828,8 +817,7 @@ impl RuntimeCacheCatalog {
         let cell = common(Cell::new(format!("hostile/{}", hostile.name()), "hostile", spec))
             .oracle(WithinDeadline::from_marker("opening", "engine_built", Duration::from_secs(1)))
             .oracle(cache_oracles::compiled_then_found("engine-works", "engine-worked", kernels))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty());
+            .exits_cleanly();
         match hostile_contract(hostile) {
             HostileOutcome::RunsCold(reason) => {
                 // Where the engine would write: through a folder link, into the victim's folder.
@@ -886,9 +874,8 @@ impl RuntimeCacheCatalog {
                     .oracle(JournalEvents::of_kind("cache_unavailable").none())
                     .oracle(cache_oracles::set_aside_byte_exact(set_aside, damaged))
                     .oracle(cache_oracles::cache_opened(0))
-                    .oracle(SaveCount::exactly(1).of(&plan.cache))
+                    .saves_without_loss(&plan.cache, 1)
                     .oracle(SaveTriggers::exactly(&plan.cache, ["exit"]))
-                    .oracle(NoLostEntries::new().of(&plan.cache))
             }
         }
     }
@@ -906,13 +893,11 @@ impl RuntimeCacheCatalog {
         let mebibytes = large.len() / (1024 * 1024);
         self.cell(format!("many-writers/{processes}-processes-{mebibytes}-mib"), "many-writers", &plan)
             .file(cache_file(&plan.cache).seeded(large))
-            .oracle(SaveCount::exactly(u64::from(processes)).of(&plan.cache))
+            .saves_without_loss(&plan.cache, u64::from(processes))
             .oracle(JournalEvents::of_kind("save_failed").none())
-            .oracle(JournalEvents::of_kind("worker_exit").exactly(processes as usize).each("code", 0))
-            .oracle(NoLostEntries::new().of(&plan.cache))
+            .workers_exit_cleanly(processes as usize)
             .oracle(FileIntact::new().of(&plan.cache))
-            .oracle(ExitStatus::success())
-            .oracle(QuietStderr::empty())
+            .exits_cleanly()
     }
 }
 

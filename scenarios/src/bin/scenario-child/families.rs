@@ -83,10 +83,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             code
         }
         Family::LockContention => {
-            let lock = match File::options().create(true).truncate(false).write(true).open(lock_path(&plan.cache)) {
-                Ok(lock) => lock,
-                Err(error) => give_up(&format!("open the lock file: {error}")),
-            };
+            let lock = open_lock(&plan.cache);
             let mut worker = spawn_worker(plan, 0);
             for step in CONTENDED_STEPS {
                 if let Err(error) = lock.lock() {
@@ -129,20 +126,8 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             code
         }
         Family::SaveFails(SaveFailure::LockHeld) => {
-            let lock = match File::options().create(true).truncate(false).write(true).open(lock_path(&plan.cache)) {
-                Ok(lock) => lock,
-                Err(error) => give_up(&format!("open the lock file: {error}")),
-            };
-            // The worker opens its cache first (opening takes the lock too), then we hold the lock
-            // for good while it ends.
-            let mut worker = spawn_worker(plan, 0);
-            wait_for_file("ready-0");
-            if let Err(error) = lock.lock() {
-                let _ = worker.kill();
-                let _ = worker.wait();
-                give_up(&format!("take the lock: {error}"));
-            }
-            touch("locked");
+            // The worker opens its cache first, then we hold the lock for good while it ends.
+            let (lock, worker) = lock_once_worker_is_ready(plan);
             let code = finish_workers(vec![worker]);
             drop(lock);
             code
@@ -160,15 +145,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             }
         }
         Family::ExitBudget { .. } => {
-            let lock = open_lock(&plan.cache);
-            let mut worker = spawn_worker(plan, 0);
-            wait_for_file("ready-0");
-            if let Err(error) = lock.lock() {
-                let _ = worker.kill();
-                let _ = worker.wait();
-                give_up(&format!("take the lock: {error}"));
-            }
-            touch("locked");
+            let (lock, worker) = lock_once_worker_is_ready(plan);
             wait_for_file("ending");
             // The clock of `within_deadline` starts here, in this process, as the worker ends.
             wiring::marker("worker-ending");
@@ -716,6 +693,22 @@ fn open_lock(cache: &str) -> File {
         Ok(lock) => lock,
         Err(error) => give_up(&format!("open the lock file: {error}")),
     }
+}
+
+/// Starts worker 0, waits until it has opened its cache (it touches `ready-0`), then takes
+/// `<cache>.lock` in this process and says so (touches `locked`). The lock is held until the
+/// returned file is dropped.
+fn lock_once_worker_is_ready(plan: &ChildPlan) -> (File, Child) {
+    let lock = open_lock(&plan.cache);
+    let mut worker = spawn_worker(plan, 0);
+    wait_for_file("ready-0");
+    if let Err(error) = lock.lock() {
+        let _ = worker.kill();
+        let _ = worker.wait();
+        give_up(&format!("take the lock: {error}"));
+    }
+    touch("locked");
+    (lock, worker)
 }
 
 fn spawn_worker(plan: &ChildPlan, index: u32) -> Child {
