@@ -185,6 +185,14 @@ impl Catalog for RuntimeCacheCatalog {
             cells.push(self.hostile(hostile));
         }
         cells.push(self.many_writers());
+        // Issue #14: the lifecycle promises of the crate tests that no cell checked yet.
+        cells.push(self.fork_child_sigterm());
+        cells.push(self.clean_swap());
+        cells.push(self.swap_to_no_cache());
+        for ending in [Ending::Return, Ending::SigKill] {
+            cells.push(self.write_through(ending));
+        }
+        cells.push(self.no_autosave());
         cells
     }
 }
@@ -897,6 +905,94 @@ impl RuntimeCacheCatalog {
             .oracle(JournalEvents::of_kind("save_failed").none())
             .workers_exit_cleanly(processes as usize)
             .oracle(FileIntact::new().of(&plan.cache))
+            .exits_cleanly()
+    }
+}
+
+/// Issue #14: cells for the lifecycle promises that the crate tests (cache-under-test/tests)
+/// checked and no cell did; the README's mapping names the crate test behind each.
+impl RuntimeCacheCatalog {
+    /// fork child with the termination handler: the forked child of a process that installed
+    /// the handler raises SIGTERM and dies by it (the handler's thread is not in the child: a
+    /// handler left in place would swallow the signal and hang it), saving nothing; the parent
+    /// saves once.
+    pub fn fork_child_sigterm(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::ForkChildSigterm).with_handler(true);
+        let spec = self.spec(&plan).timeout(Duration::from_secs(10));
+        common(Cell::new("fork/child-sigterm-with-handler", "fork-child", spec))
+            .file(cache_file(&plan.cache))
+            .oracle(JournalEvents::of_kind("fork_child_exit").exactly(1).each("signal", SIGTERM))
+            .oracle(cache_oracles::forked_child_saves_nothing())
+            .saves_without_loss(&plan.cache, 1)
+            .exits_cleanly()
+    }
+
+    /// clean swap: an engine that compiles nothing is moved to the second cache path and ends
+    /// with nothing compiled there: a clean handle never writes, at the swap or at the end. No
+    /// file appears at either path (only their lock files, which opening creates by design).
+    pub fn clean_swap(&self) -> Cell {
+        let plan = ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CleanSwap) };
+        self.cell("swap/clean-writes-nothing".into(), "swap", &plan)
+            .folder(FolderUnderTest::new("."))
+            .file(cache_file(&plan.cache))
+            .file(cache_file(&plan.second_cache))
+            .oracle(SaveCount::none().of(&plan.cache))
+            .oracle(SaveCount::none().of(&plan.second_cache))
+            .oracle(NoLeftoverFiles::new().allow("*.lock"))
+            .oracle(MarkerSeen::new("swapped"))
+            .exits_cleanly()
+    }
+
+    /// swap to no cache: a dirty engine's settings are moved to no cache at all: the old cache
+    /// saves once, with trigger `swap`, before the swap returns, and never again; the engine
+    /// then compiles and finds its kernels in memory; the registry is back to 0.
+    pub fn swap_to_no_cache(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SwapToNoCache);
+        self.cell("swap/to-no-cache".into(), "swap", &plan)
+            .file(cache_file(&plan.cache))
+            .saves_without_loss(&plan.cache, 1)
+            .oracle(SaveTriggers::exactly(&plan.cache, ["swap"]))
+            .oracle(SavedBefore::new(&plan.cache, "swapped"))
+            .oracle(cache_oracles::compiled_then_found("engine-works", "engine-worked", plan.kernels as usize))
+            .exits_cleanly()
+    }
+
+    /// write-through: every compiled kernel is saved before `kernel()` returns (trigger
+    /// `insert`, one save each, all before the `compiled` marker).
+    /// - `return`: the handle is clean at its drop, which writes nothing more (skip reason
+    ///   `clean`).
+    /// - `sigkill`: killed with the engine alive (no drop, no exit hook), every kernel is on
+    ///   disk anyway.
+    pub fn write_through(&self, ending: Ending) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, ending, Family::WriteThrough);
+        let row = contract(ending, false);
+        let kernels = u64::from(plan.kernels);
+        let cell = self
+            .cell(format!("write-through/{}", ending.name()), "write-through", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .saves_without_loss(&plan.cache, kernels)
+            .oracle(SaveTriggers::every(&plan.cache, "insert"))
+            .oracle(SavedBefore::new(&plan.cache, "compiled"))
+            .oracle(FileIntact::new().of(&plan.cache))
+            .oracle(row.exit_status())
+            .oracle(row.quiet_stderr());
+        match ending {
+            Ending::SigKill => cell,
+            _ => cell.oracle(JournalEvents::of_kind("save_skipped").exactly(1).matching("reason", "clean")),
+        }
+    }
+
+    /// no autosave: a `RuntimeCache` opened with the default options (no autosave) is dirty
+    /// and alive at exit: the open leaves the exit registry unchanged and nothing ever writes
+    /// the file.
+    pub fn no_autosave(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::BoxLeak, Ending::Return, Family::NoAutosave);
+        self.cell("no-autosave/dirty-at-exit".into(), "no-autosave", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(JournalEvents::of_kind("inserted").exactly(1).each("dirty", 1))
+            .oracle(cache_oracles::registry_growth(0))
+            .oracle(SaveCount::none().of(&plan.cache))
+            .oracle(FileIntact::unchanged().of(&plan.cache))
             .exits_cleanly()
     }
 }

@@ -219,6 +219,22 @@ pub enum Family {
         /// How many processes.
         processes: u32,
     },
+    /// The termination handler is installed (the plan's `handler`), a dirty engine, then
+    /// `fork()`; the forked child raises SIGTERM and must die by it, saving nothing; the parent
+    /// then ends holding its engine.
+    ForkChildSigterm,
+    /// An engine that compiles nothing has its settings moved to the second cache path and
+    /// compiles nothing there either: clean throughout, it writes neither path.
+    CleanSwap,
+    /// A dirty engine's settings are moved to no cache at all: the old cache saves at the swap;
+    /// the engine then keeps its kernels in memory only.
+    SwapToNoCache,
+    /// An engine with write-through (`CacheOptions::write_through`) compiles its kernels, each
+    /// saved before `kernel()` returns, then the process ends by the plan's ending.
+    WriteThrough,
+    /// A `RuntimeCache` opened without autosave (the default options) is dirty and alive at
+    /// exit: it is never registered with the exit hook and never saved.
+    NoAutosave,
 }
 
 /// Everything the child program needs for one cell.

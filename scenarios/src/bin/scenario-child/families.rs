@@ -99,6 +99,58 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             finish_workers(vec![worker])
         }
         Family::Hostile(hostile) => hostile_cache(plan, *hostile),
+        Family::ForkChildSigterm => fork_child_sigterm(plan),
+        Family::CleanSwap => {
+            let mut engine = engines::new_engine(settings(plan, &plan.cache));
+            wiring::sample_registry(1);
+            if let Err(error) = engine.set_settings(settings(plan, &plan.second_cache)) {
+                give_up(&format!("set_settings: {error}"));
+            }
+            wiring::marker("swapped");
+            end_holding(plan, engine)
+        }
+        Family::SwapToNoCache => {
+            let mut engine = dirty_engine(plan, &plan.cache, 0);
+            wiring::sample_registry(1);
+            let no_cache = RuntimeSettings { runtime_cache: None, ..settings(plan, &plan.cache) };
+            if let Err(error) = engine.set_settings(no_cache) {
+                give_up(&format!("set_settings: {error}"));
+            }
+            wiring::marker("swapped");
+            wiring::sample_registry(0);
+            // Kernels now live in memory only: compiled, then found.
+            wiring::marker("engine-works");
+            compile(&engine, plan.kernels, 1);
+            compile(&engine, plan.kernels, 1);
+            wiring::marker("engine-worked");
+            let _engine = engine;
+            end(plan.ending)
+        }
+        Family::WriteThrough => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            wiring::marker("compiled");
+            end_holding(plan, engine)
+        }
+        Family::NoAutosave => {
+            let registry_before = runtime_cache::exit_registry_len();
+            let cache = match RuntimeCache::open(&plan.cache, CacheOptions::default()) {
+                Ok(cache) => cache,
+                Err(error) => give_up(&format!("open {}: {error}", plan.cache)),
+            };
+            let registry_after = runtime_cache::exit_registry_len();
+            wiring::record(
+                Line::new("construction_registry")
+                    .with("before", registry_before as u64)
+                    .with("after", registry_after as u64),
+            );
+            let key = scenarios::catalog::old_cache_keys()[0];
+            cache.insert(key, scenarios::catalog::our_artifact(plan.artifact_bytes));
+            wiring::record(Line::new("inserted").with("key", key.to_hex()).with("dirty", u64::from(cache.is_dirty())));
+            wiring::sample_registry(0);
+            // Alive at exit, never dropped: only an exit hook could save it.
+            let _leaked: &'static RuntimeCache = Box::leak(Box::new(cache));
+            end(plan.ending)
+        }
         Family::Concurrent { processes } | Family::ManyWriters { processes } => {
             let workers: Vec<Child> = (0..*processes).map(|index| spawn_worker(plan, index)).collect();
             for index in 0..*processes {
@@ -612,6 +664,31 @@ fn fork(plan: &ChildPlan, child_exit: Option<i32>) -> ExitCode {
     }
 }
 
+/// The fork family with the termination handler installed: the forked child raises SIGTERM and
+/// must die by it (the handler's thread does not exist in the child, so a handler left in place
+/// would swallow the signal and the child would hang), saving nothing; the parent then ends
+/// holding its engine.
+fn fork_child_sigterm(plan: &ChildPlan) -> ExitCode {
+    let engine = dirty_engine(plan, &plan.cache, 0);
+    match sys::fork() {
+        Err(error) => give_up(&format!("fork: {error}")),
+        Ok(Forked::Child) => {
+            wiring::marker("forked-child");
+            let _ = signal_hook::low_level::raise(signal_hook::consts::SIGTERM);
+            // Still alive: the signal was caught. The parent's timeout ends the wait.
+            std::thread::sleep(Duration::from_secs(30));
+            std::process::exit(0)
+        }
+        Ok(Forked::Parent(pid)) => {
+            match sys::wait_for(pid) {
+                Ok(status) => wiring::record_exit(Line::new("fork_child_exit"), ExitStatus::from_raw(status)),
+                Err(error) => give_up(&format!("waitpid: {error}")),
+            }
+            end_holding(plan, engine)
+        }
+    }
+}
+
 /// Engine settings for `cache` with the plan's synthetic compiler.
 fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
     let durability = match plan.family {
@@ -636,7 +713,8 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
         _ => Duration::from_secs(5),
     };
     let mut settings = engines::settings(cache, compiler, durability, lock_timeout);
-    settings.cache_options.write_through = matches!(plan.family, Family::SaveRecovery { write_through: true });
+    settings.cache_options.write_through =
+        matches!(plan.family, Family::SaveRecovery { write_through: true } | Family::WriteThrough);
     settings
 }
 
