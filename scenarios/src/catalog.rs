@@ -22,7 +22,8 @@ use signal_hook::consts::{SIGKILL, SIGTERM};
 use crate::cache_oracles::{self, Planted};
 use crate::contract::{Ending, Hostile, HostileOutcome, contract, hostile_contract};
 use crate::plan::{
-    CACHE_FILE, ChildPlan, Family, Holder, InitFailure, SaveFailure, SaveStep, hostile_cache_path, hostile_link_target,
+    CACHE_FILE, ChildPlan, Family, Holder, InitFailure, OWN_TORN_TEMP, SaveFailure, SaveStep, TEMP_LOOKALIKES,
+    hostile_cache_path, hostile_link_target,
 };
 
 /// The rows of the contract table the survive-to-exit family covers: each ending, and whether
@@ -872,6 +873,30 @@ impl RuntimeCacheCatalog {
                         .file(cache_file(&plan.cache))
                         .oracle(cache_oracles::planted_kept(&plan.cache, Planted::Fifo)),
                 }
+            }
+            HostileOutcome::NotReadThenReplaced => cell
+                .file(cache_file(&plan.cache))
+                .oracle(cache_oracles::cache_opened(0))
+                .oracle(JournalEvents::of_kind("quarantined").none())
+                .oracle(JournalEvents::of_kind("cache_unavailable").none())
+                .saves_without_loss(&plan.cache, 1)
+                .oracle(SaveTriggers::exactly(&plan.cache, ["exit"])),
+            HostileOutcome::SparesWhatIsNotItsOwn => {
+                let [other_cache, foreign, link] = TEMP_LOOKALIKES;
+                let earlier = |name: &str| format!("{name}: not this cache's temp file\n").into_bytes();
+                cell.folder(FolderUnderTest::new("."))
+                    .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+                    .file(FileUnderTest::new(OWN_TORN_TEMP).seeded(b"a torn temp file of this cache".to_vec()))
+                    .file(FileUnderTest::new(other_cache).seeded(earlier(other_cache)))
+                    .file(FileUnderTest::new(foreign).seeded(earlier(foreign)))
+                    .oracle(cache_oracles::cache_opened(2))
+                    .oracle(JournalEvents::of_kind("temp_removed").exactly(1).each("count", 1))
+                    .oracle(cache_oracles::set_aside_byte_exact(other_cache, earlier(other_cache)))
+                    .oracle(cache_oracles::set_aside_byte_exact(foreign, earlier(foreign)))
+                    .oracle(cache_oracles::planted_kept(link, Planted::Link(CACHE_FILE)))
+                    .oracle(NoLeftoverFiles::new().allow("*.lock").allow(link))
+                    .saves_without_loss(&plan.cache, 1)
+                    .oracle(FileIntact::new().of(&plan.cache))
             }
             HostileOutcome::SetAsideThenSaves => {
                 let damaged = flipped_header_bit_bytes();

@@ -184,11 +184,18 @@ pub enum Hostile {
     FolderOwnedByAnotherUser,
     /// The cache file is valid but for one flipped bit in its header's version field.
     FlippedHeaderBit,
+    /// The cache file is owned by another user (`nobody`).
+    FileOwnedByAnotherUser,
+    /// The cache file is a sparse file of 1 GiB, over the size limit (512 MiB).
+    OversizedFile,
+    /// Beside the cache file: names like its temp files that are not its own (another cache's
+    /// temp file, a symlink, a file another user owns), and one torn temp file of its own.
+    TempLookalikes,
 }
 
 impl Hostile {
     /// Every hostile case, in catalog order.
-    pub const ALL: [Hostile; 8] = [
+    pub const ALL: [Hostile; 11] = [
         Hostile::SymlinkedLock,
         Hostile::FifoAtOpen,
         Hostile::FifoBeforeExitSave,
@@ -197,6 +204,9 @@ impl Hostile {
         Hostile::FolderWorldWritable,
         Hostile::FolderOwnedByAnotherUser,
         Hostile::FlippedHeaderBit,
+        Hostile::FileOwnedByAnotherUser,
+        Hostile::OversizedFile,
+        Hostile::TempLookalikes,
     ];
 
     /// Kebab-case name, as in cell names (`hostile/<name>`).
@@ -210,6 +220,9 @@ impl Hostile {
             Hostile::FolderWorldWritable => "folder-world-writable",
             Hostile::FolderOwnedByAnotherUser => "folder-of-another-user",
             Hostile::FlippedHeaderBit => "flipped-header-bit",
+            Hostile::FileOwnedByAnotherUser => "file-of-another-user",
+            Hostile::OversizedFile => "oversized-file",
+            Hostile::TempLookalikes => "temp-lookalikes",
         }
     }
 }
@@ -230,6 +243,13 @@ pub enum HostileOutcome {
     /// A damaged file is set aside byte-exact (never taken for another format version), the
     /// engine starts cold with its cache usable, and the exit save writes a valid file.
     SetAsideThenSaves,
+    /// A file over the size limit is not read (the open takes no time for it): the engine
+    /// starts cold with its cache usable, nothing is set aside, and the exit save replaces the
+    /// file with a valid one.
+    NotReadThenReplaced,
+    /// The open removes only its own torn temp file and leaves every lookalike as it is (not
+    /// followed, not removed); the cache works and the exit save writes a valid file.
+    SparesWhatIsNotItsOwn,
 }
 
 /// The hostile rows of the contract: what `hostile` must come to (see [`HostileOutcome`]).
@@ -243,7 +263,10 @@ pub fn hostile_contract(hostile: Hostile) -> HostileOutcome {
         Hostile::FolderWorldWritable | Hostile::FolderOwnedByAnotherUser => {
             HostileOutcome::RunsCold(UnavailableReason::UntrustedFolder)
         }
+        Hostile::FileOwnedByAnotherUser => HostileOutcome::RunsCold(UnavailableReason::UntrustedFile),
         Hostile::FlippedHeaderBit => HostileOutcome::SetAsideThenSaves,
+        Hostile::OversizedFile => HostileOutcome::NotReadThenReplaced,
+        Hostile::TempLookalikes => HostileOutcome::SparesWhatIsNotItsOwn,
     }
 }
 

@@ -287,6 +287,16 @@ pub fn hostile_link_target(hostile: Hostile) -> Option<&'static str> {
     }
 }
 
+/// The torn temp file of the cache's own that [`Hostile::TempLookalikes`] plants beside it:
+/// `.<file name>.tmp-` and 10 letters or digits, as a crashed save leaves it.
+pub const OWN_TORN_TEMP: &str = ".kernels.rtc.tmp-XyZ0123456";
+
+/// The lookalikes [`Hostile::TempLookalikes`] plants beside the cache file, which are not its
+/// own: another cache's temp file (of the cache `kernels.rtc.tmp-b`) and a file another user
+/// owns (both seeded by the cell), and a symlink to the cache file (planted by the child).
+pub const TEMP_LOOKALIKES: [&str; 3] =
+    [".kernels.rtc.tmp-b.tmp-AbCdEf1234", ".kernels.rtc.tmp-FoReIgN123", ".kernels.rtc.tmp-LiNk012345"];
+
 /// The default synthetic artifact size of the catalog.
 pub const ARTIFACT_BYTES: usize = 512;
 

@@ -497,6 +497,13 @@ fn hostile_cache(plan: &ChildPlan, hostile: Hostile) -> ExitCode {
         Hostile::FolderIsSymlink => plant_link_of_another_user(target, folder),
         Hostile::FolderWorldWritable => fs::set_permissions(folder, fs::Permissions::from_mode(0o777)),
         Hostile::FolderOwnedByAnotherUser => std::os::unix::fs::chown(folder, Some(NOBODY), Some(NOBODY)),
+        Hostile::FileOwnedByAnotherUser => std::os::unix::fs::chown(cache, Some(NOBODY), Some(NOBODY)),
+        Hostile::OversizedFile => plant_oversized_file(cache),
+        Hostile::TempLookalikes => {
+            let [_, foreign, link] = scenarios::plan::TEMP_LOOKALIKES;
+            std::os::unix::fs::chown(foreign, Some(NOBODY), Some(NOBODY))
+                .and_then(|()| plant_link_of_another_user(&plan.cache, Path::new(link)))
+        }
         Hostile::FifoBeforeExitSave | Hostile::SymlinkBeforeExitSave | Hostile::FlippedHeaderBit => Ok(()),
     };
     if let Err(error) = planted {
@@ -522,6 +529,20 @@ fn hostile_cache(plan: &ChildPlan, hostile: Hostile) -> ExitCode {
     wiring::sample_registry(live);
     let _main_local = holders::place(plan.holder, engine);
     end(plan.ending)
+}
+
+/// The size of the hostile family's oversized (sparse) cache file: 1 GiB, over the cache's
+/// 512 MiB default limit.
+const OVERSIZED_FILE_BYTES: u64 = 1 << 30;
+
+/// Plants a sparse file of [`OVERSIZED_FILE_BYTES`] at `cache`: made under another name and
+/// hard-linked into place, so that the harness's black box does not count its making as a save
+/// of `cache` (it counts renames onto the file and writes into it).
+fn plant_oversized_file(cache: &Path) -> std::io::Result<()> {
+    let made = Path::new("oversized-file.planting");
+    File::create(made)?.set_len(OVERSIZED_FILE_BYTES)?;
+    fs::hard_link(made, cache)?;
+    fs::remove_file(made)
 }
 
 /// The uid and gid of `nobody`: the other user of the hostile family.
