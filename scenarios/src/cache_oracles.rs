@@ -263,3 +263,42 @@ pub fn file_artifact(name: &str, key: KernelKey, expected: bytes::Bytes) -> impl
         }
     })
 }
+
+/// What the hostile family planted at a path, as it must still be there after the run: the
+/// cache refuses what it did not create, and never replaces or removes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planted {
+    /// A FIFO.
+    Fifo,
+    /// A symlink pointing to this target (as written in the link).
+    Link(&'static str),
+}
+
+/// After the run, `name` (relative to the scratch folder) is still what was planted there,
+/// untouched: a FIFO, or a symlink with the same target.
+pub fn planted_kept(name: &str, planted: Planted) -> impl Oracle + use<> {
+    let name = name.to_owned();
+    oracle::from_fn("planted_kept", move |obs| {
+        let Some(scratch) = obs.scratch_path() else {
+            return OracleVerdict::cannot_judge("the run's scratch folder was not kept for judging");
+        };
+        let path = scratch.join(&name);
+        let found = match std::fs::symlink_metadata(&path) {
+            Ok(metadata) => metadata.file_type(),
+            Err(error) => return OracleVerdict::fail(format!("{name}: what was planted there is gone: {error}")),
+        };
+        use std::os::unix::fs::FileTypeExt as _;
+        match planted {
+            Planted::Fifo if found.is_fifo() => OracleVerdict::Pass,
+            Planted::Link(target) if found.is_symlink() => match std::fs::read_link(&path) {
+                Ok(link) if link == Path::new(target) => OracleVerdict::Pass,
+                Ok(link) => OracleVerdict::fail(format!(
+                    "{name}: the planted symlink now points to {}, not {target}",
+                    link.display()
+                )),
+                Err(error) => OracleVerdict::fail(format!("{name}: cannot read the planted symlink: {error}")),
+            },
+            _ => OracleVerdict::fail(format!("{name}: planted {planted:?}, replaced by a {found:?} during the run")),
+        }
+    })
+}

@@ -1,12 +1,15 @@
 //! The cache's contract table (DESIGN.md, "The cache's contract"), written once: how a process
 //! ends ([`Ending`]), and what that means for a dirty handle still alive then ([`Contract`]).
 //! The catalog builds its survive-to-exit cells from it and the fuzz model predicts from it.
+//! Its second table, [`hostile_contract`], says what comes of a hostile cache path ([`Hostile`]):
+//! a cold start, a refused save, or a damaged file set aside; the catalog's hostile cells.
 
 use std::fmt;
 use std::str::FromStr;
 
 use exit_harness::ExitOutcome;
 use exit_harness::oracle::{ExitStatus, QuietStderr};
+use runtime_cache::UnavailableReason;
 use serde::{Deserialize, Serialize};
 use signal_hook::consts::{SIGABRT, SIGINT, SIGKILL, SIGTERM};
 
@@ -155,6 +158,118 @@ pub fn outcome_of(status: std::process::ExitStatus) -> ExitOutcome {
     }
 }
 
+/// Something hostile at or around the cache path when the process runs (issue #12): planted by
+/// another local user sharing the folder, or left by a broken disk or tool. DESIGN.md: "The cache
+/// never follows a symlink it did not create, never blocks on a FIFO, and refuses a folder that
+/// another user owns or can write. A damaged file (checksum first) is set aside."
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hostile {
+    /// `<path>.lock` is a symlink, owned by another user (`nobody`), to a file that does not
+    /// exist yet: following it would create that file with the victim's rights.
+    SymlinkedLock,
+    /// A FIFO sits at the cache path when the engine opens it.
+    FifoAtOpen,
+    /// The cache file is replaced by a FIFO after the engine opened it, before its exit save.
+    FifoBeforeExitSave,
+    /// The cache file is replaced, after the engine opened it, by a symlink (owned by another
+    /// user) to another private file of the victim's.
+    SymlinkBeforeExitSave,
+    /// The cache folder is a symlink (owned by another user) to a folder of the victim's, which
+    /// holds the victim's own cache file.
+    FolderIsSymlink,
+    /// The cache folder is writable by everyone and not sticky (mode 0777).
+    FolderWorldWritable,
+    /// The cache folder is owned by another user (`nobody`).
+    FolderOwnedByAnotherUser,
+    /// The cache file is valid but for one flipped bit in its header's version field.
+    FlippedHeaderBit,
+    /// The cache file is owned by another user (`nobody`).
+    FileOwnedByAnotherUser,
+    /// The cache file is a sparse file of 1 GiB, over the size limit (512 MiB).
+    OversizedFile,
+    /// Beside the cache file: names like its temp files that are not its own (another cache's
+    /// temp file, a symlink, a file another user owns), and one torn temp file of its own.
+    TempLookalikes,
+}
+
+impl Hostile {
+    /// Every hostile case, in catalog order.
+    pub const ALL: [Hostile; 11] = [
+        Hostile::SymlinkedLock,
+        Hostile::FifoAtOpen,
+        Hostile::FifoBeforeExitSave,
+        Hostile::SymlinkBeforeExitSave,
+        Hostile::FolderIsSymlink,
+        Hostile::FolderWorldWritable,
+        Hostile::FolderOwnedByAnotherUser,
+        Hostile::FlippedHeaderBit,
+        Hostile::FileOwnedByAnotherUser,
+        Hostile::OversizedFile,
+        Hostile::TempLookalikes,
+    ];
+
+    /// Kebab-case name, as in cell names (`hostile/<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Hostile::SymlinkedLock => "symlinked-lock-of-another-user",
+            Hostile::FifoAtOpen => "fifo-at-open",
+            Hostile::FifoBeforeExitSave => "fifo-before-exit-save",
+            Hostile::SymlinkBeforeExitSave => "symlink-before-exit-save",
+            Hostile::FolderIsSymlink => "folder-is-a-symlink",
+            Hostile::FolderWorldWritable => "folder-world-writable",
+            Hostile::FolderOwnedByAnotherUser => "folder-of-another-user",
+            Hostile::FlippedHeaderBit => "flipped-header-bit",
+            Hostile::FileOwnedByAnotherUser => "file-of-another-user",
+            Hostile::OversizedFile => "oversized-file",
+            Hostile::TempLookalikes => "temp-lookalikes",
+        }
+    }
+}
+
+/// What the cache's contract says comes of a [`Hostile`] case, for a dirty engine that is still
+/// alive when the process ends (so its exit hook meets what was planted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostileOutcome {
+    /// A hostile cache path degrades to a cold start: the engine is built within a second (the
+    /// open never blocks), `Engine::cache_unavailable()` and one `CacheUnavailable` event give
+    /// this typed reason, kernels stay in memory, nothing is ever written at or beside the path,
+    /// and the exit finishes (exit 0, no stderr).
+    RunsCold(UnavailableReason),
+    /// The cache opened fine, but what was planted before the exit save makes that save fail
+    /// with a typed error (reported as `save_failed`) within the exit budget: nothing is
+    /// followed, opened blocking, created or replaced through it, and the exit finishes.
+    SaveRefused,
+    /// A damaged file is set aside byte-exact (never taken for another format version), the
+    /// engine starts cold with its cache usable, and the exit save writes a valid file.
+    SetAsideThenSaves,
+    /// A file over the size limit is not read (the open takes no time for it): the engine
+    /// starts cold with its cache usable, nothing is set aside, and the exit save replaces the
+    /// file with a valid one.
+    NotReadThenReplaced,
+    /// The open removes only its own torn temp file and leaves every lookalike as it is (not
+    /// followed, not removed); the cache works and the exit save writes a valid file.
+    SparesWhatIsNotItsOwn,
+}
+
+/// The hostile rows of the contract: what `hostile` must come to (see [`HostileOutcome`]).
+pub fn hostile_contract(hostile: Hostile) -> HostileOutcome {
+    match hostile {
+        Hostile::SymlinkedLock | Hostile::FifoBeforeExitSave | Hostile::SymlinkBeforeExitSave => {
+            HostileOutcome::SaveRefused
+        }
+        Hostile::FifoAtOpen => HostileOutcome::RunsCold(UnavailableReason::NotAFile),
+        Hostile::FolderIsSymlink => HostileOutcome::RunsCold(UnavailableReason::Symlink),
+        Hostile::FolderWorldWritable | Hostile::FolderOwnedByAnotherUser => {
+            HostileOutcome::RunsCold(UnavailableReason::UntrustedFolder)
+        }
+        Hostile::FileOwnedByAnotherUser => HostileOutcome::RunsCold(UnavailableReason::UntrustedFile),
+        Hostile::FlippedHeaderBit => HostileOutcome::SetAsideThenSaves,
+        Hostile::OversizedFile => HostileOutcome::NotReadThenReplaced,
+        Hostile::TempLookalikes => HostileOutcome::SparesWhatIsNotItsOwn,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +288,13 @@ mod tests {
         assert!(contract(Ending::SigTerm, true).saves && !contract(Ending::SigTerm, false).saves);
         assert!(!contract(Ending::Abort, true).saves && contract(Ending::Exit(0), false).saves);
         assert_eq!(contract(Ending::Panic, false).exit, ExitOutcome::Code(101));
+    }
+
+    #[test]
+    fn hostile_names_are_distinct_and_only_planted_objects_refuse_a_save() {
+        let names: std::collections::BTreeSet<&str> = Hostile::ALL.iter().map(|hostile| hostile.name()).collect();
+        assert_eq!(names.len(), Hostile::ALL.len());
+        assert_eq!(hostile_contract(Hostile::FifoAtOpen), HostileOutcome::RunsCold(UnavailableReason::NotAFile));
+        assert_eq!(hostile_contract(Hostile::SymlinkedLock), HostileOutcome::SaveRefused);
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::Ending;
+use crate::contract::{Ending, Hostile};
 
 /// Where the engine (and so its engine-implicit cache handle) lives when the process ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +210,31 @@ pub enum Family {
     /// then another writer saves the seeded file (both old entries, the other artifact under
     /// that key) before the engine's drop saves.
     SharedKey,
+    /// Something hostile is planted at or around the cache path (see [`Hostile`]); the dirty
+    /// engine lives to the end in the plan's holder, so the exit meets what was planted.
+    Hostile(Hostile),
+    /// `processes` processes share one large cache file (the seed), each compiles distinct
+    /// kernels, all drop their engines together; with the cache's default options.
+    ManyWriters {
+        /// How many processes.
+        processes: u32,
+    },
+    /// The termination handler is installed (the plan's `handler`), a dirty engine, then
+    /// `fork()`; the forked child raises SIGTERM and must die by it, saving nothing; the parent
+    /// then ends holding its engine.
+    ForkChildSigterm,
+    /// An engine that compiles nothing has its settings moved to the second cache path and
+    /// compiles nothing there either: clean throughout, it writes neither path.
+    CleanSwap,
+    /// A dirty engine's settings are moved to no cache at all: the old cache saves at the swap;
+    /// the engine then keeps its kernels in memory only.
+    SwapToNoCache,
+    /// An engine with write-through (`CacheOptions::write_through`) compiles its kernels, each
+    /// saved before `kernel()` returns, then the process ends by the plan's ending.
+    WriteThrough,
+    /// A `RuntimeCache` opened without autosave (the default options) is dirty and alive at
+    /// exit: it is never registered with the exit hook and never saved.
+    NoAutosave,
 }
 
 /// Everything the child program needs for one cell.
@@ -237,6 +262,40 @@ pub struct ChildPlan {
 
 /// The cache file's name in every plan made by [`ChildPlan::new`].
 pub const CACHE_FILE: &str = "kernels.rtc";
+
+/// The hostile family's cache path for `hostile`, relative to the scratch folder: inside the
+/// folder `shared` when the folder itself is the attack, behind the planted folder link `link`
+/// for [`Hostile::FolderIsSymlink`], else [`CACHE_FILE`].
+pub fn hostile_cache_path(hostile: Hostile) -> &'static str {
+    match hostile {
+        Hostile::FolderWorldWritable | Hostile::FolderOwnedByAnotherUser => "shared/kernels.rtc",
+        Hostile::FolderIsSymlink => "link/kernels.rtc",
+        _ => CACHE_FILE,
+    }
+}
+
+/// Where the symlink planted by the hostile family points (relative to the scratch folder),
+/// for the cases that plant one: a file that must never be created
+/// ([`Hostile::SymlinkedLock`]), the victim's private file ([`Hostile::SymlinkBeforeExitSave`]),
+/// or the victim's own cache folder ([`Hostile::FolderIsSymlink`]).
+pub fn hostile_link_target(hostile: Hostile) -> Option<&'static str> {
+    match hostile {
+        Hostile::SymlinkedLock => Some("created-through-the-link"),
+        Hostile::SymlinkBeforeExitSave => Some("secret"),
+        Hostile::FolderIsSymlink => Some("victim"),
+        _ => None,
+    }
+}
+
+/// The torn temp file of the cache's own that [`Hostile::TempLookalikes`] plants beside it:
+/// `.<file name>.tmp-` and 10 letters or digits, as a crashed save leaves it.
+pub const OWN_TORN_TEMP: &str = ".kernels.rtc.tmp-XyZ0123456";
+
+/// The lookalikes [`Hostile::TempLookalikes`] plants beside the cache file, which are not its
+/// own: another cache's temp file (of the cache `kernels.rtc.tmp-b`) and a file another user
+/// owns (both seeded by the cell), and a symlink to the cache file (planted by the child).
+pub const TEMP_LOOKALIKES: [&str; 3] =
+    [".kernels.rtc.tmp-b.tmp-AbCdEf1234", ".kernels.rtc.tmp-FoReIgN123", ".kernels.rtc.tmp-LiNk012345"];
 
 /// The default synthetic artifact size of the catalog.
 pub const ARTIFACT_BYTES: usize = 512;

@@ -14,6 +14,7 @@ use runtime_cache::{
     Backend, CacheOptions, Durability, Engine, KernelOrigin, KernelSpec, RuntimeCache, RuntimeSettings,
     SyntheticCompiler,
 };
+use scenarios::contract::Hostile;
 use scenarios::plan::{ChildPlan, Family, Holder, InitFailure, SaveFailure};
 use scenarios::wiring;
 
@@ -82,10 +83,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             code
         }
         Family::LockContention => {
-            let lock = match File::options().create(true).truncate(false).write(true).open(lock_path(&plan.cache)) {
-                Ok(lock) => lock,
-                Err(error) => give_up(&format!("open the lock file: {error}")),
-            };
+            let lock = open_lock(&plan.cache);
             let mut worker = spawn_worker(plan, 0);
             for step in CONTENDED_STEPS {
                 if let Err(error) = lock.lock() {
@@ -100,7 +98,60 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             }
             finish_workers(vec![worker])
         }
-        Family::Concurrent { processes } => {
+        Family::Hostile(hostile) => hostile_cache(plan, *hostile),
+        Family::ForkChildSigterm => fork_child_sigterm(plan),
+        Family::CleanSwap => {
+            let mut engine = engines::new_engine(settings(plan, &plan.cache));
+            wiring::sample_registry(1);
+            if let Err(error) = engine.set_settings(settings(plan, &plan.second_cache)) {
+                give_up(&format!("set_settings: {error}"));
+            }
+            wiring::marker("swapped");
+            end_holding(plan, engine)
+        }
+        Family::SwapToNoCache => {
+            let mut engine = dirty_engine(plan, &plan.cache, 0);
+            wiring::sample_registry(1);
+            let no_cache = RuntimeSettings { runtime_cache: None, ..settings(plan, &plan.cache) };
+            if let Err(error) = engine.set_settings(no_cache) {
+                give_up(&format!("set_settings: {error}"));
+            }
+            wiring::marker("swapped");
+            wiring::sample_registry(0);
+            // Kernels now live in memory only: compiled, then found.
+            wiring::marker("engine-works");
+            compile(&engine, plan.kernels, 1);
+            compile(&engine, plan.kernels, 1);
+            wiring::marker("engine-worked");
+            let _engine = engine;
+            end(plan.ending)
+        }
+        Family::WriteThrough => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            wiring::marker("compiled");
+            end_holding(plan, engine)
+        }
+        Family::NoAutosave => {
+            let registry_before = runtime_cache::exit_registry_len();
+            let cache = match RuntimeCache::open(&plan.cache, CacheOptions::default()) {
+                Ok(cache) => cache,
+                Err(error) => give_up(&format!("open {}: {error}", plan.cache)),
+            };
+            let registry_after = runtime_cache::exit_registry_len();
+            wiring::record(
+                Line::new("construction_registry")
+                    .with("before", registry_before as u64)
+                    .with("after", registry_after as u64),
+            );
+            let key = scenarios::catalog::old_cache_keys()[0];
+            cache.insert(key, scenarios::catalog::our_artifact(plan.artifact_bytes));
+            wiring::record(Line::new("inserted").with("key", key.to_hex()).with("dirty", u64::from(cache.is_dirty())));
+            wiring::sample_registry(0);
+            // Alive at exit, never dropped: only an exit hook could save it.
+            let _leaked: &'static RuntimeCache = Box::leak(Box::new(cache));
+            end(plan.ending)
+        }
+        Family::Concurrent { processes } | Family::ManyWriters { processes } => {
             let workers: Vec<Child> = (0..*processes).map(|index| spawn_worker(plan, index)).collect();
             for index in 0..*processes {
                 wait_for_file(&format!("ready-{index}"));
@@ -127,20 +178,8 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             code
         }
         Family::SaveFails(SaveFailure::LockHeld) => {
-            let lock = match File::options().create(true).truncate(false).write(true).open(lock_path(&plan.cache)) {
-                Ok(lock) => lock,
-                Err(error) => give_up(&format!("open the lock file: {error}")),
-            };
-            // The worker opens its cache first (opening takes the lock too), then we hold the lock
-            // for good while it ends.
-            let mut worker = spawn_worker(plan, 0);
-            wait_for_file("ready-0");
-            if let Err(error) = lock.lock() {
-                let _ = worker.kill();
-                let _ = worker.wait();
-                give_up(&format!("take the lock: {error}"));
-            }
-            touch("locked");
+            // The worker opens its cache first, then we hold the lock for good while it ends.
+            let (lock, worker) = lock_once_worker_is_ready(plan);
             let code = finish_workers(vec![worker]);
             drop(lock);
             code
@@ -158,15 +197,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             }
         }
         Family::ExitBudget { .. } => {
-            let lock = open_lock(&plan.cache);
-            let mut worker = spawn_worker(plan, 0);
-            wait_for_file("ready-0");
-            if let Err(error) = lock.lock() {
-                let _ = worker.kill();
-                let _ = worker.wait();
-                give_up(&format!("take the lock: {error}"));
-            }
-            touch("locked");
+            let (lock, worker) = lock_once_worker_is_ready(plan);
             wait_for_file("ending");
             // The clock of `within_deadline` starts here, in this process, as the worker ends.
             wiring::marker("worker-ending");
@@ -276,7 +307,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
 /// Runs worker `index` of a multi-process family.
 pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
     match &plan.family {
-        Family::Concurrent { .. } => {
+        Family::Concurrent { .. } | Family::ManyWriters { .. } => {
             let engine = dirty_engine(plan, &plan.cache, index + 1);
             wiring::sample_registry(1);
             touch(&format!("ready-{index}"));
@@ -449,6 +480,81 @@ fn save_race(plan: &ChildPlan, replace: bool) -> ExitCode {
     end_holding(plan, engine)
 }
 
+/// The hostile family: plants `hostile` (before the open, or between the open and the exit),
+/// journals what the engine's construction came to (`engine_built`, between the marker
+/// `opening` and that event), proves the engine works (its kernels compiled, then found, between
+/// `engine-works` and `engine-worked`), and ends with the engine in the plan's holder, alive at
+/// exit, so that its exit hook, if it has one, meets what was planted. The exit budget is short:
+/// a save that blocks on what was planted shows as an exit that never ends.
+fn hostile_cache(plan: &ChildPlan, hostile: Hostile) -> ExitCode {
+    runtime_cache::set_exit_deadline(HOSTILE_EXIT_DEADLINE);
+    let cache = Path::new(&plan.cache);
+    let folder = cache.parent().filter(|folder| !folder.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let target = scenarios::plan::hostile_link_target(hostile).unwrap_or_default();
+    let planted = match hostile {
+        Hostile::SymlinkedLock => plant_link_of_another_user(target, &lock_path(&plan.cache)),
+        Hostile::FifoAtOpen => sys::make_fifo(cache),
+        Hostile::FolderIsSymlink => plant_link_of_another_user(target, folder),
+        Hostile::FolderWorldWritable => fs::set_permissions(folder, fs::Permissions::from_mode(0o777)),
+        Hostile::FolderOwnedByAnotherUser => std::os::unix::fs::chown(folder, Some(NOBODY), Some(NOBODY)),
+        Hostile::FileOwnedByAnotherUser => std::os::unix::fs::chown(cache, Some(NOBODY), Some(NOBODY)),
+        Hostile::OversizedFile => plant_oversized_file(cache),
+        Hostile::TempLookalikes => {
+            let [_, foreign, link] = scenarios::plan::TEMP_LOOKALIKES;
+            std::os::unix::fs::chown(foreign, Some(NOBODY), Some(NOBODY))
+                .and_then(|()| plant_link_of_another_user(&plan.cache, Path::new(link)))
+        }
+        Hostile::FifoBeforeExitSave | Hostile::SymlinkBeforeExitSave | Hostile::FlippedHeaderBit => Ok(()),
+    };
+    if let Err(error) = planted {
+        give_up(&format!("plant {hostile:?} (this cell needs root, as CI runs, to act as another user): {error}"));
+    }
+    wiring::marker("opening");
+    let engine = engines::new_engine(settings(plan, &plan.cache));
+    record_engine_built(&engine);
+    wiring::marker("engine-works");
+    compile(&engine, plan.kernels, 0);
+    compile(&engine, plan.kernels, 0);
+    wiring::marker("engine-worked");
+    // The engine opened a missing file: the path is free for what is planted.
+    let planted_after_open = match hostile {
+        Hostile::FifoBeforeExitSave => sys::make_fifo(cache),
+        Hostile::SymlinkBeforeExitSave => plant_link_of_another_user(target, cache),
+        _ => Ok(()),
+    };
+    if let Err(error) = planted_after_open {
+        give_up(&format!("plant {hostile:?} after the open: {error}"));
+    }
+    let live = engine.runtime_cache().map_or(0, |cache| u64::from(cache.autosaves()));
+    wiring::sample_registry(live);
+    let _main_local = holders::place(plan.holder, engine);
+    end(plan.ending)
+}
+
+/// The size of the hostile family's oversized (sparse) cache file: 1 GiB, over the cache's
+/// 512 MiB default limit.
+const OVERSIZED_FILE_BYTES: u64 = 1 << 30;
+
+/// Plants a sparse file of [`OVERSIZED_FILE_BYTES`] at `cache`: made under another name and
+/// hard-linked into place, so that the harness's black box does not count its making as a save
+/// of `cache` (it counts renames onto the file and writes into it).
+fn plant_oversized_file(cache: &Path) -> std::io::Result<()> {
+    let made = Path::new("oversized-file.planting");
+    File::create(made)?.set_len(OVERSIZED_FILE_BYTES)?;
+    fs::hard_link(made, cache)?;
+    fs::remove_file(made)
+}
+
+/// The uid and gid of `nobody`: the other user of the hostile family.
+const NOBODY: u32 = 65534;
+
+/// Plants a symlink at `link` pointing to `target`, owned by another user (`nobody`), as an
+/// attacker sharing the folder would leave it.
+fn plant_link_of_another_user(target: &str, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)?;
+    std::os::unix::fs::lchown(link, Some(NOBODY), Some(NOBODY))
+}
+
 /// Journals `engine_built`: whether the engine's cache is open (and its entries) or unavailable
 /// (and the typed reason `Engine::cache_unavailable` gives).
 fn record_engine_built(engine: &Engine) {
@@ -579,11 +685,37 @@ fn fork(plan: &ChildPlan, child_exit: Option<i32>) -> ExitCode {
     }
 }
 
+/// The fork family with the termination handler installed: the forked child raises SIGTERM and
+/// must die by it (the handler's thread does not exist in the child, so a handler left in place
+/// would swallow the signal and the child would hang), saving nothing; the parent then ends
+/// holding its engine.
+fn fork_child_sigterm(plan: &ChildPlan) -> ExitCode {
+    let engine = dirty_engine(plan, &plan.cache, 0);
+    match sys::fork() {
+        Err(error) => give_up(&format!("fork: {error}")),
+        Ok(Forked::Child) => {
+            wiring::marker("forked-child");
+            let _ = signal_hook::low_level::raise(signal_hook::consts::SIGTERM);
+            // Still alive: the signal was caught. The parent's timeout ends the wait.
+            std::thread::sleep(Duration::from_secs(30));
+            std::process::exit(0)
+        }
+        Ok(Forked::Parent(pid)) => {
+            match sys::wait_for(pid) {
+                Ok(status) => wiring::record_exit(Line::new("fork_child_exit"), ExitStatus::from_raw(status)),
+                Err(error) => give_up(&format!("waitpid: {error}")),
+            }
+            end_holding(plan, engine)
+        }
+    }
+}
+
 /// Engine settings for `cache` with the plan's synthetic compiler.
 fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
     let durability = match plan.family {
         // Thousands of saves: skip the fsync, which no oracle here can observe.
         Family::Churn { .. } => Durability::None,
+        Family::ManyWriters { .. } => CacheOptions::default().durability,
         _ => Durability::SyncFile,
     };
     // Crash exploration (scenarios::crash) picks the level per run.
@@ -597,10 +729,13 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
     // A save that fails on a held lock gives up soon, where the cell waits for the failure.
     let lock_timeout = match plan.family {
         Family::SaveRecovery { .. } => Duration::from_millis(200),
+        // Many writers meet the cache as an application does: with its default options.
+        Family::ManyWriters { .. } => CacheOptions::default().lock_timeout,
         _ => Duration::from_secs(5),
     };
     let mut settings = engines::settings(cache, compiler, durability, lock_timeout);
-    settings.cache_options.write_through = matches!(plan.family, Family::SaveRecovery { write_through: true });
+    settings.cache_options.write_through =
+        matches!(plan.family, Family::SaveRecovery { write_through: true } | Family::WriteThrough);
     settings
 }
 
@@ -628,6 +763,10 @@ const CONTENTION: Duration = Duration::from_millis(300);
 /// The exit deadline of the lock-held cell's worker: far below its 5 s lock timeout.
 const EXIT_DEADLINE_WHEN_LOCKED: Duration = Duration::from_millis(300);
 
+/// The exit budget of the hostile cells: a refused save gives up at once, a good one (the set-aside
+/// case) takes milliseconds.
+const HOSTILE_EXIT_DEADLINE: Duration = Duration::from_secs(1);
+
 /// The exit budget of the late-signal and exit-budget cells.
 const SHORT_EXIT_DEADLINE: Duration = Duration::from_millis(300);
 
@@ -653,6 +792,22 @@ fn open_lock(cache: &str) -> File {
         Ok(lock) => lock,
         Err(error) => give_up(&format!("open the lock file: {error}")),
     }
+}
+
+/// Starts worker 0, waits until it has opened its cache (it touches `ready-0`), then takes
+/// `<cache>.lock` in this process and says so (touches `locked`). The lock is held until the
+/// returned file is dropped.
+fn lock_once_worker_is_ready(plan: &ChildPlan) -> (File, Child) {
+    let lock = open_lock(&plan.cache);
+    let mut worker = spawn_worker(plan, 0);
+    wait_for_file("ready-0");
+    if let Err(error) = lock.lock() {
+        let _ = worker.kill();
+        let _ = worker.wait();
+        give_up(&format!("take the lock: {error}"));
+    }
+    touch("locked");
+    (lock, worker)
 }
 
 fn spawn_worker(plan: &ChildPlan, index: u32) -> Child {

@@ -53,6 +53,18 @@ pub fn limit_file_size(bytes: u64) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes a FIFO (named pipe, mode 0600) at `path`.
+pub fn make_fifo(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+    // SAFETY: `path` is a NUL-terminated string that lives for the duration of the call.
+    if unsafe { libc::mkfifo(path.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Turns core dumps off for this process and its children (an `abort` ending should not write
 /// a core file per case).
 pub fn no_core_dumps() {
