@@ -1,5 +1,5 @@
 //! Crash at every step: systematic process-crash and power-loss exploration of a save, for any
-//! program (issue #13). `runtime-cache-scenarios crash` is its command line ([`cli`]).
+//! program (issue #13). `exit-harness crash` is its command line ([`cli`]).
 //!
 //! # How it works
 //!
