@@ -160,7 +160,7 @@ impl RuntimeCache {
         let path =
             std::path::absolute(path.as_ref()).map_err(|source| CacheError::io("resolve", path.as_ref(), source))?;
         // Seam register-before-open: a hook goes in before the fallible steps, with no rollback.
-        let early = match options.autosave && seam::active("register-before-open") {
+        let early = match options.autosave && seam::active!("register-before-open") {
             true => Some(registry::register(Weak::<Shared>::new() as Weak<dyn ExitSave>)?),
             false => None,
         };
@@ -212,7 +212,7 @@ impl RuntimeCache {
         // Registration is the last step; no `RuntimeCache` (and so no `Drop`) exists before it
         // succeeds, so a failure here cannot trigger an autosave either.
         let autosave = shared.options.autosave;
-        let hook = if autosave && !seam::active("skip-exit-hook") {
+        let hook = if autosave && !seam::active!("skip-exit-hook") {
             // An injected failure is the step's own: the exit hook could not be registered.
             fail::fail_point!("before-hook-registration", |_| Err(CacheError::ExitHookUnavailable));
             let token = registry::register(Arc::downgrade(&shared) as Weak<dyn ExitSave>)?;
@@ -370,7 +370,7 @@ impl RuntimeCache {
     /// Ends this handle's autosave now with `trigger`, exactly as a drop would (used when an
     /// engine swaps to another cache path): saves once if dirty, then unregisters.
     pub(crate) fn finish(mut self, trigger: Trigger) {
-        if seam::active("swap-skips-disarm") {
+        if seam::active!("swap-skips-disarm") {
             // Saves, and leaves the autosave armed: the drop below saves again what is dirty.
             let _ = self.shared.save_reporting(trigger, Budget::MidProgram);
             return;
@@ -382,13 +382,13 @@ impl RuntimeCache {
         if !std::mem::take(&mut self.autosave_pending) {
             return;
         }
-        if std::process::id() != self.shared.owner_pid && !seam::active("skip-owner-check") {
+        if std::process::id() != self.shared.owner_pid && !seam::active!("skip-owner-check") {
             // A forked child's copy of its parent's handle: not ours to save, and the registry
             // is the child's own copy (its lock may have been held by a parent thread at fork).
             return self.shared.skipped(trigger, SkipReason::ForkedChild);
         }
         #[cfg(feature = "failpoints")]
-        if seam::active("pin-dropped-handle") {
+        if seam::active!("pin-dropped-handle") {
             // Kept alive, still registered: nothing happens until exit.
             return seam::pin(self.shared.clone());
         }
@@ -397,7 +397,7 @@ impl RuntimeCache {
         // the process in the middle of it with nothing saved.
         self.shared.autosave(trigger, Budget::MidProgram);
         if let Some(token) = self.hook.take()
-            && !seam::active("skip-unregister")
+            && !seam::active!("skip-unregister")
         {
             registry::unregister(token);
         }
@@ -435,7 +435,7 @@ impl Shared {
         let (entries, dirty, removed, clears, last_seen, builds) = {
             let contents = bounded::lock_until(&self.contents, deadline).ok_or(CacheError::DeadlineExceeded)?;
             // Seam skip-once-guard: every autosave trigger writes, dirty or not.
-            let unconditional = seam::active("skip-once-guard") && trigger != Trigger::Explicit;
+            let unconditional = seam::active!("skip-once-guard") && trigger != Trigger::Explicit;
             if !contents.is_dirty() && !unconditional {
                 return Ok(SaveOutcome::Clean);
             }
@@ -467,7 +467,7 @@ impl Shared {
                     == entries.get(key).map(|stored| &stored.artifact)
             };
             // Still dirty: entries inserted, or replaced, while the save ran.
-            if !(trigger == Trigger::Swap && seam::active("swap-save-keeps-dirty")) {
+            if !(trigger == Trigger::Swap && seam::active!("swap-save-keeps-dirty")) {
                 let saved: Vec<KernelKey> =
                     contents.dirty.iter().filter(|key| unchanged(contents, key)).copied().collect();
                 for key in saved {
@@ -517,11 +517,11 @@ impl Shared {
 
 impl ExitSave for Shared {
     fn autosave(&self, trigger: Trigger, budget: Budget) {
-        if std::process::id() != self.owner_pid && !seam::active("skip-owner-check") {
+        if std::process::id() != self.owner_pid && !seam::active!("skip-owner-check") {
             return self.skipped(trigger, SkipReason::ForkedChild);
         }
         // Seam skip-once-guard: every trigger wins.
-        let claim = if seam::active("skip-once-guard") { Claim::Won } else { self.autosave.claim() };
+        let claim = if seam::active!("skip-once-guard") { Claim::Won } else { self.autosave.claim() };
         match claim {
             Claim::Won => {}
             Claim::InProgress => {

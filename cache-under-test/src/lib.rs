@@ -175,6 +175,7 @@ mod termination;
 #[doc(hidden)]
 pub mod testing;
 
+pub use budget::set_exit_deadline;
 pub use cache::{CacheOptions, EntryInfo, RuntimeCache, SaveOutcome};
 #[cfg(feature = "synthetic")]
 pub use compiler::SyntheticCompiler;
@@ -192,7 +193,6 @@ pub use eviction::{EvictReason, EvictionPolicy};
 pub use format::{FormatError, FormatLimits};
 pub use key::{CompilerIdentity, KernelKey, KernelSpec, Output};
 pub use observer::{Event, SkipReason, Trigger, UnavailableReason, clear_observer, set_observer};
-pub use budget::set_exit_deadline;
 pub use registry::{HookToken, exit_registry_len};
 pub use store::{Durability, SET_ASIDE_KEPT};
 pub use termination::{TERMINATION_SIGNALS, install_termination_handler};

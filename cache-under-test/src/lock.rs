@@ -32,10 +32,10 @@ impl FileLock {
         let name = lock_name(location);
         fail::fail_point!("lock", |_| Err(CacheError::io("lock", location.path_of(&name), seam::injected("lock"))));
         let file = location.open_lock_file(&name)?;
-        if seam::active("skip-lock") {
+        if seam::active!("skip-lock") {
             return Ok(FileLock { _file: file });
         }
-        if seam::active("unbounded-lock-wait") {
+        if seam::active!("unbounded-lock-wait") {
             file.lock().map_err(|source| CacheError::io("lock", location.path_of(&name), source))?;
             return Ok(FileLock { _file: file });
         }

@@ -28,23 +28,38 @@
 //! `compiler-init`) are not seams: they make the step fail with an ordinary error of that step
 //! ([`injected`]), so the real error path runs.
 //!
-//! Only with the crate's `failpoints` feature. Without it, [`active`] is a constant `false`, the
-//! branches it guards are compiled out, and the helpers below do not exist: a user's build
-//! carries no seam. This module uses nothing else of the crate.
+//! Only with the crate's `failpoints` feature. Without it, [`active!`] is the literal `false`,
+//! the branches it guards are compiled out (in every profile: no call is left to inline), and
+//! the helpers below do not exist: a user's build carries no seam, no seam name, no print.
+//! This module uses nothing else of the crate.
 
-/// Whether the seam `name` is active in this process (its failpoint is configured).
+/// Whether the seam `$name` (a literal) is active in this process: `seam::active!("skip-lock")`.
+/// Without the `failpoints` feature it expands to the literal `false`, so the branch it guards
+/// is compiled out even in an unoptimized build, and no seam name reaches the binary.
 #[cfg(feature = "failpoints")]
-pub(crate) fn active(name: &str) -> bool {
+macro_rules! active {
+    ($name:literal) => {
+        $crate::seam::is_set($name)
+    };
+}
+
+/// Whether the seam `$name` is active: never, without the `failpoints` feature (`false`).
+#[cfg(not(feature = "failpoints"))]
+macro_rules! active {
+    ($name:literal) => {
+        false
+    };
+}
+
+pub(crate) use active;
+
+/// Whether the failpoint `name` is configured in this process (with any action that returns).
+#[cfg(feature = "failpoints")]
+pub(crate) fn is_set(name: &str) -> bool {
     (|| {
         fail::fail_point!(name, |_| true);
         false
     })()
-}
-
-/// Whether the seam `name` is active: never, without the `failpoints` feature.
-#[cfg(not(feature = "failpoints"))]
-pub(crate) const fn active(_name: &str) -> bool {
-    false
 }
 
 /// The error an injected failure at the failpoint `point` carries (inside the step's ordinary
@@ -64,7 +79,7 @@ thread_local! {
 /// thread's thread-locals were destroyed (glibc does that before atexit handlers), this panics.
 #[cfg(feature = "failpoints")]
 pub(crate) fn touch_thread_local() {
-    if active("touch-thread-local") {
+    if is_set("touch-thread-local") {
         TOUCHED.with(|touched| touched.borrow_mut().push(1));
     }
 }
@@ -72,7 +87,7 @@ pub(crate) fn touch_thread_local() {
 /// The `print-at-exit` seam: the exit path announces itself on stderr.
 #[cfg(feature = "failpoints")]
 pub(crate) fn print_at_exit(handles: usize) {
-    if active("print-at-exit") {
+    if is_set("print-at-exit") {
         eprintln!("runtime-cache: saving {handles} cache(s) at exit");
     }
 }

@@ -422,7 +422,7 @@ pub(crate) fn save(
     let path = location.path();
     let current = FileStamp::read(location)?;
     // Seam skip-merge: never re-read, so the last writer wins.
-    let disk = if !input.cleared && FileStamp::changed(current, input.last_seen) && !seam::active("skip-merge") {
+    let disk = if !input.cleared && FileStamp::changed(current, input.last_seen) && !seam::active!("skip-merge") {
         read_merging_view(location, limits)?.entries
     } else {
         Vec::new()
@@ -454,7 +454,7 @@ pub(crate) fn save(
         .collect();
 
     #[cfg(feature = "failpoints")]
-    if seam::active("write-in-place") {
+    if seam::active!("write-in-place") {
         return save_in_place(location, &kept, merged_from_disk, evicted);
     }
     let temp = TempFile::create(location)?;
@@ -474,9 +474,13 @@ pub(crate) fn save(
     if durability.syncs_file() {
         temp.file.sync_all().map_err(|source| CacheError::io("sync", &temp_path, source))?;
     }
-    fail::fail_point!("save-before-rename", |_| Err(CacheError::io("rename into", path, seam::injected("save-before-rename"))));
+    fail::fail_point!("save-before-rename", |_| {
+        Err(CacheError::io("rename into", path, seam::injected("save-before-rename")))
+    });
     temp.persist()?;
-    fail::fail_point!("save-after-rename", |_| Err(CacheError::io("rename into", path, seam::injected("save-after-rename"))));
+    fail::fail_point!("save-after-rename", |_| {
+        Err(CacheError::io("rename into", path, seam::injected("save-after-rename")))
+    });
     if durability.syncs_folder()
         && let Err(error) = location.sync()
     {

@@ -11,6 +11,7 @@ use std::path::Path;
 use exit_harness::cli::run_cells;
 use exit_harness::report::RunEvent;
 use exit_harness::{Catalog, CellResult};
+
 use crate::catalog::{RuntimeCacheCatalog, Sizes};
 use crate::defects::Defect;
 
