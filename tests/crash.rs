@@ -4,7 +4,8 @@
 //! mutant of them) changes a verdict.
 
 use exit_harness::crash::{self, CrashScenario, Exploration, ExploreOptions, POWER_LOSS, PROCESS_CRASH};
-use runtime_cache::{Defect, Durability};
+use runtime_cache::Durability;
+use scenarios::defects::Defect;
 
 fn explore(level: Durability, defect: Option<Defect>, demand_durable: bool) -> Exploration {
     if let Err(why) = crash::trace::strace_available() {

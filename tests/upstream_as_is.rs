@@ -8,14 +8,25 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use runtime_cache::{
-    Backend, CacheOptions, DEFECT_ENV, Defect, Engine, Event, KernelSpec, RuntimeSettings, SyntheticCompiler, Trigger,
-};
+use runtime_cache::{Backend, CacheOptions, Engine, Event, KernelSpec, RuntimeSettings, SyntheticCompiler, Trigger};
+use scenarios::defects::{Defect, FAILPOINTS_ENV};
 
 /// The ported tests share the process-global observer and registry: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One ported test at a time, with this process's `FAILPOINTS` (a defect's recipe, when
+/// `upstream_tests_catch_only_some_defects` re-runs the test) configured while it runs.
+struct Serial {
+    _failpoints: fail::FailScenario<'static>,
+    _one_at_a_time: MutexGuard<'static, ()>,
+}
+
+fn serial() -> Serial {
+    let one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    Serial { _failpoints: fail::FailScenario::setup(), _one_at_a_time: one_at_a_time }
+}
 
 /// Events about paths under `folder`, recorded from the global observer.
 fn record_events(folder: &Path) -> Arc<Mutex<Vec<Event>>> {
@@ -62,7 +73,7 @@ mod ported {
     /// reporting the failure to the observer.
     #[test]
     fn del_swallows_a_failing_save() {
-        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("gone");
         let events = record_events(dir.path());
@@ -78,7 +89,7 @@ mod ported {
     /// saves it and turns its autosave off (so the destructor does not save again).
     #[test]
     fn atexit_hook_saves_via_weakref() {
-        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let events = record_events(dir.path());
         let engine = dirty_engine(dir.path().join("kernels.rtc"));
@@ -91,7 +102,7 @@ mod ported {
     /// `test_atexit_hook_no_op_on_dead_weakref`: once the handle is gone, the hook does nothing.
     #[test]
     fn atexit_hook_no_op_on_dead_weakref() {
-        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let events = record_events(dir.path());
         drop(dirty_engine(dir.path().join("kernels.rtc")));
@@ -104,7 +115,7 @@ mod ported {
     /// (upstream spied on `atexit.unregister`; ported: the registry shrinks by one).
     #[test]
     fn atexit_token_unregistered_after_del() {
-        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let engine = dirty_engine(dir.path().join("kernels.rtc"));
         let with_handle = runtime_cache::exit_registry_len();
@@ -135,7 +146,7 @@ fn upstream_tests_catch_only_some_defects() {
             .filter(|test| {
                 let run = Command::new(&me)
                     .args([test, "--exact", "--test-threads=1"])
-                    .env(DEFECT_ENV, defect.name())
+                    .env(FAILPOINTS_ENV, defect.failpoints())
                     .output()
                     .expect("re-run the test binary");
                 let stdout = String::from_utf8_lossy(&run.stdout);

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::autosave::{AutosaveState, Claim};
 use crate::bounded;
-use crate::defect::{self, Defect};
+use crate::budget::Budget;
 use crate::error::CacheError;
 use crate::eviction::{self, Candidate, EvictReason, EvictionPolicy};
 use crate::format::{EntryMeta, FormatLimits};
@@ -18,6 +18,7 @@ use crate::location::CacheLocation;
 use crate::lock::FileLock;
 use crate::observer::{self, Event, SkipReason, Trigger};
 use crate::registry::{self, ExitSave, HookToken};
+use crate::seam;
 use crate::store::{self, Durability, FileStamp, SaveInput, Stored};
 
 /// How a cache reads, locks and writes its file.
@@ -158,8 +159,8 @@ impl RuntimeCache {
     pub fn open(path: impl AsRef<Path>, options: CacheOptions) -> Result<Self, CacheError> {
         let path =
             std::path::absolute(path.as_ref()).map_err(|source| CacheError::io("resolve", path.as_ref(), source))?;
-        // Defect early-register: a hook goes in before the fallible steps, with no rollback.
-        let early = match options.autosave && defect::active(Defect::EarlyRegister) {
+        // Seam register-before-open: a hook goes in before the fallible steps, with no rollback.
+        let early = match options.autosave && seam::active!("register-before-open") {
             true => Some(registry::register(Weak::<Shared>::new() as Weak<dyn ExitSave>)?),
             false => None,
         };
@@ -211,20 +212,22 @@ impl RuntimeCache {
         // Registration is the last step; no `RuntimeCache` (and so no `Drop`) exists before it
         // succeeds, so a failure here cannot trigger an autosave either.
         let autosave = shared.options.autosave;
-        let hook = if autosave && !defect::active(Defect::DropOnly) {
-            fail::fail_point!("before-hook-registration", |_| Err(CacheError::Failpoint("before-hook-registration")));
+        let hook = if autosave && !seam::active!("skip-exit-hook") {
+            // An injected failure is the step's own: the exit hook could not be registered.
+            fail::fail_point!("before-hook-registration", |_| Err(CacheError::ExitHookUnavailable));
             let token = registry::register(Arc::downgrade(&shared) as Weak<dyn ExitSave>)?;
             fail::fail_point!("after-hook-registration", |_| {
                 // Roll back: leave the registry as it was.
                 registry::unregister(token);
-                Err(CacheError::Failpoint("after-hook-registration"))
+                Err(CacheError::ExitHookUnavailable)
             });
             Some(token)
         } else {
             None
         };
         let cache = RuntimeCache { shared, autosave_pending: autosave, hook };
-        defect::count_save_in_thread_local();
+        #[cfg(feature = "failpoints")]
+        seam::touch_thread_local();
         observer::emit(|| Event::Opened { path: cache.shared.path.clone(), entries: loaded });
         Ok(cache)
     }
@@ -275,7 +278,7 @@ impl RuntimeCache {
             }
         };
         if changed && self.shared.options.write_through {
-            let _ = self.shared.save_reporting(Trigger::Insert, Instant::now());
+            let _ = self.shared.save_reporting(Trigger::Insert, Budget::MidProgram);
         }
     }
 
@@ -290,7 +293,7 @@ impl RuntimeCache {
             contents.entries.remove(key).is_some()
         };
         if self.shared.options.write_through {
-            let _ = self.shared.save_reporting(Trigger::Insert, Instant::now());
+            let _ = self.shared.save_reporting(Trigger::Insert, Budget::MidProgram);
         }
         held
     }
@@ -307,7 +310,7 @@ impl RuntimeCache {
             contents.clears += 1;
         }
         if self.shared.options.write_through {
-            let _ = self.shared.save_reporting(Trigger::Insert, Instant::now());
+            let _ = self.shared.save_reporting(Trigger::Insert, Budget::MidProgram);
         }
     }
 
@@ -361,16 +364,15 @@ impl RuntimeCache {
     /// Saves now if dirty (lock, re-read, merge, write temp, rename). The autosave stays armed:
     /// entries added later are still saved at drop or exit.
     pub fn save(&self) -> Result<SaveOutcome, CacheError> {
-        // A mid-program save bounds its own waits (see `Shared::save_now`).
-        self.shared.save_reporting(Trigger::Explicit, Instant::now())
+        self.shared.save_reporting(Trigger::Explicit, Budget::MidProgram)
     }
 
     /// Ends this handle's autosave now with `trigger`, exactly as a drop would (used when an
     /// engine swaps to another cache path): saves once if dirty, then unregisters.
     pub(crate) fn finish(mut self, trigger: Trigger) {
-        if defect::active(Defect::SwapDoubleSave) {
-            // Saves, leaves the entries dirty, and lets the drop below save them again.
-            let _ = self.shared.save_reporting(trigger, Instant::now());
+        if seam::active!("swap-skips-disarm") {
+            // Saves, and leaves the autosave armed: the drop below saves again what is dirty.
+            let _ = self.shared.save_reporting(trigger, Budget::MidProgram);
             return;
         }
         self.finish_autosave(trigger);
@@ -380,22 +382,22 @@ impl RuntimeCache {
         if !std::mem::take(&mut self.autosave_pending) {
             return;
         }
-        if std::process::id() != self.shared.owner_pid && !defect::active(Defect::ForkUnaware) {
+        if std::process::id() != self.shared.owner_pid && !seam::active!("skip-owner-check") {
             // A forked child's copy of its parent's handle: not ours to save, and the registry
             // is the child's own copy (its lock may have been held by a parent thread at fork).
             return self.shared.skipped(trigger, SkipReason::ForkedChild);
         }
-        if defect::active(Defect::StrongHook) {
-            // The registry keeps the handle alive: nothing happens until exit.
-            return registry::pin(self.shared.clone());
+        #[cfg(feature = "failpoints")]
+        if seam::active!("pin-dropped-handle") {
+            // Kept alive, still registered: nothing happens until exit.
+            return seam::pin(self.shared.clone());
         }
         // Save while still registered: an exit racing this drop on another thread then finds
         // the handle, sees the save in progress and waits for it (bounded), instead of ending
         // the process in the middle of it with nothing saved.
-        let deadline = Instant::now() + self.shared.options.lock_timeout;
-        self.shared.autosave(trigger, deadline);
+        self.shared.autosave(trigger, Budget::MidProgram);
         if let Some(token) = self.hook.take()
-            && !defect::active(Defect::NoUnregister)
+            && !seam::active!("skip-unregister")
         {
             registry::unregister(token);
         }
@@ -410,8 +412,8 @@ impl Drop for RuntimeCache {
 
 impl Shared {
     /// Saves, reporting the outcome to the observer and the log. Never panics.
-    fn save_reporting(&self, trigger: Trigger, deadline: Instant) -> Result<SaveOutcome, CacheError> {
-        let result = self.save_now(trigger, deadline);
+    fn save_reporting(&self, trigger: Trigger, budget: Budget) -> Result<SaveOutcome, CacheError> {
+        let result = self.save_now(trigger, budget);
         match &result {
             Ok(SaveOutcome::Clean) => self.skipped(trigger, SkipReason::Clean),
             Ok(SaveOutcome::Committed { .. }) => {}
@@ -423,23 +425,17 @@ impl Shared {
         result
     }
 
-    /// Saves if dirty. `deadline` bounds every wait of an exit-time save (`Exit`, `Signal`); a
-    /// mid-program save (`Drop`, `Swap`, `Explicit`) ignores it: it waits for a save running on
-    /// another thread, then gives the file lock its own `lock_timeout`.
-    fn save_now(&self, trigger: Trigger, deadline: Instant) -> Result<SaveOutcome, CacheError> {
-        let exiting = matches!(trigger, Trigger::Exit | Trigger::Signal(_));
-        let (_serial, deadline) = if exiting {
-            (bounded::lock_until(&self.saving, deadline).ok_or(CacheError::DeadlineExceeded)?, deadline)
-        } else {
-            // Mid-program, wait for a save running on another thread (itself bounded by the lock
-            // timeout) rather than give up and lose what was inserted after its snapshot.
-            let serial = bounded::lock(&self.saving);
-            (serial, Instant::now() + self.options.lock_timeout)
-        };
+    /// Saves if dirty, every wait bounded by `budget`: an exit-time save (`Exit`, `Signal`) by
+    /// its deadline; a mid-program save (`Drop`, `Swap`, `Explicit`, `Insert`) waits for a save
+    /// running on another thread (rather than give up and lose what was inserted after that
+    /// save's snapshot), then gives its other waits `lock_timeout`.
+    fn save_now(&self, trigger: Trigger, budget: Budget) -> Result<SaveOutcome, CacheError> {
+        let _serial = budget.lock(&self.saving).ok_or(CacheError::DeadlineExceeded)?;
+        let deadline = budget.wait_until(self.options.lock_timeout);
         let (entries, dirty, removed, clears, last_seen, builds) = {
             let contents = bounded::lock_until(&self.contents, deadline).ok_or(CacheError::DeadlineExceeded)?;
-            // Defect no-once-guard: every autosave trigger writes, dirty or not.
-            let unconditional = defect::active(Defect::NoOnceGuard) && trigger != Trigger::Explicit;
+            // Seam skip-once-guard: every autosave trigger writes, dirty or not.
+            let unconditional = seam::active!("skip-once-guard") && trigger != Trigger::Explicit;
             if !contents.is_dirty() && !unconditional {
                 return Ok(SaveOutcome::Clean);
             }
@@ -471,7 +467,7 @@ impl Shared {
                     == entries.get(key).map(|stored| &stored.artifact)
             };
             // Still dirty: entries inserted, or replaced, while the save ran.
-            if !defect::keeps_dirty_after(trigger) {
+            if !(trigger == Trigger::Swap && seam::active!("swap-save-keeps-dirty")) {
                 let saved: Vec<KernelKey> =
                     contents.dirty.iter().filter(|key| unchanged(contents, key)).copied().collect();
                 for key in saved {
@@ -520,18 +516,18 @@ impl Shared {
 }
 
 impl ExitSave for Shared {
-    fn autosave(&self, trigger: Trigger, deadline: Instant) {
-        if std::process::id() != self.owner_pid && !defect::active(Defect::ForkUnaware) {
+    fn autosave(&self, trigger: Trigger, budget: Budget) {
+        if std::process::id() != self.owner_pid && !seam::active!("skip-owner-check") {
             return self.skipped(trigger, SkipReason::ForkedChild);
         }
-        // Defect no-once-guard: every trigger wins.
-        let claim = if defect::active(Defect::NoOnceGuard) { Claim::Won } else { self.autosave.claim() };
+        // Seam skip-once-guard: every trigger wins.
+        let claim = if seam::active!("skip-once-guard") { Claim::Won } else { self.autosave.claim() };
         match claim {
             Claim::Won => {}
             Claim::InProgress => {
                 // The exit path waits (bounded) for a drop saving on another thread, so the
                 // process does not end in the middle of that save.
-                let reason = if self.autosave.wait_done(deadline) {
+                let reason = if self.autosave.wait_done(budget.wait_until(self.options.lock_timeout)) {
                     SkipReason::AlreadySaved
                 } else {
                     SkipReason::DeadlineExceeded
@@ -540,11 +536,12 @@ impl ExitSave for Shared {
             }
             Claim::Done => return self.skipped(trigger, SkipReason::AlreadySaved),
         }
-        defect::count_save_in_thread_local();
-        if Instant::now() >= deadline {
+        #[cfg(feature = "failpoints")]
+        seam::touch_thread_local();
+        if budget.is_spent() {
             self.skipped(trigger, SkipReason::DeadlineExceeded);
         } else {
-            let _ = self.save_reporting(trigger, deadline);
+            let _ = self.save_reporting(trigger, budget);
         }
         self.autosave.finish();
     }

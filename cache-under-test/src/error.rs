@@ -90,9 +90,6 @@ pub enum CacheError {
     /// libc refused to register the exit hook (out of memory), or the registry is full.
     #[error("the exit hook could not be registered")]
     ExitHookUnavailable,
-    /// Injected by a failpoint (only with the `failpoints` feature).
-    #[error("failpoint {0} fired")]
-    Failpoint(&'static str),
 }
 
 impl CacheError {
@@ -106,10 +103,9 @@ impl CacheError {
             CacheError::UntrustedFile { .. } => UnavailableReason::UntrustedFile,
             CacheError::Unsupported { .. } => UnavailableReason::Unsupported,
             CacheError::ExitHookUnavailable => UnavailableReason::ExitHookUnavailable,
-            CacheError::LockTimeout { .. }
-            | CacheError::Corrupt { .. }
-            | CacheError::DeadlineExceeded
-            | CacheError::Failpoint(_) => UnavailableReason::Other,
+            CacheError::LockTimeout { .. } | CacheError::Corrupt { .. } | CacheError::DeadlineExceeded => {
+                UnavailableReason::Other
+            }
         }
     }
 

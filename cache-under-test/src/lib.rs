@@ -48,7 +48,7 @@
 //! | `nvrtc` | yes | the NVRTC backend. runtime-cache finds and loads `libnvrtc` itself (no cudarc), so it forces no loading mode or CUDA version on you |
 //! | `cudarc` | no | `Kernel::to_cudarc_ptx` (and `From<&Kernel> for cudarc::nvrtc::Ptx`), `KernelSpec::with_cudarc_options`, `load_on_device`; turns on only cudarc's `std`, `nvrtc` and `driver` and its *fallback* features, which yield to your own cudarc dependency's `dynamic-linking`/`static-linking` and `cuda-XXXXX` choice |
 //! | `synthetic` | no | `SyntheticCompiler`, the test double (fake artifacts), for tests |
-//! | `failpoints`, `defects` | no | fault injection and deliberately broken variants, for the scenario catalog only |
+//! | `failpoints` | no | failpoints and seams (`FAILPOINTS`), for the scenario catalog only: injected failures, and the seams its defect zoo switches on |
 //!
 //! # Keys
 //!
@@ -150,11 +150,10 @@
 
 mod autosave;
 mod bounded;
+mod budget;
 mod cache;
 pub mod compiler;
 mod default_path;
-#[cfg_attr(not(feature = "defects"), allow(dead_code))]
-mod defect;
 #[cfg(feature = "cudarc")]
 mod device;
 mod engine;
@@ -168,6 +167,7 @@ mod location;
 mod lock;
 mod observer;
 mod registry;
+mod seam;
 mod store;
 #[allow(unsafe_code)]
 mod sys;
@@ -175,6 +175,7 @@ mod termination;
 #[doc(hidden)]
 pub mod testing;
 
+pub use budget::set_exit_deadline;
 pub use cache::{CacheOptions, EntryInfo, RuntimeCache, SaveOutcome};
 #[cfg(feature = "synthetic")]
 pub use compiler::SyntheticCompiler;
@@ -184,8 +185,6 @@ pub use compiler::{NVRTC_LIBRARY_ENV, NvrtcCompiler};
 pub use default_path::{
     DIR_ENV, DISABLE_ENV, DefaultCachePath, PATH_ENV, PathSource, default_cache_path, default_file_name,
 };
-#[cfg(feature = "defects")]
-pub use defect::{DEFECT_ENV, Defect};
 #[cfg(feature = "cudarc")]
 pub use device::{DeviceError, DeviceReport, load_on_device};
 pub use engine::{CachedArtifact, Engine, EngineStats, Kernel, KernelOrigin, RuntimeSettings};
@@ -194,6 +193,6 @@ pub use eviction::{EvictReason, EvictionPolicy};
 pub use format::{FormatError, FormatLimits};
 pub use key::{CompilerIdentity, KernelKey, KernelSpec, Output};
 pub use observer::{Event, SkipReason, Trigger, UnavailableReason, clear_observer, set_observer};
-pub use registry::{HookToken, exit_registry_len, set_exit_deadline};
+pub use registry::{HookToken, exit_registry_len};
 pub use store::{Durability, SET_ASIDE_KEPT};
 pub use termination::{TERMINATION_SIGNALS, install_termination_handler};

@@ -103,7 +103,8 @@ impl CacheLocation {
         &self.path
     }
 
-    /// The folder handle (for the defect zoo's in-place write).
+    /// The folder handle (for the `write-in-place` seam).
+    #[cfg(feature = "failpoints")]
     pub(crate) fn folder_fd(&self) -> &OwnedFd {
         &self.folder_fd
     }

@@ -11,9 +11,9 @@ use std::fs::{File, TryLockError};
 use std::time::Instant;
 
 use crate::bounded;
-use crate::defect::{self, Defect};
 use crate::error::CacheError;
 use crate::location::CacheLocation;
+use crate::seam;
 
 /// Holds `<path>.lock` exclusively until dropped.
 #[derive(Debug)]
@@ -29,13 +29,13 @@ fn lock_name(location: &CacheLocation) -> std::ffi::OsString {
 impl FileLock {
     /// Takes the lock on the cache at `location`, waiting until `deadline` at most.
     pub(crate) fn acquire(location: &CacheLocation, deadline: Instant) -> Result<Self, CacheError> {
-        fail::fail_point!("lock", |_| Err(CacheError::Failpoint("lock")));
         let name = lock_name(location);
+        fail::fail_point!("lock", |_| Err(CacheError::io("lock", location.path_of(&name), seam::injected("lock"))));
         let file = location.open_lock_file(&name)?;
-        if defect::active(Defect::NoLock) {
+        if seam::active!("skip-lock") {
             return Ok(FileLock { _file: file });
         }
-        if defect::active(Defect::UnboundedLockWait) {
+        if seam::active!("unbounded-lock-wait") {
             file.lock().map_err(|source| CacheError::io("lock", location.path_of(&name), source))?;
             return Ok(FileLock { _file: file });
         }
@@ -60,8 +60,8 @@ impl FileLock {
 
     /// Takes the lock if nobody holds it, without waiting: `Ok(None)` if it is held.
     pub(crate) fn try_acquire(location: &CacheLocation) -> Result<Option<Self>, CacheError> {
-        fail::fail_point!("lock", |_| Err(CacheError::Failpoint("lock")));
         let name = lock_name(location);
+        fail::fail_point!("lock", |_| Err(CacheError::io("lock", location.path_of(&name), seam::injected("lock"))));
         let file = location.open_lock_file(&name)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(FileLock { _file: file })),

@@ -8,27 +8,28 @@
 //!   autosave handles, always: a handle registers last in its construction and unregisters in its
 //!   `Drop` right after its save (so an exit racing the drop waits for that save).
 //! - The exit path ([`save_all`]) takes a snapshot of the live handles under the registry lock,
-//!   releases it, and saves each one within a total deadline ([`set_exit_deadline`]); a handle
-//!   whose drop is saving on another thread is still registered, so the exit path waits for it. It never
-//!   panics (the callback catches every unwind at the `extern "C"` boundary), never prints and
+//!   releases it, and saves each one within one exit budget for all ([`Budget::exit`], set by
+//!   [`crate::set_exit_deadline`]); a handle whose drop is saving on another thread is still
+//!   registered, so the exit path waits for it. It never panics (the callback catches every unwind at the `extern "C"` boundary), never prints and
 //!   never touches a thread-local: glibc runs main-thread TLS destructors *before* atexit handlers.
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
 
 use crate::bounded;
-use crate::defect::{self, Defect};
+use crate::budget::Budget;
 use crate::error::CacheError;
 use crate::observer::{self, Event, Trigger};
+#[cfg(feature = "failpoints")]
+use crate::seam;
 use crate::sys;
 
 /// Something the exit path can save.
 pub(crate) trait ExitSave: Send + Sync {
-    /// Saves once if still armed; otherwise waits (bounded) for a save in progress elsewhere.
-    fn autosave(&self, trigger: Trigger, deadline: Instant);
+    /// Saves once if still armed; otherwise waits (bounded by `budget`) for a save in progress
+    /// elsewhere.
+    fn autosave(&self, trigger: Trigger, budget: Budget);
 }
 
 /// Names one registration. Generation-tagged, so a stale token never matches a reused slot.
@@ -57,17 +58,6 @@ struct Registry {
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry { slots: Vec::new(), free: Vec::new(), len: 0 });
 static ATEXIT_INSTALLED: OnceLock<bool> = OnceLock::new();
-static EXIT_DEADLINE_MS: AtomicU64 = AtomicU64::new(5_000);
-
-/// Sets the exit path's total time budget, across every live handle (default 5 s).
-pub fn set_exit_deadline(budget: Duration) {
-    EXIT_DEADLINE_MS.store(budget.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
-}
-
-/// The exit deadline counted from now.
-pub(crate) fn exit_deadline_from_now() -> Instant {
-    Instant::now() + Duration::from_millis(EXIT_DEADLINE_MS.load(Ordering::Relaxed))
-}
 
 /// How many autosave handles are registered for exit: always the number alive.
 pub fn exit_registry_len() -> usize {
@@ -116,34 +106,28 @@ pub(crate) fn unregister(token: HookToken) {
     observer::emit(|| Event::HookUnregistered { token, registry_len: len });
 }
 
-/// For [`Defect::StrongHook`]: strong refs that keep dropped handles alive until exit.
-static PINNED: Mutex<Vec<Arc<dyn ExitSave>>> = Mutex::new(Vec::new());
-
-/// For [`Defect::StrongHook`]: the registry takes a strong ref to a dropped handle.
-pub(crate) fn pin(handle: Arc<dyn ExitSave>) {
-    bounded::lock(&PINNED).push(handle);
-}
-
-/// Autosaves every live registered handle, within `deadline` in total.
-pub(crate) fn save_all(trigger: Trigger, deadline: Instant) {
+/// Autosaves every live registered handle, within the exit budget `budget` in total (made by
+/// [`Budget::exit`]: `trigger` is `Exit` or `Signal`).
+pub(crate) fn save_all(trigger: Trigger, budget: Budget) {
     // A forked child may find the lock held by a parent thread that does not exist here.
-    let live: Vec<Arc<dyn ExitSave>> = match bounded::lock_until(&REGISTRY, deadline) {
+    let live: Vec<Arc<dyn ExitSave>> = match budget.lock(&REGISTRY) {
         Some(registry) => registry.slots.iter().filter_map(|slot| slot.target.as_ref()?.upgrade()).collect(),
         None => {
             log::error!(target: "runtime_cache", "exit registry stayed locked until the deadline; nothing saved");
             return;
         }
     };
-    if defect::active(Defect::NoisyExit) && trigger == Trigger::Exit {
-        eprintln!("runtime-cache: saving {} cache(s) at exit", live.len());
+    #[cfg(feature = "failpoints")]
+    if trigger == Trigger::Exit {
+        seam::print_at_exit(live.len());
     }
     for handle in live {
-        handle.autosave(trigger, deadline);
+        handle.autosave(trigger, budget);
     }
 }
 
 /// The one `atexit` callback.
 extern "C" fn run_exit_hooks() {
     // Unwinding out of an `extern "C"` function aborts the process: catch everything here.
-    let _ = catch_unwind(AssertUnwindSafe(|| save_all(Trigger::Exit, exit_deadline_from_now())));
+    let _ = catch_unwind(AssertUnwindSafe(|| save_all(Trigger::Exit, Budget::exit())));
 }

@@ -39,9 +39,10 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::FileType;
+#[cfg(feature = "failpoints")]
+use rustix::fs::{Mode, OFlags};
 
-use crate::defect::{self, Defect};
 use crate::error::CacheError;
 use crate::eviction::{self, Candidate, EvictReason, EvictionPolicy};
 use crate::format::{self, Entry, EntryMeta, FormatError, FormatLimits};
@@ -49,6 +50,7 @@ use crate::key::KernelKey;
 use crate::location::{self, CacheLocation};
 use crate::lock::FileLock;
 use crate::observer::{self, Event};
+use crate::seam;
 
 /// How many set-aside (`<path>.corrupt-<n>`) files are kept: setting aside one more removes
 /// the oldest beyond this count, so a cache corrupted on every run does not fill its folder.
@@ -181,7 +183,7 @@ pub(crate) fn load(location: &CacheLocation, limits: &FormatLimits) -> Result<On
     let read = read_trusted(location, limits)?;
     let decoded = match &read {
         FileRead::Bytes(bytes, _) => {
-            fail::fail_point!("parse", |_| Err(CacheError::Failpoint("parse")));
+            fail::fail_point!("parse", |_| Err(CacheError::io("decode", path, seam::injected("parse"))));
             Some(format::decode_lenient(bytes))
         }
         FileRead::Missing | FileRead::TooLarge { .. } => None,
@@ -238,7 +240,7 @@ fn read_merging_view(location: &CacheLocation, limits: &FormatLimits) -> Result<
         }
         FileRead::Bytes(bytes, stamp) => (bytes, stamp),
     };
-    fail::fail_point!("parse", |_| Err(CacheError::Failpoint("parse")));
+    fail::fail_point!("parse", |_| Err(CacheError::io("decode", path, seam::injected("parse"))));
     match format::decode_lenient(&bytes) {
         Ok(entries) => Ok(OnDisk { entries, stamp: Some(stamp), over_limit: None }),
         // Valid for another build: not ours to set aside, nor to overwrite.
@@ -286,7 +288,7 @@ enum FileRead {
 /// refuses anything but a regular file, and a file another user owns or that group/others can
 /// write, from `fstat` on the descriptor it reads; one over the size limit is not read.
 fn read_trusted(location: &CacheLocation, limits: &FormatLimits) -> Result<FileRead, CacheError> {
-    fail::fail_point!("read", |_| Err(CacheError::Failpoint("read")));
+    fail::fail_point!("read", |_| Err(CacheError::io("read", location.path(), seam::injected("read"))));
     let path = location.path();
     let Some(file) = location.open_existing(location.name(), "read")? else { return Ok(FileRead::Missing) };
     let metadata = file.metadata().map_err(|source| CacheError::io("read", path, source))?;
@@ -419,8 +421,8 @@ pub(crate) fn save(
 ) -> Result<Committed, CacheError> {
     let path = location.path();
     let current = FileStamp::read(location)?;
-    // Defect no-merge: never re-read, so the last writer wins.
-    let disk = if !input.cleared && FileStamp::changed(current, input.last_seen) && !defect::active(Defect::NoMerge) {
+    // Seam skip-merge: never re-read, so the last writer wins.
+    let disk = if !input.cleared && FileStamp::changed(current, input.last_seen) && !seam::active!("skip-merge") {
         read_merging_view(location, limits)?.entries
     } else {
         Vec::new()
@@ -451,12 +453,15 @@ pub(crate) fn save(
         .map(|c| (c.key, Stored { artifact: c.artifact.clone(), meta: c.meta }))
         .collect();
 
-    if defect::active(Defect::InPlaceWrite) {
+    #[cfg(feature = "failpoints")]
+    if seam::active!("write-in-place") {
         return save_in_place(location, &kept, merged_from_disk, evicted);
     }
     let temp = TempFile::create(location)?;
     let temp_path = location.path_of(&temp.name);
-    fail::fail_point!("save-after-temp-created", |_| Err(CacheError::Failpoint("save-after-temp-created")));
+    fail::fail_point!("save-after-temp-created", |_| {
+        Err(CacheError::io("write", &temp_path, seam::injected("save-after-temp-created")))
+    });
 
     let bytes = {
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, MidWriteFailpoint::new(&temp.file));
@@ -469,9 +474,13 @@ pub(crate) fn save(
     if durability.syncs_file() {
         temp.file.sync_all().map_err(|source| CacheError::io("sync", &temp_path, source))?;
     }
-    fail::fail_point!("save-before-rename", |_| Err(CacheError::Failpoint("save-before-rename")));
+    fail::fail_point!("save-before-rename", |_| {
+        Err(CacheError::io("rename into", path, seam::injected("save-before-rename")))
+    });
     temp.persist()?;
-    fail::fail_point!("save-after-rename", |_| Err(CacheError::Failpoint("save-after-rename")));
+    fail::fail_point!("save-after-rename", |_| {
+        Err(CacheError::io("rename into", path, seam::injected("save-after-rename")))
+    });
     if durability.syncs_folder()
         && let Err(error) = location.sync()
     {
@@ -515,8 +524,9 @@ impl Drop for TempFile<'_> {
     }
 }
 
-/// For [`Defect::InPlaceWrite`]: truncates the cache file and rewrites it where it is, so a crash
+/// The `write-in-place` seam: truncates the cache file and rewrites it where it is, so a crash
 /// mid-write leaves it torn.
+#[cfg(feature = "failpoints")]
 fn save_in_place(
     location: &CacheLocation,
     kept: &[Candidate],

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::budget::Budget;
 use crate::observer::Trigger;
 use crate::registry;
 use crate::sys;
@@ -37,7 +38,7 @@ pub fn install_termination_handler() -> std::io::Result<()> {
                 .name("runtime-cache-signals".into())
                 .spawn(move || {
                     if let Some(signal) = signals.forever().next() {
-                        registry::save_all(Trigger::Signal(signal), registry::exit_deadline_from_now());
+                        registry::save_all(Trigger::Signal(signal), Budget::exit());
                         // Restores the default action and re-raises: the process dies by `signal`.
                         let _ = signal_hook::low_level::emulate_default_handler(signal);
                     }

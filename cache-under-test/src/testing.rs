@@ -7,8 +7,8 @@
 //!   so those tests can be ported as they are and compared with tests that really exit.
 
 use std::sync::{Arc, LazyLock, Weak};
-use std::time::Instant;
 
+use crate::budget::Budget;
 use crate::error::CacheError;
 use crate::observer::Trigger;
 use crate::registry::{self, ExitSave, HookToken};
@@ -16,13 +16,13 @@ use crate::registry::{self, ExitSave, HookToken};
 /// Runs the exit path now, on this thread, exactly as the `atexit` callback would: every live
 /// autosave handle saves once (or not, if it already did). The process goes on afterwards.
 pub fn run_exit_hooks_now() {
-    registry::save_all(Trigger::Exit, registry::exit_deadline_from_now());
+    registry::save_all(Trigger::Exit, Budget::exit());
 }
 
 struct Noop;
 
 impl ExitSave for Noop {
-    fn autosave(&self, _trigger: Trigger, _deadline: Instant) {}
+    fn autosave(&self, _trigger: Trigger, _budget: Budget) {}
 }
 
 static TARGET: LazyLock<Arc<Noop>> = LazyLock::new(|| Arc::new(Noop));

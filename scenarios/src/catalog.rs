@@ -14,13 +14,12 @@ use exit_harness::oracle::{
 };
 use exit_harness::{Catalog, Cell, ChildSpec, FileUnderTest, FolderUnderTest, ValidContent};
 use runtime_cache::format::{self, FormatLimits};
-use runtime_cache::{
-    CompilerIdentity, DEFECT_ENV, Defect, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason,
-};
+use runtime_cache::{CompilerIdentity, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason};
 use signal_hook::consts::{SIGKILL, SIGTERM};
 
 use crate::cache_oracles::{self, Planted};
 use crate::contract::{Ending, Hostile, HostileOutcome, contract, hostile_contract};
+use crate::defects::{self, Defect, FAILPOINTS_ENV};
 use crate::plan::{
     CACHE_FILE, ChildPlan, Family, Holder, InitFailure, OWN_TORN_TEMP, SaveFailure, SaveStep, TEMP_LOOKALIKES,
     hostile_cache_path, hostile_link_target,
@@ -96,8 +95,8 @@ impl RuntimeCacheCatalog {
         Self { child: child.into(), sizes, defect: None }
     }
 
-    /// The same catalog, run against `defect` of runtime-cache's defect zoo (every child gets
-    /// `RUNTIME_CACHE_DEFECT`).
+    /// The same catalog, run against `defect` of the defect zoo (every child gets its recipe in
+    /// `FAILPOINTS`, with the cell's own failpoints).
     pub fn with_defect(mut self, defect: Defect) -> Self {
         self.defect = Some(defect);
         self
@@ -117,9 +116,15 @@ impl RuntimeCacheCatalog {
     }
 
     fn spec(&self, plan: &ChildPlan) -> ChildSpec {
+        self.spec_with_failpoints(plan, &[])
+    }
+
+    /// The child's spec, with the cell's own failpoint settings (`name=actions`) besides the
+    /// defect's recipe.
+    fn spec_with_failpoints(&self, plan: &ChildPlan, cell_failpoints: &[&str]) -> ChildSpec {
         let spec = ChildSpec::new(&self.child).arg(plan.to_arg()).timeout(Duration::from_secs(60));
-        match self.defect {
-            Some(defect) => spec.env(DEFECT_ENV, defect.name()),
+        match defects::failpoints(self.defect, cell_failpoints) {
+            Some(failpoints) => spec.env(FAILPOINTS_ENV, failpoints),
             None => spec,
         }
     }
@@ -235,8 +240,12 @@ pub fn init_outcome(cause: &InitFailure) -> InitOutcome {
         InitFailure::Failpoint(point) => match point.as_str() {
             "compiler-init" => InitOutcome::Fails,
             "lock" => InitOutcome::OpensCache,
-            // `read`, `parse`, `before-`/`after-hook-registration`: `CacheError::Failpoint`.
-            _ => InitOutcome::RunsCold(UnavailableReason::Other),
+            // An injected failure is the step's own error: the hook could not be registered...
+            "before-hook-registration" | "after-hook-registration" => {
+                InitOutcome::RunsCold(UnavailableReason::ExitHookUnavailable)
+            }
+            // ... the file could not be read or decoded (`read`, `parse`): `CacheError::Io`.
+            _ => InitOutcome::RunsCold(UnavailableReason::Io),
         },
         InitFailure::PathIsFolder => InitOutcome::RunsCold(UnavailableReason::NotAFile),
         InitFailure::ParentNotCreatable => InitOutcome::RunsCold(UnavailableReason::Io),
@@ -362,7 +371,7 @@ impl RuntimeCacheCatalog {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::PartialInitFailure(cause.clone()));
         let mut spec = self.spec(&plan);
         match &cause {
-            InitFailure::Failpoint(point) => spec = spec.env("FAILPOINTS", format!("{point}=return")),
+            InitFailure::Failpoint(point) => spec = self.spec_with_failpoints(&plan, &[&format!("{point}=return")]),
             // No library on the loader's path: `Backend::Nvrtc` must fail with a typed error.
             InitFailure::NvrtcMissing => spec = spec.env_remove("LD_LIBRARY_PATH"),
             _ => {}

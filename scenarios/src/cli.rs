@@ -45,7 +45,7 @@ pub enum CacheCommand {
         out: PathBuf,
         /// Run against this defect of the defect zoo (e.g. fork-unaware), to see it found.
         #[arg(long, value_parser = parse_defect)]
-        defect: Option<runtime_cache::Defect>,
+        defect: Option<crate::defects::Defect>,
         /// Spawn a fresh child per case instead of forking from the fork server.
         #[arg(long)]
         spawn: bool,
@@ -62,7 +62,7 @@ pub enum CacheCommand {
         files: Vec<PathBuf>,
         /// Replay against this defect of the defect zoo.
         #[arg(long, value_parser = parse_defect)]
-        defect: Option<runtime_cache::Defect>,
+        defect: Option<crate::defects::Defect>,
     },
 }
 
@@ -102,9 +102,9 @@ pub fn run(catalog: &RuntimeCacheCatalog, command: CacheCommand) -> ExitCode {
     }
 }
 
-fn parse_defect(name: &str) -> Result<runtime_cache::Defect, String> {
-    runtime_cache::Defect::from_name(name).ok_or_else(|| {
-        let known: Vec<&str> = runtime_cache::Defect::ALL.iter().map(|d| d.name()).collect();
+fn parse_defect(name: &str) -> Result<crate::defects::Defect, String> {
+    crate::defects::Defect::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = crate::defects::Defect::ALL.iter().map(|d| d.name()).collect();
         format!("unknown defect (one of {})", known.join(", "))
     })
 }
@@ -179,7 +179,7 @@ fn fuzz_command(config: &FuzzConfig) -> ExitCode {
     }
 }
 
-fn repro_command(child: &std::path::Path, files: &[PathBuf], defect: Option<runtime_cache::Defect>) -> ExitCode {
+fn repro_command(child: &std::path::Path, files: &[PathBuf], defect: Option<crate::defects::Defect>) -> ExitCode {
     let mut results = Vec::new();
     let mut malformed = false;
     for path in files {

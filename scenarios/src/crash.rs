@@ -17,10 +17,11 @@ use exit_harness::oracle::{
     ExitStatus, FileIntact, NoLeakedProcesses, NoLostEntries, QuietStderr, RegistryBound, SaveCount,
 };
 use exit_harness::{Cell, ChildSpec};
-use runtime_cache::{DEFECT_ENV, Defect, Durability};
+use runtime_cache::Durability;
 
 use crate::catalog::{cache_file, old_cache_bytes};
 use crate::contract::Ending;
+use crate::defects::{self, Defect, FAILPOINTS_ENV};
 use crate::plan::{ChildPlan, Family, Holder};
 
 /// The variable that sets the durability level of the `scenario-child` program's caches
@@ -40,7 +41,7 @@ pub fn level_name(level: Durability) -> &'static str {
 }
 
 /// The crash scenario of one save at `level`, run by `child` (the `scenario-child` program),
-/// optionally against a defect of runtime-cache's defect zoo.
+/// optionally against a defect of the defect zoo (its recipe in `FAILPOINTS`).
 pub fn save_scenario(child: &std::path::Path, level: Durability, defect: Option<Defect>) -> CrashScenario {
     let name = format!(
         "runtime-cache save, Durability::{level:?}{}",
@@ -73,8 +74,8 @@ fn cell(child: &std::path::Path, name: &str, level: Durability, defect: Option<D
         .arg(plan.to_arg())
         .env(DURABILITY_ENV, level_name(level))
         .timeout(Duration::from_secs(60));
-    if let Some(defect) = defect {
-        spec = spec.env(DEFECT_ENV, defect.name());
+    if let Some(failpoints) = defects::failpoints(defect, &[]) {
+        spec = spec.env(FAILPOINTS_ENV, failpoints);
     }
     Cell::new(name, "crash", spec)
         .file(cache_file(&plan.cache).seeded(old_cache_bytes()))

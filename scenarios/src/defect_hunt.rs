@@ -1,5 +1,6 @@
 //! `runtime-cache-scenarios defects`: runs the catalog against the correct cache and against every defect of
-//! runtime-cache's defect zoo, and shows what caught what.
+//! the defect zoo ([`crate::defects`]: each a recipe of runtime-cache seams, set per child through
+//! `FAILPOINTS`), and shows what caught what.
 //!
 //! The verdict: the correct cache must pass every cell, and every defect must fail at least one
 //! cell. A defect that no cell catches means the catalog has a blind spot.
@@ -10,9 +11,9 @@ use std::path::Path;
 use exit_harness::cli::run_cells;
 use exit_harness::report::RunEvent;
 use exit_harness::{Catalog, CellResult};
-use runtime_cache::Defect;
 
 use crate::catalog::{RuntimeCacheCatalog, Sizes};
+use crate::defects::Defect;
 
 /// The results of one catalog run per variant of the cache.
 #[derive(Debug)]

@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 
 use exit_harness::{CellResult, Observation, Scenario};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
-use runtime_cache::Defect;
 
 use self::fork_server::ForkServer;
 use self::ops::{Case, Op};
 use self::reproducer::Reproducer;
+use crate::defects::Defect;
 
 /// How each case runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,8 @@
 //!   the catalog and the fuzz model.
 //! - [`cache_oracles`]: runtime-cache's own oracles (kernels, cold engines, forks, memory); the
 //!   generic ones come from the harness.
-//! - [`defect_hunt`]: the catalog against runtime-cache's defect zoo: what caught what.
+//! - [`defects`]: runtime-cache's defect zoo, each defect a recipe of failpoint seams.
+//! - [`defect_hunt`]: the catalog against the defect zoo: what caught what.
 //! - [`wiring`]: runtime-cache's observer, written to the harness journal.
 //! - [`crash`]: runtime-cache's save explored at every step and under every power loss.
 //! - [`fuzz`]: churn fuzzing against a reference model, and the regression reproducers.
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod contract;
 pub mod crash;
 pub mod defect_hunt;
+pub mod defects;
 pub mod fuzz;
 pub mod plan;
 pub mod wiring;

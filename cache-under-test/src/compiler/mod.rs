@@ -75,9 +75,6 @@ pub enum CompileError {
     /// The compiler reported an error that is not about the source.
     #[error("compiler error: {0}")]
     Backend(String),
-    /// Injected by a failpoint (only with the `failpoints` feature).
-    #[error("failpoint {0} fired")]
-    Failpoint(&'static str),
 }
 
 /// Which compiler an engine uses.
@@ -143,7 +140,8 @@ impl Backend {
     /// [`Backend::Auto`] never fails (it may resolve to no compiler). Loads no library: NVRTC is
     /// only located and fingerprinted here.
     pub fn select(&self) -> Result<BackendSelection, CompileError> {
-        fail::fail_point!("compiler-init", |_| Err(CompileError::Failpoint("compiler-init")));
+        // An injected failure is one of the compiler's own.
+        fail::fail_point!("compiler-init", |_| Err(CompileError::Backend("injected failure at compiler-init".into())));
         match self {
             #[cfg(feature = "synthetic")]
             Backend::Synthetic(synthetic) => {

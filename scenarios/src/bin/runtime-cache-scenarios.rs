@@ -48,8 +48,8 @@ fn main() -> ExitCode {
     }
     let code = match cli.command {
         Command::Harness(exit_harness::cli::Command::Crash(args)) => {
-            // runtime-cache's save at each durability level (RUNTIME_CACHE_DEFECT in the
-            // environment reaches every child, to see a defect caught).
+            // runtime-cache's save at each durability level (FAILPOINTS in the environment
+            // reaches every child: a defect's recipe there shows it caught).
             let scenarios = scenarios::crash::scenarios(catalog.child(), args.filter.as_deref());
             exit_harness::crash::cli::run_scenarios(&scenarios, &args)
         }

@@ -24,10 +24,10 @@ use exit_harness::journal::Journal;
 use exit_harness::observation::{FileObservation, FileSnapshot, LeakedProcess};
 use exit_harness::{ExitOutcome, Observation, ValidContent};
 use runtime_cache::format::{self, FormatLimits};
-use runtime_cache::{DEFECT_ENV, Defect};
 use serde::{Deserialize, Serialize};
 
 use super::ops::Case;
+use crate::defects::{Defect, FAILPOINTS_ENV};
 
 /// The child program's first argument for fork-server mode.
 pub const SERVE_ARG: &str = "serve";
@@ -68,8 +68,8 @@ impl ForkServer {
         command.arg(SERVE_ARG).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         command.env_remove("RUST_BACKTRACE").env_remove("RUST_LIB_BACKTRACE");
         match defect {
-            Some(defect) => command.env(DEFECT_ENV, defect.name()),
-            None => command.env_remove(DEFECT_ENV),
+            Some(defect) => command.env(FAILPOINTS_ENV, defect.failpoints()),
+            None => command.env_remove(FAILPOINTS_ENV),
         };
         let mut process = command.spawn()?;
         let requests = process.stdin.take().ok_or_else(|| std::io::Error::other("no stdin pipe"))?;

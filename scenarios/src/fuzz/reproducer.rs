@@ -32,13 +32,13 @@ use std::path::{Path, PathBuf};
 
 use exit_harness::ExitOutcome;
 use exit_harness::observation::signal_name;
-use runtime_cache::Defect;
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{self, Expectations, Prediction};
 use super::ops::{Case, Op};
 use crate::contract::Ending;
+use crate::defects::Defect;
 
 /// A parsed reproducer.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use exit_harness::{ChildSpec, FileUnderTest, Observation, RunError};
-use runtime_cache::{DEFECT_ENV, Defect};
 
 use super::ops::Case;
 use crate::catalog::cache_file;
+use crate::defects::{Defect, FAILPOINTS_ENV};
 
 /// The child program's first argument for a spawned case.
 pub const FUZZ_CASE_ARG: &str = "fuzz-case";
@@ -28,8 +28,8 @@ pub fn files_under_test(case: &Case) -> Vec<FileUnderTest> {
 pub fn spec(child: &Path, case: &Case, defect: Option<Defect>) -> ChildSpec {
     let spec = ChildSpec::new(child).arg(FUZZ_CASE_ARG).arg(case.to_arg()).timeout(CASE_TIMEOUT);
     match defect {
-        Some(defect) => spec.env(DEFECT_ENV, defect.name()),
-        None => spec.env_remove(DEFECT_ENV),
+        Some(defect) => spec.env(FAILPOINTS_ENV, defect.failpoints()),
+        None => spec.env_remove(FAILPOINTS_ENV),
     }
 }
 

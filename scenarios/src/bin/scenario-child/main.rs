@@ -38,7 +38,8 @@ fn main() -> ExitCode {
         (Some("--worker"), Some(index)) => index.parse::<u32>().ok(),
         _ => None,
     };
-    // FAILPOINTS from the environment configures runtime-cache's failpoints for this process.
+    // FAILPOINTS from the environment configures runtime-cache's failpoints for this process:
+    // failures a cell injects, and the seams of a defect's recipe (scenarios/src/defects.rs).
     // The scenario stays configured until the process ends (exit-time saves included).
     std::mem::forget(fail::FailScenario::setup());
     wiring::wire_observer();
