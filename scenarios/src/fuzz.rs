@@ -140,20 +140,23 @@ impl Runner {
         }
     }
 
-    /// Runs `case` and judges it with the oracles the model's prediction implies.
+    /// Runs `case` and judges it with the oracles the model's predictions imply: it passes
+    /// when it matches one of them (a case without threads has one).
     fn check(&mut self, case: &Case) -> CellResult {
         let black_box = matches!(self, Runner::Spawn { .. });
         let started = Instant::now();
-        let (scenario, observation) = match model::predict(case) {
-            Ok(prediction) => {
-                let scenario = prediction.scenario("fuzz case", case, &prediction.expect, black_box);
-                (scenario, self.observe(case))
+        match model::predict_all(case) {
+            Ok(predictions) => {
+                let candidates: Vec<_> = predictions.iter().map(|p| (p, &p.expect)).collect();
+                let observation = self.observe(case);
+                judge_against_any("fuzz case", case, &candidates, black_box, observation, started, self.command(case))
             }
-            Err(error) => {
-                (Scenario::new("fuzz case").family("fuzz"), Err(format!("the case breaks the rules: {error}")))
-            }
-        };
-        scenario.judge(observation, started.elapsed(), self.command(case))
+            Err(error) => Scenario::new("fuzz case").family("fuzz").judge(
+                Err(format!("the case breaks the rules: {error}")),
+                started.elapsed(),
+                self.command(case),
+            ),
+        }
     }
 
     /// How a case is run, for reports.
@@ -163,6 +166,40 @@ impl Runner {
             Runner::Spawn { child, defect } => spawn::spec(child, case, *defect).command_line(),
         }
     }
+}
+
+/// Judges `observation` of `case` against each legal outcome in turn (a prediction and the
+/// expectations to hold it to): the first that passes is the result; when none does, the first
+/// candidate's failing result, its title saying how many outcomes were legal.
+fn judge_against_any(
+    name: &str,
+    case: &Case,
+    candidates: &[(&model::Prediction, &model::Expectations)],
+    black_box: bool,
+    observation: Result<Observation, String>,
+    started: Instant,
+    command: String,
+) -> CellResult {
+    let judge = |(prediction, expect): &(&model::Prediction, &model::Expectations), observation| {
+        let scenario = prediction.scenario(name, case, expect, black_box);
+        scenario.judge(observation, started.elapsed(), command.clone())
+    };
+    let (Some(first), Ok(seen)) = (candidates.first(), &observation) else {
+        let scenario = Scenario::new(name).family("fuzz");
+        return scenario.judge(observation, started.elapsed(), command);
+    };
+    for candidate in &candidates[1..] {
+        let result = judge(candidate, Ok(seen.clone()));
+        if result.passed() {
+            return result;
+        }
+    }
+    let mut result = judge(first, observation);
+    if !result.passed() && candidates.len() > 1 {
+        result.name =
+            format!("{name} (matched none of its {} legal outcomes; judged against the first)", candidates.len());
+    }
+    result
 }
 
 /// A failed result's first failure as one line (for titles and progress output): the oracle
@@ -291,8 +328,11 @@ fn renumber(mut case: Case) -> Case {
             | Op::Drop { engine }
             | Op::Leak { engine }
             | Op::Move { engine, .. }
-            | Op::Swap { engine, .. } => engine,
-            Op::Fork { .. } | Op::Spawn { .. } => continue,
+            | Op::Swap { engine, .. }
+            | Op::ThreadCompile { engine, .. }
+            | Op::ThreadSave { engine }
+            | Op::FailSave { engine, .. } => engine,
+            Op::Fork { .. } | Op::Spawn { .. } | Op::Wait { .. } => continue,
         };
         *engine = numbers.get(engine).copied().unwrap_or(*engine);
     }
@@ -321,13 +361,16 @@ fn write_finding(config: &FuzzConfig, case: Case, original_ops: usize) -> Result
 }
 
 /// Replays `reproducer` once, spawned through the harness's runner (with the black box), against
-/// `defect` of the defect zoo if given, and judges it with the oracles its expectations imply.
+/// `defect` of the defect zoo if given, and judges it with the oracles its expectations imply
+/// (for a racy case, each legal outcome's: it passes when it matches one).
 pub fn replay(child: &Path, reproducer: &Reproducer, defect: Option<Defect>) -> CellResult {
     let name = reproducer.path.display().to_string();
-    let mut scenario = reproducer.prediction.scenario(&name, &reproducer.case, &reproducer.expect, true);
-    scenario.family = "reproducer".into();
     let spec = spawn::spec(child, &reproducer.case, defect);
     let started = Instant::now();
-    let observation = spec.run(&scenario.files).map_err(|error| error.to_string());
-    scenario.judge(observation, started.elapsed(), spec.command_line())
+    let observation = spec.run(&spawn::files_under_test(&reproducer.case)).map_err(|error| error.to_string());
+    let candidates = reproducer.outcomes();
+    let mut result =
+        judge_against_any(&name, &reproducer.case, &candidates, true, observation, started, spec.command_line());
+    result.family = "reproducer".into();
+    result
 }

@@ -5,6 +5,7 @@
 //! while the preconditions still hold, so every case generated or shrunk is one the model
 //! accepts. What a case must do is the model's business ([`super::model`]), not this one's.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
@@ -12,7 +13,7 @@ use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest_state_machine::ReferenceStateMachine;
 
-use super::ops::{Op, Place};
+use super::ops::{Op, Place, SaveFault, WAIT_MS};
 use crate::contract::Ending;
 
 /// The cache files cases choose from.
@@ -27,6 +28,9 @@ const MAX_ENGINES: u32 = 6;
 /// Most `fork`s and `spawn`s in one case.
 const MAX_PROCESSES: u32 = 3;
 
+/// Most thread operations in one case (each racing one operation doubles the predictions).
+const MAX_THREADS: u32 = 2;
+
 /// What generation tracks while it draws a case's operations.
 #[derive(Clone, Debug, Default)]
 pub struct Drawn {
@@ -36,6 +40,20 @@ pub struct Drawn {
     created: u32,
     /// Processes forked or spawned so far.
     processes: u32,
+    /// The cache file of each owned engine.
+    paths: BTreeMap<u32, String>,
+    /// Files an owned engine saved explicitly (a `spawn` on one, then that engine's next save,
+    /// is the shape of a lost update: another process writes between two saves of one handle).
+    saved: Vec<String>,
+    /// Thread operations so far.
+    threads: u32,
+    /// Whether an engine installed the termination handler.
+    handler: bool,
+    /// Whether the case waits already.
+    waited: bool,
+    /// The engine the last operation started a thread on: its thread runs alongside the next
+    /// operation, which is then most often a save of that engine (the race a save must win).
+    threading: Option<u32>,
 }
 
 /// The operations of a case, as a reference state machine.
@@ -50,7 +68,8 @@ fn kernel() -> impl Strategy<Value = String> + Clone {
     (0..KERNELS).prop_map(|index| format!("k{index}"))
 }
 
-/// The endings a forked child or a case draws from (the contract table's rows).
+/// The endings a forked child or a case draws from (the contract table's rows: return,
+/// exit(0), exit(3), panic, SIGTERM, SIGINT, abort, SIGKILL), each with its weight (0: never).
 pub fn ending(weights: [u32; 8]) -> impl Strategy<Value = Ending> {
     let endings = [
         Ending::Return,
@@ -61,10 +80,9 @@ pub fn ending(weights: [u32; 8]) -> impl Strategy<Value = Ending> {
         Ending::SigInt,
         Ending::Abort,
     ];
-    let mut choices: Vec<(u32, BoxedStrategy<Ending>)> =
-        endings.into_iter().zip(weights).map(|(ending, weight)| (weight, Just(ending).boxed())).collect();
-    choices.push((weights[7], Just(Ending::SigKill).boxed()));
-    Union::new_weighted(choices)
+    let choices = endings.into_iter().chain([Ending::SigKill]).zip(weights);
+    let choices = choices.filter(|(_, weight)| *weight > 0).map(|(ending, weight)| (weight, Just(ending).boxed()));
+    Union::new_weighted(choices.collect())
 }
 
 impl ReferenceStateMachine for CaseMachine {
@@ -76,7 +94,11 @@ impl ReferenceStateMachine for CaseMachine {
     }
 
     fn transitions(state: &Drawn) -> BoxedStrategy<Op> {
+        // Weights are out of about 60 when the case owns an engine.
         let mut choices: Vec<(u32, BoxedStrategy<Op>)> = Vec::new();
+        if let Some(engine) = state.threading {
+            choices.push((20, Just(Op::Save { engine }).boxed()));
+        }
         if state.created < MAX_ENGINES {
             let engine = state.created;
             let create = (file(), prop::bool::weighted(0.15)).prop_map(move |(path, handler)| Op::Create {
@@ -84,12 +106,22 @@ impl ReferenceStateMachine for CaseMachine {
                 path,
                 handler,
             });
-            choices.push((4, create.boxed()));
+            choices.push((12, create.boxed()));
         }
         if state.processes < MAX_PROCESSES {
             let fork = ending([1; 8]).prop_map(|ending| Op::Fork { ending });
-            choices.push((1, fork.boxed()));
-            choices.push((1, (file(), kernel()).prop_map(|(path, kernel)| Op::Spawn { path, kernel }).boxed()));
+            choices.push((3, fork.boxed()));
+            choices.push((3, (file(), kernel()).prop_map(|(path, kernel)| Op::Spawn { path, kernel }).boxed()));
+            if !state.saved.is_empty() {
+                // Between two saves of one handle: another process saves the same file.
+                let path = proptest::sample::select(state.saved.clone());
+                choices.push((9, (path, kernel()).prop_map(|(path, kernel)| Op::Spawn { path, kernel }).boxed()));
+            }
+        }
+        if state.handler && !state.waited {
+            // Rare (each costs its wait): time passing before the ending, which `cases` then
+            // draws mostly from the termination signals.
+            choices.push((1, Just(Op::Wait { ms: WAIT_MS }).boxed()));
         }
         if !state.owned.is_empty() {
             let engine = proptest::sample::select(state.owned.clone());
@@ -98,13 +130,22 @@ impl ReferenceStateMachine for CaseMachine {
                 .prop_map(|(engine, to)| Op::Move { engine, to });
             let swap = (engine.clone(), file()).prop_map(|(engine, path)| Op::Swap { engine, path });
             choices.extend([
-                (6, compile.boxed()),
-                (2, engine.clone().prop_map(|engine| Op::Save { engine }).boxed()),
-                (2, engine.clone().prop_map(|engine| Op::Drop { engine }).boxed()),
-                (1, engine.prop_map(|engine| Op::Leak { engine }).boxed()),
-                (2, moved.boxed()),
-                (1, swap.boxed()),
+                (18, compile.boxed()),
+                (6, engine.clone().prop_map(|engine| Op::Save { engine }).boxed()),
+                (6, engine.clone().prop_map(|engine| Op::Drop { engine }).boxed()),
+                (3, engine.clone().prop_map(|engine| Op::Leak { engine }).boxed()),
+                (6, moved.boxed()),
+                (3, swap.boxed()),
             ]);
+            let fault = proptest::sample::select(SaveFault::ALL.to_vec());
+            let fail_save = (engine.clone(), fault).prop_map(|(engine, at)| Op::FailSave { engine, at });
+            choices.push((6, fail_save.boxed()));
+            if state.threads < MAX_THREADS {
+                let thread_compile =
+                    (engine.clone(), kernel()).prop_map(|(engine, kernel)| Op::ThreadCompile { engine, kernel });
+                choices.push((6, thread_compile.boxed()));
+                choices.push((3, engine.prop_map(|engine| Op::ThreadSave { engine }).boxed()));
+            }
         }
         Union::new_weighted(choices).boxed()
     }
@@ -114,21 +155,44 @@ impl ReferenceStateMachine for CaseMachine {
             // A shrunk case may skip numbers; an engine is never created twice.
             Op::Create { engine, .. } => *engine >= state.created && state.created < MAX_ENGINES,
             Op::Fork { .. } | Op::Spawn { .. } => state.processes < MAX_PROCESSES,
+            Op::Wait { .. } => !state.waited,
+            Op::ThreadCompile { engine, .. } | Op::ThreadSave { engine } => {
+                state.threads < MAX_THREADS && state.owned.contains(engine)
+            }
             other => other.acts_on().is_some_and(|engine| state.owned.contains(&engine)),
         }
     }
 
     fn apply(mut state: Drawn, op: &Op) -> Drawn {
+        state.threading = match op {
+            Op::ThreadCompile { engine, .. } | Op::ThreadSave { engine } => Some(*engine),
+            _ => None,
+        };
         match op {
-            Op::Create { engine, .. } => {
+            Op::Create { engine, path, handler } => {
                 state.owned.push(*engine);
                 state.created = engine + 1;
+                state.paths.insert(*engine, path.clone());
+                state.handler |= handler;
             }
             Op::Drop { engine } | Op::Leak { engine } | Op::Move { engine, .. } => {
                 state.owned.retain(|owned| owned != engine);
+                state.paths.remove(engine);
             }
             Op::Fork { .. } | Op::Spawn { .. } => state.processes += 1,
-            Op::Compile { .. } | Op::Save { .. } | Op::Swap { .. } => {}
+            Op::Save { engine } => {
+                if let Some(path) = state.paths.get(engine)
+                    && !state.saved.contains(path)
+                {
+                    state.saved.push(path.clone());
+                }
+            }
+            Op::Swap { engine, path } => {
+                state.paths.insert(*engine, path.clone());
+            }
+            Op::ThreadCompile { .. } | Op::ThreadSave { .. } => state.threads += 1,
+            Op::Wait { .. } => state.waited = true,
+            Op::Compile { .. } | Op::FailSave { .. } => {}
         }
         state
     }
@@ -138,7 +202,12 @@ impl ReferenceStateMachine for CaseMachine {
 /// operations the run got through, which tells shrinking what it may drop) and the ending.
 pub type Generated = ((Drawn, Vec<Op>, Option<Arc<AtomicUsize>>), Ending);
 
-/// Cases of 1 to `max_ops` operations and an ending (returning most often).
+/// Cases of 1 to `max_ops` operations and an ending (returning most often; a case that waits
+/// ends mostly by a termination signal, which its handler must still save for).
 pub fn cases(max_ops: usize) -> impl Strategy<Value = Generated> {
-    (CaseMachine::sequential_strategy(1..=max_ops.max(1)), ending([4, 2, 1, 1, 1, 1, 1, 1]))
+    CaseMachine::sequential_strategy(1..=max_ops.max(1)).prop_flat_map(|machine| {
+        let waits = machine.1.iter().any(|op| matches!(op, Op::Wait { .. }));
+        let weights = if waits { [1, 0, 1, 0, 4, 4, 0, 0] } else { [4, 2, 1, 1, 1, 1, 1, 1] };
+        (Just(machine), ending(weights))
+    })
 }
