@@ -32,8 +32,10 @@ const MAX_PROCESSES: u32 = 3;
 const MAX_THREADS: u32 = 2;
 
 /// What generation tracks while it draws a case's operations.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Drawn {
+    /// How the case ends, drawn first (a `wait` is drawn only before a termination signal).
+    ending: Ending,
     /// Engines created and still owned by the case (not dropped, leaked or moved).
     owned: Vec<u32>,
     /// Engines created so far.
@@ -90,14 +92,27 @@ impl ReferenceStateMachine for CaseMachine {
     type Transition = Op;
 
     fn init_state() -> BoxedStrategy<Drawn> {
-        Just(Drawn::default()).boxed()
+        ending([4, 2, 1, 1, 1, 1, 1, 1])
+            .prop_map(|ending| Drawn {
+                ending,
+                owned: Vec::new(),
+                created: 0,
+                processes: 0,
+                paths: BTreeMap::new(),
+                saved: Vec::new(),
+                threads: 0,
+                handler: false,
+                waited: false,
+                threading: None,
+            })
+            .boxed()
     }
 
     fn transitions(state: &Drawn) -> BoxedStrategy<Op> {
         // Weights are out of about 60 when the case owns an engine.
         let mut choices: Vec<(u32, BoxedStrategy<Op>)> = Vec::new();
         if let Some(engine) = state.threading {
-            choices.push((20, Just(Op::Save { engine }).boxed()));
+            choices.push((40, Just(Op::Save { engine }).boxed()));
         }
         if state.created < MAX_ENGINES {
             let engine = state.created;
@@ -118,10 +133,10 @@ impl ReferenceStateMachine for CaseMachine {
                 choices.push((9, (path, kernel()).prop_map(|(path, kernel)| Op::Spawn { path, kernel }).boxed()));
             }
         }
-        if state.handler && !state.waited {
-            // Rare (each costs its wait): time passing before the ending, which `cases` then
-            // draws mostly from the termination signals.
-            choices.push((1, Just(Op::Wait { ms: WAIT_MS }).boxed()));
+        if state.handler && !state.waited && matches!(state.ending, Ending::SigTerm | Ending::SigInt) {
+            // Time passing before the signal, longer than the exit budget: the handler must
+            // still save. Only here (each wait costs its time).
+            choices.push((6, Just(Op::Wait { ms: WAIT_MS }).boxed()));
         }
         if !state.owned.is_empty() {
             let engine = proptest::sample::select(state.owned.clone());
@@ -143,7 +158,7 @@ impl ReferenceStateMachine for CaseMachine {
             if state.threads < MAX_THREADS {
                 let thread_compile =
                     (engine.clone(), kernel()).prop_map(|(engine, kernel)| Op::ThreadCompile { engine, kernel });
-                choices.push((6, thread_compile.boxed()));
+                choices.push((12, thread_compile.boxed()));
                 choices.push((3, engine.prop_map(|engine| Op::ThreadSave { engine }).boxed()));
             }
         }
@@ -155,7 +170,7 @@ impl ReferenceStateMachine for CaseMachine {
             // A shrunk case may skip numbers; an engine is never created twice.
             Op::Create { engine, .. } => *engine >= state.created && state.created < MAX_ENGINES,
             Op::Fork { .. } | Op::Spawn { .. } => state.processes < MAX_PROCESSES,
-            Op::Wait { .. } => !state.waited,
+            Op::Wait { .. } => !state.waited && matches!(state.ending, Ending::SigTerm | Ending::SigInt),
             Op::ThreadCompile { engine, .. } | Op::ThreadSave { engine } => {
                 state.threads < MAX_THREADS && state.owned.contains(engine)
             }
@@ -202,12 +217,65 @@ impl ReferenceStateMachine for CaseMachine {
 /// operations the run got through, which tells shrinking what it may drop) and the ending.
 pub type Generated = ((Drawn, Vec<Op>, Option<Arc<AtomicUsize>>), Ending);
 
-/// Cases of 1 to `max_ops` operations and an ending (returning most often; a case that waits
-/// ends mostly by a termination signal, which its handler must still save for).
+/// Cases of 1 to `max_ops` operations and an ending (returning most often), drawn first as the
+/// machine's initial state.
 pub fn cases(max_ops: usize) -> impl Strategy<Value = Generated> {
-    CaseMachine::sequential_strategy(1..=max_ops.max(1)).prop_flat_map(|machine| {
-        let waits = machine.1.iter().any(|op| matches!(op, Op::Wait { .. }));
-        let weights = if waits { [1, 0, 1, 0, 4, 4, 0, 0] } else { [4, 2, 1, 1, 1, 1, 1, 1] };
-        (Just(machine), ending(weights))
+    CaseMachine::sequential_strategy(1..=max_ops.max(1)).prop_map(|machine| {
+        let ending = machine.0.ending;
+        (machine, ending)
     })
+}
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    use super::*;
+    use crate::fuzz::model::predict_all;
+    use crate::fuzz::ops::Case;
+
+    /// 3 000 cases (the CI budget) draw every operation, wait only before a termination signal,
+    /// and draw the shapes the new operations exist for often enough: a thread's compile racing
+    /// a save of its engine, a spawn on a file between two saves of one handle, racy cases the
+    /// model must predict more than one outcome for.
+    #[test]
+    fn three_thousand_cases_draw_every_shape_the_oracles_need() {
+        let mut runner = TestRunner::deterministic();
+        let strategy = cases(6);
+        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+        let (mut thread_then_save, mut spawn_between_saves, mut racy) = (0, 0, 0);
+        for _ in 0..3000 {
+            let ((_, ops, _), ending) = strategy.new_tree(&mut runner).unwrap().current();
+            for op in &ops {
+                let text = op.to_string();
+                *kinds.entry(text.split(' ').next().unwrap_or_default().to_owned()).or_default() += 1;
+                if matches!(op, Op::Wait { .. }) {
+                    assert!(matches!(ending, Ending::SigTerm | Ending::SigInt), "a wait before {ending}");
+                }
+            }
+            thread_then_save += ops
+                .windows(2)
+                .filter(|pair| {
+                    matches!((&pair[0], &pair[1]), (Op::ThreadCompile { engine: a, .. }, Op::Save { engine: b }) if a == b)
+                })
+                .count();
+            let first_save = ops.iter().position(|op| matches!(op, Op::Save { .. }));
+            let spawn_after = |at: usize| ops[at..].iter().any(|op| matches!(op, Op::Spawn { .. }));
+            spawn_between_saves += usize::from(first_save.is_some_and(spawn_after));
+            let case = Case { ops, ending };
+            racy += usize::from(predict_all(&case).expect("every generated case is legal").len() > 1);
+        }
+        let every = ["create", "compile", "save", "drop", "leak", "move", "swap", "fork", "spawn"];
+        let new = ["thread-compile", "thread-save", "fail-save", "wait"];
+        for kind in every.iter().chain(&new) {
+            assert!(kinds.get(*kind).copied().unwrap_or(0) >= 10, "`{kind}` drawn too rarely: {kinds:?}");
+        }
+        assert!(thread_then_save >= 100, "{thread_then_save} thread-compile + save pairs");
+        assert!(spawn_between_saves >= 60, "{spawn_between_saves} cases spawn after a save");
+        assert!(racy >= 100, "{racy} racy cases");
+        // Each wait costs its time: few enough to keep 3 000 cases within CI's budget.
+        assert!(kinds["wait"] <= 40, "{} waits", kinds["wait"]);
+    }
 }

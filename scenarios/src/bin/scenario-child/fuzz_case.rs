@@ -144,20 +144,29 @@ impl Running {
     }
 }
 
-/// Starts the thread of op `n` (`thread-compile` or `thread-save`) on `engine`.
+/// Starts the thread of op `n` (`thread-compile` or `thread-save`) on `engine`, and returns once
+/// it runs: the thread and the next operation then start together, so that the thread's effect
+/// lands inside that operation (a save's write, say) as often as before or after it.
 fn start_thread(n: usize, op: &Op, engine: Arc<Engine>) -> Running {
     let op = op.clone();
+    let started = Arc::new(std::sync::Barrier::new(2));
+    let barrier = Arc::clone(&started);
     let thread = std::thread::spawn(move || match &op {
         Op::ThreadCompile { kernel, .. } => {
+            barrier.wait();
             compile(&engine, kernel);
         }
         Op::ThreadSave { .. } => {
+            barrier.wait();
             if let Some(cache) = engine.runtime_cache() {
                 let _ = cache.save();
             }
         }
-        _ => {}
+        _ => {
+            barrier.wait();
+        }
     });
+    started.wait();
     Running { n, thread }
 }
 
