@@ -18,7 +18,7 @@ const CHILD: &str = env!("CARGO_BIN_EXE_scenario-child");
 const EXIT_HARNESS: &str = env!("CARGO_BIN_EXE_exit-harness");
 
 /// The shipped reproducers; `every_shipped_reproducer_has_a_test` keeps this list complete.
-const SHIPPED: [&str; 7] = [
+const SHIPPED: [&str; 10] = [
     "many-engines-alive-at-exit.toml",
     "swap-saves-old-cache-once.toml",
     "two-processes-share-one-file.toml",
@@ -26,14 +26,31 @@ const SHIPPED: [&str; 7] = [
     "thread-local-handle-at-exit.toml",
     "static-handle-process-exit.toml",
     "thread-compile-during-save.toml",
+    "failed-save-then-recovery.toml",
+    "signal-after-a-wait-saves-every-handle.toml",
+    "spawn-between-two-saves-of-one-handle.toml",
 ];
 
 /// Reproducers proved able to fail by a bug planted in runtime-cache (not in the defect zoo),
 /// with the bug: the file, and what the plant did.
-const PROVED_BY_A_PLANT: [(&str, &str); 1] = [(
-    "thread-compile-during-save.toml",
-    "a save marks every entry clean after its write, including one a thread inserted after its snapshot",
-)];
+const PROVED_BY_A_PLANT: [(&str, &str); 4] = [
+    (
+        "thread-compile-during-save.toml",
+        "a save marks every entry clean after its write, including one a thread inserted after its snapshot",
+    ),
+    (
+        "failed-save-then-recovery.toml",
+        "a save takes the dirty set before its write and does not restore it on failure",
+    ),
+    (
+        "signal-after-a-wait-saves-every-handle.toml",
+        "the termination handler's exit deadline starts when it is installed, not when the signal arrives",
+    ),
+    (
+        "spawn-between-two-saves-of-one-handle.toml",
+        "a handle that wrote the file last skips the re-read before its next save",
+    ),
+];
 
 fn folder() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("reproducers")
@@ -84,6 +101,21 @@ fn static_handle_process_exit() {
 #[test]
 fn thread_compile_during_save() {
     replay_shipped("thread-compile-during-save.toml");
+}
+
+#[test]
+fn failed_save_then_recovery() {
+    replay_shipped("failed-save-then-recovery.toml");
+}
+
+#[test]
+fn signal_after_a_wait_saves_every_handle() {
+    replay_shipped("signal-after-a-wait-saves-every-handle.toml");
+}
+
+#[test]
+fn spawn_between_two_saves_of_one_handle() {
+    replay_shipped("spawn-between-two-saves-of-one-handle.toml");
 }
 
 #[test]

@@ -387,6 +387,38 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_compile_racing_a_save_has_exactly_two_legal_outcomes() {
+        let racy = case(&["create e0 a.rtc", "compile e0 k1", "thread-compile e0 k2", "save e0"], Ending::Return);
+        let outcomes = predict_all(&racy).unwrap();
+        let saves: Vec<u64> = outcomes.iter().map(|p| p.expect.saves["main"]["a.rtc"]).collect();
+        // Before the save's snapshot: one save holds both; after it: the drop at return saves k2.
+        assert_eq!(saves, [1, 2]);
+        assert_eq!(outcomes[0].steps[3].saves["main"]["a.rtc"], 1);
+        for outcome in &outcomes {
+            assert_eq!(outcome.expect.entries["a.rtc"], BTreeSet::from(["k1".into(), "k2".into()]));
+        }
+        // A thread followed by an operation that gives its engine up is joined first: one order.
+        let joined = case(&["create e0 a.rtc", "thread-compile e0 k2", "drop e0"], Ending::Return);
+        assert_eq!(predict_all(&joined).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_save_keeps_its_entries_dirty_for_the_next_save() {
+        let p = predict(&case(
+            &["create e0 a.rtc", "compile e0 k1", "fail-save e0 before-rename", "fail-save e0 lock", "save e0"],
+            Ending::Exit(0),
+        ))
+        .unwrap();
+        assert_eq!(p.expect.failed_saves, 2);
+        assert_eq!(p.steps[3].saves["main"].get("a.rtc").copied().unwrap_or(0), 0);
+        assert_eq!(p.expect.saves["main"]["a.rtc"], 1);
+        assert_eq!(p.expect.entries["a.rtc"], BTreeSet::from(["k1".into()]));
+        // A clean handle does not write, so it does not fail either.
+        let clean = predict(&case(&["create e0 a.rtc", "fail-save e0 lock"], Ending::Return)).unwrap();
+        assert_eq!(clean.expect.failed_saves, 0);
+    }
+
+    #[test]
     fn using_a_moved_engine_is_rejected_with_its_op() {
         let error = predict(&case(&["create e0 a.rtc", "move e0 static", "save e0"], Ending::Return)).unwrap_err();
         assert_eq!(error.op, 3);
