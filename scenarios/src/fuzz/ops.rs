@@ -17,7 +17,7 @@
 //! | `thread-compile e0 k3` | a thread compiles `k3` on `e0` *while the next operation runs* on the main thread; joined after it (before it when that op gives the engine up, forks, fails a save or ends the case) |
 //! | `thread-save e0` | a thread saves `e0` explicitly while the next operation runs (joined as above) |
 //! | `fail-save e0 before-rename` | an explicit save that fails once, at the runtime-cache failpoint `save-before-rename` (also `after-temp-created`, `lock`): armed with `fail::cfg` for this save only |
-//! | `wait 80ms` | the main thread sleeps; a case with a `wait` sets the exit budget ([`WAIT_EXIT_BUDGET`]) shorter than the wait, so a signal arriving after it tests that the budget starts when the exit does |
+//! | `wait 45ms` | the main thread sleeps; a case with a `wait` sets the exit budget ([`WAIT_EXIT_BUDGET`]) shorter than the wait, so a signal arriving after it tests that the budget starts when the exit does |
 //!
 //! A thread operation makes a case racy: the model then predicts every legal order of the
 //! thread's effect and the next operation's ([`crate::fuzz::model::predict_all`]), and a run
@@ -188,10 +188,10 @@ impl SaveFault {
 
 /// The exit budget (`runtime_cache::set_exit_deadline`) of a case with a `wait`: shorter than
 /// any wait the generator draws ([`WAIT_MS`]), long enough for a debug build's exit saves.
-pub const WAIT_EXIT_BUDGET: Duration = Duration::from_millis(50);
+pub const WAIT_EXIT_BUDGET: Duration = Duration::from_millis(30);
 
 /// How long a generated `wait` sleeps: longer than [`WAIT_EXIT_BUDGET`].
-pub const WAIT_MS: u64 = 80;
+pub const WAIT_MS: u64 = 45;
 
 impl Op {
     /// The engine this operation acts on, if any (not for `create`, which makes one).
@@ -313,7 +313,7 @@ impl FromStr for Op {
                 let ms = words[1].strip_suffix("ms").and_then(|ms| ms.parse::<u64>().ok());
                 match ms {
                     Some(ms) if ms <= 10_000 => Ok(Op::Wait { ms }),
-                    _ => Err(format!("`{}` is not a wait (like 80ms, at most 10000ms)", words[1])),
+                    _ => Err(format!("`{}` is not a wait (like 45ms, at most 10000ms)", words[1])),
                 }
             }
             Some(other) => Err(format!(
