@@ -384,6 +384,39 @@ ending = "exit(3)"
     }
 
     #[test]
+    fn a_racy_case_is_written_without_expectations_and_read_back_with_every_outcome() {
+        let racy =
+            GOOD.replace("\"compile e0 k1\",", "\"compile e0 k1\",\n  \"thread-compile e0 k2\",\n  \"save e0\",");
+        let first = Reproducer::parse(Path::new("x.toml"), &racy).unwrap();
+        assert!(first.is_racy());
+        let text = first.to_toml();
+        assert!(!text.contains("\n[expect]") && text.contains("# racy: 2 legal outcomes"), "{text}");
+        let again = Reproducer::parse(Path::new("x.toml"), &text).unwrap();
+        assert_eq!(again.outcomes().len(), 2);
+        // An [expect] names one outcome: the run is held to that one alone.
+        let held = format!(
+            "{racy}\n[expect]\nexit = \"code 3\"\nstderr = \"empty\"\nregistry = 1\n\n[expect.saves]\nmain = {{ \"a.rtc\" = 2 }}\n\n[expect.entries]\n\"a.rtc\" = [\"k1\", \"k2\"]\n"
+        );
+        let held = Reproducer::parse(Path::new("x.toml"), &held).unwrap();
+        assert_eq!(held.outcomes().len(), 1);
+        assert_eq!(held.outcomes()[0].0.expect.saves["main"]["a.rtc"], 2);
+    }
+
+    #[test]
+    fn failed_saves_are_written_and_read_back() {
+        let failing = GOOD.replace("\"compile e0 k1\",", "\"compile e0 k1\",\n  \"fail-save e0 lock\",");
+        let first = Reproducer::parse(Path::new("x.toml"), &failing).unwrap();
+        assert_eq!(first.expect.failed_saves, 1);
+        let text = first.to_toml();
+        assert!(text.contains("failed_saves = 1\n"), "{text}");
+        let again = Reproducer::parse(Path::new("x.toml"), &text).unwrap();
+        assert_eq!(again.expect, first.expect);
+        let wrong = text.replace("failed_saves = 1", "failed_saves = 0");
+        let error = Reproducer::parse(Path::new("x.toml"), &wrong).unwrap_err().to_string();
+        assert!(error.contains("failed saves: file says 0, model 1"), "{error}");
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let bad_op = GOOD.replace("compile e0 k1", "compile e9 k1");
         let error = Reproducer::parse(Path::new("x.toml"), &bad_op).unwrap_err().to_string();
