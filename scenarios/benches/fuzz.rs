@@ -5,8 +5,8 @@
 //! - `fuzz::fuzz` in this process: the fork server on 2 jobs and on 1, and spawning a fresh
 //!   child per case on 2 jobs;
 //! - the `runtime-cache-scenarios fuzz --jobs 2` command line as a user runs it: this bench's (release)
-//!   build, and the debug build next to it (`target/debug/runtime-cache-scenarios`, the README's) when
-//!   there is one.
+//!   build, and the debug build next to it (`target/debug/runtime-cache-scenarios`, the README's, with
+//!   seeds 1 and 20260625, 5 000 cases each) when there is one; then the floor again.
 //!
 //! `cargo bench -p scenarios --bench fuzz`
 //!
@@ -71,11 +71,11 @@ fn library_rate(executor: Executor, jobs: usize, cases: u64) -> f64 {
     report.rate()
 }
 
-/// `runtime-cache-scenarios fuzz --jobs 2`, as a user runs it: the rate it prints.
-fn cli_rate(program: &Path, cases: u64) -> f64 {
+/// `runtime-cache-scenarios fuzz --jobs 2 --seed SEED`, as a user runs it: the rate it prints.
+fn cli_rate(program: &Path, seed: u64, cases: u64) -> f64 {
     let out = tempfile::tempdir().expect("tempdir");
     let output = Command::new(program)
-        .args(["fuzz", "--jobs", "2", "--seed", &SEED.to_string(), "--cases", &cases.to_string(), "--out"])
+        .args(["fuzz", "--jobs", "2", "--seed", &seed.to_string(), "--cases", &cases.to_string(), "--out"])
         .arg(out.path())
         .output()
         .expect("run runtime-cache-scenarios fuzz");
@@ -111,7 +111,7 @@ fn main() {
     }
     row(
         "CLI runtime-cache-scenarios fuzz -j2 (release)",
-        (0..3).map(|_| cli_rate(Path::new(RUNTIME_CACHE_SCENARIOS), 5_000)).collect(),
+        (0..3).map(|_| cli_rate(Path::new(RUNTIME_CACHE_SCENARIOS), SEED, 5_000)).collect(),
     );
     // target/release/runtime-cache-scenarios -> target/debug/runtime-cache-scenarios: the README's debug build, if built.
     let debug = Path::new(RUNTIME_CACHE_SCENARIOS)
@@ -119,6 +119,11 @@ fn main() {
         .and_then(Path::parent)
         .map(|target| target.join("debug/runtime-cache-scenarios"));
     if let Some(debug) = debug.filter(|path| path.is_file()) {
-        row("CLI runtime-cache-scenarios fuzz -j2 (debug)", (0..3).map(|_| cli_rate(&debug, 3_000)).collect());
+        for seed in [1, SEED] {
+            let name = format!("CLI runtime-cache-scenarios fuzz -j2 (debug), seed {seed}");
+            row(&name, (0..3).map(|_| cli_rate(&debug, seed, 5_000)).collect());
+        }
     }
+    // The floor again, last: the machine's load may have changed while the rows above ran.
+    row("floor: fork+_exit+wait, 2 threads", (0..3).map(|_| floor_rate(2, 5_000)).collect());
 }

@@ -140,20 +140,23 @@ impl Runner {
         }
     }
 
-    /// Runs `case` and judges it with the oracles the model's prediction implies.
+    /// Runs `case` and judges it with the oracles the model's predictions imply: it passes
+    /// when it matches one of them (a case without threads has one).
     fn check(&mut self, case: &Case) -> CellResult {
         let black_box = matches!(self, Runner::Spawn { .. });
         let started = Instant::now();
-        let (scenario, observation) = match model::predict(case) {
-            Ok(prediction) => {
-                let scenario = prediction.scenario("fuzz case", case, &prediction.expect, black_box);
-                (scenario, self.observe(case))
+        match model::predict_all(case) {
+            Ok(predictions) => {
+                let candidates: Vec<_> = predictions.iter().map(|p| (p, &p.expect)).collect();
+                let observation = self.observe(case);
+                judge_against_any("fuzz case", case, &candidates, black_box, observation, started, self.command(case))
             }
-            Err(error) => {
-                (Scenario::new("fuzz case").family("fuzz"), Err(format!("the case breaks the rules: {error}")))
-            }
-        };
-        scenario.judge(observation, started.elapsed(), self.command(case))
+            Err(error) => Scenario::new("fuzz case").family("fuzz").judge(
+                Err(format!("the case breaks the rules: {error}")),
+                started.elapsed(),
+                self.command(case),
+            ),
+        }
     }
 
     /// How a case is run, for reports.
@@ -163,6 +166,40 @@ impl Runner {
             Runner::Spawn { child, defect } => spawn::spec(child, case, *defect).command_line(),
         }
     }
+}
+
+/// Judges `observation` of `case` against each legal outcome in turn (a prediction and the
+/// expectations to hold it to): the first that passes is the result; when none does, the first
+/// candidate's failing result, its title saying how many outcomes were legal.
+fn judge_against_any(
+    name: &str,
+    case: &Case,
+    candidates: &[(&model::Prediction, &model::Expectations)],
+    black_box: bool,
+    observation: Result<Observation, String>,
+    started: Instant,
+    command: String,
+) -> CellResult {
+    let judge = |(prediction, expect): &(&model::Prediction, &model::Expectations), observation| {
+        let scenario = prediction.scenario(name, case, expect, black_box);
+        scenario.judge(observation, started.elapsed(), command.clone())
+    };
+    let (Some(first), Ok(seen)) = (candidates.first(), &observation) else {
+        let scenario = Scenario::new(name).family("fuzz");
+        return scenario.judge(observation, started.elapsed(), command);
+    };
+    for candidate in &candidates[1..] {
+        let result = judge(candidate, Ok(seen.clone()));
+        if result.passed() {
+            return result;
+        }
+    }
+    let mut result = judge(first, observation);
+    if !result.passed() && candidates.len() > 1 {
+        result.name =
+            format!("{name} (matched none of its {} legal outcomes; judged against the first)", candidates.len());
+    }
+    result
 }
 
 /// A failed result's first failure as one line (for titles and progress output): the oracle
@@ -177,6 +214,14 @@ pub fn headline(result: &CellResult) -> String {
         Some(next) if first.ends_with(':') => format!("{first} {next}"),
         _ => first.to_owned(),
     }
+}
+
+/// Runs of a racy case (one with more than one legal outcome) while shrinking, and in a
+/// replay: it fails as soon as one run matches no legal outcome.
+pub const RACY_RUNS: usize = 10;
+
+fn is_racy(case: &Case) -> bool {
+    model::predict_all(case).is_ok_and(|predictions| predictions.len() > 1)
 }
 
 /// 16 bytes of XorShift seed for job `job` of a run seeded with `seed`.
@@ -197,11 +242,15 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
     let stop = AtomicBool::new(false);
     let (cases, runs, first_failing_ops) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let found: Mutex<Option<Case>> = Mutex::new(None);
+    // The last failing run's result: the minimal case's once shrinking ends (its evidence, when a
+    // racy failure does not show again in the spawned re-run).
+    let last_failure: Mutex<Option<CellResult>> = Mutex::new(None);
     let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for job in 0..jobs {
             let share = config.cases / jobs as u64 + u64::from((job as u64) < config.cases % jobs as u64);
             let (stop, cases, runs, found, errors) = (&stop, &cases, &runs, &found, &errors);
+            let last_failure = &last_failure;
             let first_failing_ops = &first_failing_ops;
             scope.spawn(move || {
                 let runner = match Runner::start(config) {
@@ -234,7 +283,18 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
                     }
                     progress(runs.fetch_add(1, Ordering::Relaxed) + 1);
                     let case = Case { ops, ending };
-                    let result = runner.borrow_mut().check(&case);
+                    let mut result = runner.borrow_mut().check(&case);
+                    if shrinking.load(Ordering::Relaxed) && result.passed() && is_racy(&case) {
+                        // A race may not happen again on the first try: a simplification of a
+                        // racy failure is kept when any of a few runs fails.
+                        for _ in 1..RACY_RUNS {
+                            progress(runs.fetch_add(1, Ordering::Relaxed) + 1);
+                            result = runner.borrow_mut().check(&case);
+                            if !result.passed() {
+                                break;
+                            }
+                        }
+                    }
                     // The child ran the whole case: shrinking may drop any of its operations.
                     if let Some(seen) = seen {
                         seen.store(case.ops.len(), Ordering::SeqCst);
@@ -250,7 +310,9 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
                         }
                         first_failing_ops.store(case.ops.len() as u64, Ordering::Relaxed);
                     }
-                    Err(TestCaseError::fail(headline(&result)))
+                    let headline = headline(&result);
+                    *last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                    Err(TestCaseError::fail(headline))
                 });
                 if let Err(TestError::Fail(_, ((_, ops, _), ending))) = result {
                     *found.lock().unwrap_or_else(|p| p.into_inner()) = Some(Case { ops, ending });
@@ -270,7 +332,8 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<Fuzz
     if let Some(case) = found.into_inner().unwrap_or_else(|p| p.into_inner()) {
         let case = renumber(case);
         let original_ops = first_failing_ops.load(Ordering::Relaxed) as usize;
-        report.finding = Some(write_finding(config, case, original_ops)?);
+        let last_failure = last_failure.into_inner().unwrap_or_else(|p| p.into_inner());
+        report.finding = Some(write_finding(config, case, original_ops, last_failure)?);
         report.runs = runs.load(Ordering::Relaxed);
     }
     Ok(report)
@@ -291,21 +354,34 @@ fn renumber(mut case: Case) -> Case {
             | Op::Drop { engine }
             | Op::Leak { engine }
             | Op::Move { engine, .. }
-            | Op::Swap { engine, .. } => engine,
-            Op::Fork { .. } | Op::Spawn { .. } => continue,
+            | Op::Swap { engine, .. }
+            | Op::ThreadCompile { engine, .. }
+            | Op::ThreadSave { engine }
+            | Op::FailSave { engine, .. } => engine,
+            Op::Fork { .. } | Op::Spawn { .. } | Op::Wait { .. } => continue,
         };
         *engine = numbers.get(engine).copied().unwrap_or(*engine);
     }
     case
 }
 
-/// Re-runs the minimal case (spawned, with the black box) for its evidence, and writes it down.
-fn write_finding(config: &FuzzConfig, case: Case, original_ops: usize) -> Result<Finding, String> {
+/// Re-runs the minimal case (spawned, with the black box) for its evidence, and writes it down;
+/// `last_failure` is the minimal case's failing run, whose evidence is kept when the re-run
+/// passes (a race that did not happen again).
+fn write_finding(
+    config: &FuzzConfig,
+    case: Case,
+    original_ops: usize,
+    last_failure: Option<CellResult>,
+) -> Result<Finding, String> {
     let mut spawned = Runner::Spawn { child: config.child.clone(), defect: config.defect };
     let mut result = spawned.check(&case);
     if result.passed() {
-        // Failed under the fork server only, or not every time: keep the fork server's evidence.
-        result = Runner::start(config)?.check(&case);
+        // Failed under the fork server only, or not every time: keep the failing run's evidence.
+        result = match last_failure {
+            Some(failure) if !failure.passed() => failure,
+            _ => Runner::start(config)?.check(&case),
+        };
     }
     let headline: String = headline(&result).chars().take(120).collect();
     let title = format!("fuzz (seed {}): {headline}", config.seed);
@@ -321,13 +397,26 @@ fn write_finding(config: &FuzzConfig, case: Case, original_ops: usize) -> Result
 }
 
 /// Replays `reproducer` once, spawned through the harness's runner (with the black box), against
-/// `defect` of the defect zoo if given, and judges it with the oracles its expectations imply.
+/// `defect` of the defect zoo if given, and judges it with the oracles its expectations imply
+/// (for a racy case, each legal outcome's: a run passes when it matches one, and the replay runs
+/// it up to [`RACY_RUNS`] times, failing at the first run that matches none).
 pub fn replay(child: &Path, reproducer: &Reproducer, defect: Option<Defect>) -> CellResult {
     let name = reproducer.path.display().to_string();
-    let mut scenario = reproducer.prediction.scenario(&name, &reproducer.case, &reproducer.expect, true);
-    scenario.family = "reproducer".into();
     let spec = spawn::spec(child, &reproducer.case, defect);
-    let started = Instant::now();
-    let observation = spec.run(&scenario.files).map_err(|error| error.to_string());
-    scenario.judge(observation, started.elapsed(), spec.command_line())
+    let candidates = reproducer.outcomes();
+    let runs = if reproducer.is_racy() { RACY_RUNS } else { 1 };
+    let mut result = None;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let observation = spec.run(&spawn::files_under_test(&reproducer.case)).map_err(|error| error.to_string());
+        let mut run =
+            judge_against_any(&name, &reproducer.case, &candidates, true, observation, started, spec.command_line());
+        run.family = "reproducer".into();
+        let failed = !run.passed();
+        result = Some(run);
+        if failed {
+            break;
+        }
+    }
+    result.expect("at least one run")
 }

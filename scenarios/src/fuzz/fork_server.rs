@@ -53,8 +53,21 @@ pub struct ForkServer {
     process: Child,
     requests: ChildStdin,
     replies: BufReader<ChildStdout>,
-    base: tempfile::TempDir,
-    next: u64,
+    /// The job's private folder (removed when the server is dropped).
+    _base: tempfile::TempDir,
+    /// The job's one scratch folder, journal and output files, emptied after every case.
+    layout: CaseLayout,
+}
+
+/// Where every case of one fork server runs: the same folder and files each time, emptied by the
+/// parent after the case is observed (creating and removing a folder per case cost more than
+/// emptying one).
+#[derive(Clone, Debug)]
+struct CaseLayout {
+    dir: PathBuf,
+    journal: PathBuf,
+    stdout: PathBuf,
+    stderr: PathBuf,
 }
 
 impl ForkServer {
@@ -74,22 +87,26 @@ impl ForkServer {
         let mut process = command.spawn()?;
         let requests = process.stdin.take().ok_or_else(|| std::io::Error::other("no stdin pipe"))?;
         let replies = BufReader::new(process.stdout.take().ok_or_else(|| std::io::Error::other("no stdout pipe"))?);
-        Ok(Self { process, requests, replies, base, next: 0 })
+        let layout = CaseLayout {
+            dir: base.path().join("case"),
+            journal: base.path().join("case.journal"),
+            stdout: base.path().join("case.stdout"),
+            stderr: base.path().join("case.stderr"),
+        };
+        std::fs::create_dir(&layout.dir)?;
+        Ok(Self { process, requests, replies, _base: base, layout })
     }
 
     /// Runs `case` in a forked child and observes it.
     pub fn run(&mut self, case: &Case) -> Result<Observation, String> {
-        self.next += 1;
-        let stem = self.base.path().join(self.next.to_string());
-        let with = |suffix: &str| PathBuf::from(format!("{}{suffix}", stem.display()));
+        let layout = self.layout.clone();
         let request = ServeRequest {
-            dir: stem.clone(),
-            journal: with(".journal"),
-            stdout: with(".stdout"),
-            stderr: with(".stderr"),
+            dir: layout.dir,
+            journal: layout.journal,
+            stdout: layout.stdout,
+            stderr: layout.stderr,
             case: case.clone(),
         };
-        std::fs::create_dir(&request.dir).map_err(|error| format!("create {}: {error}", request.dir.display()))?;
         let started = Instant::now();
         let line = serde_json::to_string(&request).map_err(|error| error.to_string())?;
         writeln!(self.requests, "{line}").and_then(|()| self.requests.flush()).map_err(|e| self.broken(e))?;
@@ -105,10 +122,12 @@ impl ForkServer {
             return Err(format!("the fork server answered `{}`", reply.trim()));
         };
         let observation = observe(&request, case, status, leaked != 0, wall);
+        // Every process of the case is gone (the server reaped or killed them all): empty the
+        // folder and remove the files for the next case, which must start from nothing.
         for path in [&request.journal, &request.stdout, &request.stderr] {
-            let _ = std::fs::remove_file(path);
+            remove_if_present(path)?;
         }
-        let _ = std::fs::remove_dir_all(&request.dir);
+        empty_folder(&request.dir)?;
         observation
     }
 
@@ -124,6 +143,31 @@ impl Drop for ForkServer {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), String> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("remove {}: {error}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Removes everything in `dir`, keeping `dir`; an error names what could not be removed (a
+/// case must never see what the previous one left).
+fn empty_folder(dir: &Path) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|error| format!("list {}: {error}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|error| format!("list {}: {error}", dir.display()))?;
+        let path = entry.path();
+        let removed = match entry.file_type() {
+            Ok(kind) if kind.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        removed.map_err(|error| format!("remove {}: {error}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Assembles the observation of one forked case.

@@ -6,7 +6,15 @@
 //! merges: the file becomes the union of what it held and what the handle holds, and the handle
 //! learns what the file held. A clean handle never writes. A handle saves exactly once at drop,
 //! at swap, or (alive and dirty) at the ending when the contract table says so. A forked child
-//! saves nothing of its parent's.
+//! saves nothing of its parent's. A save that fails (`fail-save` of a dirty handle) writes
+//! nothing, counts a failed save and leaves the handle dirty, so its next save writes everything.
+//!
+//! A thread operation (`thread-compile`, `thread-save`) overlaps the next operation when that
+//! one only borrows an engine ([`Op::overlaps_a_thread`]); its effect then lands before or after
+//! that operation's, and the model predicts both: [`predict_all`] returns one prediction per
+//! order of each such pair (each effect is atomic where it matters: a compile inserts under the
+//! contents lock, a save snapshots its dirty set under it, and a file is replaced by a rename),
+//! and a run passes when it matches one of them. Anything else is a bug.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,6 +72,8 @@ pub struct Expectations {
     pub entries: BTreeMap<String, BTreeSet<String>>,
     /// How each forked or spawned process ended.
     pub children: BTreeMap<String, ExitOutcome>,
+    /// Saves that failed (`save_failed` events), each made to fail by a `fail-save`.
+    pub failed_saves: u64,
 }
 
 /// The model's full prediction for a case (the oracles it implies: [`super::oracles`]).
@@ -102,6 +112,7 @@ struct State {
     handler: bool,
     panics: bool,
     children: BTreeMap<String, ExitOutcome>,
+    failed_saves: u64,
 }
 
 impl State {
@@ -126,9 +137,54 @@ impl State {
     }
 }
 
-/// Predicts `case`, or says which op breaks the rules (an engine used before `create`, after
-/// `drop`/`leak`/`move`, or created twice).
+/// Predicts `case` with every thread's effect landing before the operation it overlaps, or says
+/// which op breaks the rules (an engine used before `create`, after `drop`/`leak`/`move`, or
+/// created twice). A case without thread operations has this one prediction only.
 pub fn predict(case: &Case) -> Result<Prediction, CaseError> {
+    predict_ordered(case, &mut |_| true)
+}
+
+/// Most thread operations a case may overlap with another operation (each doubles the
+/// predictions).
+pub const MAX_OVERLAPS: usize = 4;
+
+/// Every legal outcome of `case`: one prediction per order of each thread operation and the
+/// operation it overlaps (duplicates removed; the first is [`predict`]'s).
+pub fn predict_all(case: &Case) -> Result<Vec<Prediction>, CaseError> {
+    let overlaps = case.ops.windows(2).filter(|pair| pair[0].is_threaded() && pair[1].overlaps_a_thread()).count();
+    if overlaps > MAX_OVERLAPS {
+        let op = case.ops.iter().position(Op::is_threaded).map_or(1, |index| index + 1);
+        return Err(CaseError {
+            op,
+            message: format!("{overlaps} overlapping thread operations (at most {MAX_OVERLAPS})"),
+        });
+    }
+    let mut predictions: Vec<Prediction> = Vec::new();
+    for orders in 0..1u32 << overlaps {
+        // Bit i clear: the i-th overlapping thread's effect lands first.
+        let mut next = 0;
+        let mut thread_first = |_: usize| {
+            let first = orders & (1 << next) == 0;
+            next += 1;
+            first
+        };
+        let prediction = predict_ordered(case, &mut thread_first)?;
+        if !predictions.contains(&prediction) {
+            predictions.push(prediction);
+        }
+    }
+    Ok(predictions)
+}
+
+/// A thread operation started at (1-based) op `n`, not yet joined.
+struct Pending {
+    n: usize,
+    op: Op,
+}
+
+/// Predicts `case`; `thread_first(n)` says whether the thread started at op `n` lands its
+/// effect before the operation it overlaps.
+fn predict_ordered(case: &Case, thread_first: &mut dyn FnMut(usize) -> bool) -> Result<Prediction, CaseError> {
     let mut state = State {
         engines: BTreeMap::new(),
         retired: BTreeSet::new(),
@@ -137,12 +193,13 @@ pub fn predict(case: &Case) -> Result<Prediction, CaseError> {
         handler: false,
         panics: false,
         children: BTreeMap::new(),
+        failed_saves: 0,
     };
     let mut steps = Vec::with_capacity(case.ops.len());
+    let mut pending: Option<Pending> = None;
     for (index, op) in case.ops.iter().enumerate() {
         let n = index + 1;
         let fail = |message: String| CaseError { op: n, message };
-        let mut origin = None;
         if let Some(id) = op.acts_on() {
             match state.engines.get(&id) {
                 Some(engine) if engine.owned => {}
@@ -151,6 +208,69 @@ pub fn predict(case: &Case) -> Result<Prediction, CaseError> {
                 None => return Err(fail(format!("e{id} was never created"))),
             }
         }
+        if op.is_threaded() {
+            // Journaled before the thread starts: its effect shows from the next step on.
+            if let Some(earlier) = pending.take() {
+                state.apply(&earlier.op, earlier.n)?;
+            }
+            steps.push(Step { registry: state.engines.len() as u64, origin: None, saves: state.saves.clone() });
+            pending = Some(Pending { n, op: op.clone() });
+            continue;
+        }
+        let origin = match pending.take() {
+            None => state.apply(op, n)?,
+            Some(thread) if !op.overlaps_a_thread() || thread_first(thread.n) => {
+                state.apply(&thread.op, thread.n)?;
+                state.apply(op, n)?
+            }
+            Some(thread) => {
+                let origin = state.apply(op, n)?;
+                state.apply(&thread.op, thread.n)?;
+                origin
+            }
+        };
+        steps.push(Step { registry: state.engines.len() as u64, origin, saves: state.saves.clone() });
+    }
+    if let Some(thread) = pending.take() {
+        // Joined before the ending begins.
+        state.apply(&thread.op, thread.n)?;
+    }
+    let registry = state.engines.len() as u64;
+    let row = contract(case.ending, state.handler);
+    if row.saves {
+        let mut engines = std::mem::take(&mut state.engines);
+        for engine in engines.values_mut() {
+            state.save(MAIN, engine);
+        }
+    }
+    state.panics |= row.panic_message;
+    let entries = state
+        .saves
+        .values()
+        .flat_map(|files| files.keys())
+        .map(|path| (path.clone(), state.files.get(path).cloned().unwrap_or_default()));
+    let entries = entries.collect();
+    Ok(Prediction {
+        steps,
+        expect: Expectations {
+            exit: row.exit,
+            panic_message: state.panics,
+            registry,
+            saves: state.saves,
+            entries,
+            children: state.children,
+            failed_saves: state.failed_saves,
+        },
+    })
+}
+
+impl State {
+    /// Applies op `n` (already checked to act on an engine the case owns); for a compile on
+    /// the main thread, says whether it hits.
+    fn apply(&mut self, op: &Op, n: usize) -> Result<Option<Origin>, CaseError> {
+        let state = self;
+        let fail = |message: String| CaseError { op: n, message };
+        let mut origin = None;
         match op {
             Op::Create { engine, path, handler } => {
                 if state.engines.contains_key(engine) || state.retired.contains(engine) {
@@ -212,35 +332,25 @@ pub fn predict(case: &Case) -> Result<Prediction, CaseError> {
                 state.save(&name, &mut worker);
                 state.children.insert(name, ExitOutcome::Code(0));
             }
+            Op::ThreadCompile { engine, kernel } => {
+                let engine = state.engines.get_mut(engine).expect("checked above");
+                engine.dirty |= engine.kernels.insert(kernel.clone());
+            }
+            Op::ThreadSave { engine } => {
+                let mut handle = state.engines.remove(engine).expect("checked above");
+                state.save(MAIN, &mut handle);
+                state.engines.insert(*engine, handle);
+            }
+            Op::FailSave { engine, .. } => {
+                // A dirty handle's save fails and writes nothing; the handle stays dirty.
+                if state.engines.get(engine).expect("checked above").dirty {
+                    state.failed_saves += 1;
+                }
+            }
+            Op::Wait { .. } => {}
         }
-        steps.push(Step { registry: state.engines.len() as u64, origin, saves: state.saves.clone() });
+        Ok(origin)
     }
-    let registry = state.engines.len() as u64;
-    let row = contract(case.ending, state.handler);
-    if row.saves {
-        let mut engines = std::mem::take(&mut state.engines);
-        for engine in engines.values_mut() {
-            state.save(MAIN, engine);
-        }
-    }
-    state.panics |= row.panic_message;
-    let entries = state
-        .saves
-        .values()
-        .flat_map(|files| files.keys())
-        .map(|path| (path.clone(), state.files.get(path).cloned().unwrap_or_default()));
-    let entries = entries.collect();
-    Ok(Prediction {
-        steps,
-        expect: Expectations {
-            exit: row.exit,
-            panic_message: state.panics,
-            registry,
-            saves: state.saves,
-            entries,
-            children: state.children,
-        },
-    })
 }
 
 #[cfg(test)]
@@ -274,6 +384,38 @@ mod tests {
         let p = predict(&case(&["spawn a.rtc k1", "create e0 a.rtc", "compile e0 k1"], Ending::SigTerm)).unwrap();
         assert_eq!(p.steps[2].origin, Some(Origin::Hit));
         assert_eq!(p.expect.saves["main"]["a.rtc"], 0);
+    }
+
+    #[test]
+    fn a_thread_compile_racing_a_save_has_exactly_two_legal_outcomes() {
+        let racy = case(&["create e0 a.rtc", "compile e0 k1", "thread-compile e0 k2", "save e0"], Ending::Return);
+        let outcomes = predict_all(&racy).unwrap();
+        let saves: Vec<u64> = outcomes.iter().map(|p| p.expect.saves["main"]["a.rtc"]).collect();
+        // Before the save's snapshot: one save holds both; after it: the drop at return saves k2.
+        assert_eq!(saves, [1, 2]);
+        assert_eq!(outcomes[0].steps[3].saves["main"]["a.rtc"], 1);
+        for outcome in &outcomes {
+            assert_eq!(outcome.expect.entries["a.rtc"], BTreeSet::from(["k1".into(), "k2".into()]));
+        }
+        // A thread followed by an operation that gives its engine up is joined first: one order.
+        let joined = case(&["create e0 a.rtc", "thread-compile e0 k2", "drop e0"], Ending::Return);
+        assert_eq!(predict_all(&joined).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_save_keeps_its_entries_dirty_for_the_next_save() {
+        let p = predict(&case(
+            &["create e0 a.rtc", "compile e0 k1", "fail-save e0 before-rename", "fail-save e0 lock", "save e0"],
+            Ending::Exit(0),
+        ))
+        .unwrap();
+        assert_eq!(p.expect.failed_saves, 2);
+        assert_eq!(p.steps[3].saves["main"].get("a.rtc").copied().unwrap_or(0), 0);
+        assert_eq!(p.expect.saves["main"]["a.rtc"], 1);
+        assert_eq!(p.expect.entries["a.rtc"], BTreeSet::from(["k1".into()]));
+        // A clean handle does not write, so it does not fail either.
+        let clean = predict(&case(&["create e0 a.rtc", "fail-save e0 lock"], Ending::Return)).unwrap();
+        assert_eq!(clean.expect.failed_saves, 0);
     }
 
     #[test]

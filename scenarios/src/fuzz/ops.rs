@@ -14,7 +14,14 @@
 //! | `swap e0 b.rtc` | `set_settings` moving its cache to `b.rtc` |
 //! | `fork exit(3)` | `fork()`s; the child ends at once as said (`return`, `exit(N)`, `panic`, `abort`, `sigkill`) |
 //! | `spawn a.rtc k2` | another process on `a.rtc`: opens a fresh engine, compiles `k2`, drops it (saving), exits, all before the next operation |
+//! | `thread-compile e0 k3` | a thread compiles `k3` on `e0` *while the next operation runs* on the main thread; joined after it (before it when that op gives the engine up, forks, fails a save or ends the case) |
+//! | `thread-save e0` | a thread saves `e0` explicitly while the next operation runs (joined as above) |
+//! | `fail-save e0 before-rename` | an explicit save that fails once, at the runtime-cache failpoint `save-before-rename` (also `after-temp-created`, `lock`): armed with `fail::cfg` for this save only |
+//! | `wait 45ms` | the main thread sleeps; a case with a `wait` sets the exit budget ([`WAIT_EXIT_BUDGET`]) shorter than the wait, so a signal arriving after it tests that the budget starts when the exit does |
 //!
+//! A thread operation makes a case racy: the model then predicts every legal order of the
+//! thread's effect and the next operation's ([`crate::fuzz::model::predict_all`]), and a run
+//! passes when it matches one of them.
 //! Only engines still owned by the case (created, not yet dropped, leaked or moved) can be
 //! operated on; [`crate::fuzz::model`] rejects a case that breaks that rule, naming the op.
 
@@ -117,7 +124,74 @@ pub enum Op {
         /// The kernel the other process compiles.
         kernel: String,
     },
+    /// A thread compiles `kernel` on engine `engine` while the next operation runs.
+    ThreadCompile {
+        /// The engine.
+        engine: u32,
+        /// The kernel's name.
+        kernel: String,
+    },
+    /// A thread saves engine `engine` explicitly while the next operation runs.
+    ThreadSave {
+        /// The engine.
+        engine: u32,
+    },
+    /// An explicit save of engine `engine` that fails once at failpoint `at` (a clean engine
+    /// does not write, so nothing fails).
+    FailSave {
+        /// The engine.
+        engine: u32,
+        /// Where the save fails.
+        at: SaveFault,
+    },
+    /// The main thread sleeps `ms` milliseconds.
+    Wait {
+        /// How long.
+        ms: u64,
+    },
 }
+
+/// Where a `fail-save` makes runtime-cache's save fail: one of its failpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SaveFault {
+    /// Taking the file lock fails (as if another process held it past the timeout).
+    Lock,
+    /// The temp file was created, then the write fails (disk full).
+    AfterTempCreated,
+    /// Everything is written, then the rename fails.
+    BeforeRename,
+}
+
+impl SaveFault {
+    /// Every fault.
+    pub const ALL: [SaveFault; 3] = [SaveFault::Lock, SaveFault::AfterTempCreated, SaveFault::BeforeRename];
+
+    /// The text form, as in `fail-save e0 before-rename`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SaveFault::Lock => "lock",
+            SaveFault::AfterTempCreated => "after-temp-created",
+            SaveFault::BeforeRename => "before-rename",
+        }
+    }
+
+    /// runtime-cache's failpoint.
+    pub fn failpoint(self) -> &'static str {
+        match self {
+            SaveFault::Lock => "lock",
+            SaveFault::AfterTempCreated => "save-after-temp-created",
+            SaveFault::BeforeRename => "save-before-rename",
+        }
+    }
+}
+
+/// The exit budget (`runtime_cache::set_exit_deadline`) of a case with a `wait`: shorter than
+/// any wait the generator draws ([`WAIT_MS`]), long enough for a debug build's exit saves.
+pub const WAIT_EXIT_BUDGET: Duration = Duration::from_millis(30);
+
+/// How long a generated `wait` sleeps: longer than [`WAIT_EXIT_BUDGET`].
+pub const WAIT_MS: u64 = 45;
 
 impl Op {
     /// The engine this operation acts on, if any (not for `create`, which makes one).
@@ -128,9 +202,26 @@ impl Op {
             | Op::Drop { engine }
             | Op::Leak { engine }
             | Op::Move { engine, .. }
-            | Op::Swap { engine, .. } => Some(*engine),
-            Op::Create { .. } | Op::Fork { .. } | Op::Spawn { .. } => None,
+            | Op::Swap { engine, .. }
+            | Op::ThreadCompile { engine, .. }
+            | Op::ThreadSave { engine }
+            | Op::FailSave { engine, .. } => Some(*engine),
+            Op::Create { .. } | Op::Fork { .. } | Op::Spawn { .. } | Op::Wait { .. } => None,
         }
+    }
+
+    /// Whether the operation runs on another thread (`thread-compile`, `thread-save`), alongside
+    /// the next operation.
+    pub fn is_threaded(&self) -> bool {
+        matches!(self, Op::ThreadCompile { .. } | Op::ThreadSave { .. })
+    }
+
+    /// Whether a thread started by the previous operation may still run while this one does;
+    /// otherwise it is joined first. Only operations that borrow an engine (or make a new one)
+    /// overlap a thread: those that give an engine up, fork, sleep or fail a save (the armed
+    /// failpoint is process-wide) wait for it.
+    pub fn overlaps_a_thread(&self) -> bool {
+        matches!(self, Op::Create { .. } | Op::Compile { .. } | Op::Save { .. })
     }
 }
 
@@ -148,6 +239,10 @@ impl fmt::Display for Op {
             Op::Swap { engine, path } => write!(f, "swap e{engine} {path}"),
             Op::Fork { ending } => write!(f, "fork {ending}"),
             Op::Spawn { path, kernel } => write!(f, "spawn {path} {kernel}"),
+            Op::ThreadCompile { engine, kernel } => write!(f, "thread-compile e{engine} {kernel}"),
+            Op::ThreadSave { engine } => write!(f, "thread-save e{engine}"),
+            Op::FailSave { engine, at } => write!(f, "fail-save e{engine} {}", at.name()),
+            Op::Wait { ms } => write!(f, "wait {ms}ms"),
         }
     }
 }
@@ -199,9 +294,32 @@ impl FromStr for Op {
                 arity(3, "spawn FILE KERNEL")?;
                 Ok(Op::Spawn { path: file(words[1])?, kernel: kernel(words[2])? })
             }
-            Some(other) => {
-                Err(format!("unknown operation `{other}` (create, compile, save, drop, leak, move, swap, fork, spawn)"))
+            Some("thread-compile") => {
+                arity(3, "thread-compile eN KERNEL")?;
+                Ok(Op::ThreadCompile { engine: engine(words[1])?, kernel: kernel(words[2])? })
             }
+            Some("thread-save") => {
+                arity(2, "thread-save eN").and_then(|()| Ok(Op::ThreadSave { engine: engine(words[1])? }))
+            }
+            Some("fail-save") => {
+                arity(3, "fail-save eN lock|after-temp-created|before-rename")?;
+                let at = SaveFault::ALL.into_iter().find(|fault| fault.name() == words[2]).ok_or_else(|| {
+                    format!("cannot fail a save at `{}` (lock, after-temp-created or before-rename)", words[2])
+                })?;
+                Ok(Op::FailSave { engine: engine(words[1])?, at })
+            }
+            Some("wait") => {
+                arity(2, "wait Nms")?;
+                let ms = words[1].strip_suffix("ms").and_then(|ms| ms.parse::<u64>().ok());
+                match ms {
+                    Some(ms) if ms <= 10_000 => Ok(Op::Wait { ms }),
+                    _ => Err(format!("`{}` is not a wait (like 45ms, at most 10000ms)", words[1])),
+                }
+            }
+            Some(other) => Err(format!(
+                "unknown operation `{other}` (create, compile, save, drop, leak, move, swap, fork, spawn, \
+                 thread-compile, thread-save, fail-save, wait)"
+            )),
             None => Err("empty operation".into()),
         }
     }
@@ -328,6 +446,12 @@ mod tests {
             "fork sigkill",
             "fork sigterm",
             "spawn a.rtc k2",
+            "thread-compile e0 k3",
+            "thread-save e1",
+            "fail-save e0 lock",
+            "fail-save e0 after-temp-created",
+            "fail-save e0 before-rename",
+            "wait 80ms",
         ];
         for text in ops {
             let op: Op = text.parse().unwrap();
@@ -336,5 +460,7 @@ mod tests {
         assert!("fork explode".parse::<Op>().is_err());
         assert!("create e0 ../x".parse::<Op>().is_err());
         assert!("compile x k".parse::<Op>().unwrap_err().contains("not an engine"));
+        assert!("fail-save e0 disk".parse::<Op>().unwrap_err().contains("cannot fail a save at `disk`"));
+        assert!("wait 80".parse::<Op>().is_err());
     }
 }

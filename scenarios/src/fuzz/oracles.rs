@@ -20,7 +20,7 @@ impl Prediction {
     /// The oracles this prediction implies for a run of `case`, judged against `expect` (the
     /// prediction's own, or a reproducer's, which must agree with it): the model's steps, the
     /// saves of each process, the exit registry at the ending, what each file holds, how each
-    /// child process ended, no failed save, the exit status, stderr and no leaked process. With
+    /// child process ended, the failed saves (none, or each `fail-save` of a dirty handle), the exit status, stderr and no leaked process. With
     /// `black_box` (a spawned run), each file's saves are also counted by the harness's
     /// `SaveCount`, so the journal and inotify must agree.
     pub fn oracles(&self, case: &Case, expect: &Expectations, black_box: bool) -> Vec<Box<dyn Oracle>> {
@@ -37,7 +37,10 @@ impl Prediction {
             }
         }
         oracles.push(Box::new(ChildEndings(expect.children.clone())));
-        oracles.push(Box::new(JournalEvents::of_kind("save_failed").none()));
+        oracles.push(Box::new(match expect.failed_saves {
+            0 => JournalEvents::of_kind("save_failed").none(),
+            n => JournalEvents::of_kind("save_failed").exactly(n as usize),
+        }));
         oracles.push(Box::new(crate::contract::exit_status(expect.exit)));
         oracles.push(Box::new(crate::contract::quiet_stderr(expect.panic_message)));
         oracles.push(Box::new(NoLeakedProcesses));

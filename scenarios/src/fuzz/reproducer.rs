@@ -20,10 +20,12 @@
 //! saves = { main = { "a.rtc" = 1 }, fork-3 = { "a.rtc" = 0 } }
 //! entries = { "a.rtc" = ["k1"] }
 //! children = { fork-3 = "code 0" }
+//! failed_saves = 1         # optional, default 0: saves made to fail by `fail-save`
 //! ```
 //!
 //! `[expect]` may be left out (the model's predictions are then used); when present it must agree
-//! with the model, and a run is judged against it. The operations' syntax is in
+//! with the model (for a racy case, with one of its legal outcomes, and a run is then held to
+//! that one), and a run is judged against it. The operations' syntax is in
 //! [`super::ops`]. Every error names the file and the line.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,10 +55,13 @@ pub struct Reproducer {
     pub defect: Option<Defect>,
     /// The operations and the ending.
     pub case: Case,
-    /// What must hold at the end (the file's `[expect]`, else the model's).
+    /// What must hold at the end (the file's `[expect]`, else the model's first outcome).
     pub expect: Expectations,
-    /// The model's prediction (per-op checks come from it).
-    pub prediction: Prediction,
+    /// The model's predictions, one per legal outcome (per-op checks come from them); only
+    /// the one `[expect]` agrees with when the file has one.
+    pub predictions: Vec<Prediction>,
+    /// Whether `expect` is the file's own (else every prediction's expectations hold).
+    pub expect_from_file: bool,
 }
 
 /// Why a reproducer could not be read.
@@ -106,6 +111,8 @@ struct ExpectFile {
     entries: BTreeMap<String, BTreeSet<String>>,
     #[serde(default)]
     children: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    failed_saves: u64,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -148,12 +155,12 @@ impl Reproducer {
         let ending =
             file.ending.get_ref().parse::<Ending>().map_err(|message| malformed(file.ending.span().start, message))?;
         let case = Case { ops, ending };
-        let prediction = model::predict(&case).map_err(|error| {
+        let mut predictions = model::predict_all(&case).map_err(|error| {
             let offset = file.ops.get(error.op - 1).map_or(0, |op| op.span().start);
             malformed(offset, format!("op {}: {}", error.op, error.message))
         })?;
         let expect = match &file.expect {
-            None => prediction.expect.clone(),
+            None => predictions[0].expect.clone(),
             Some(spanned) => {
                 let raw = spanned.get_ref();
                 let expect = Expectations {
@@ -180,32 +187,63 @@ impl Reproducer {
                                 .map_err(|m| malformed(outcome.span().start, m))
                         })
                         .collect::<Result<_, _>>()?,
+                    failed_saves: raw.failed_saves,
                 };
-                let differences = differences(&expect, &prediction.expect);
-                if !differences.is_empty() {
+                let agrees = predictions.iter().position(|p| differences(&expect, &p.expect).is_empty());
+                let Some(agrees) = agrees else {
                     return Err(malformed(
                         spanned.span().start,
-                        format!("[expect] disagrees with the model: {}", differences.join("; ")),
+                        format!(
+                            "[expect] disagrees with the model: {}",
+                            differences(&expect, &predictions[0].expect).join("; ")
+                        ),
                     ));
-                }
+                };
+                predictions = vec![predictions.swap_remove(agrees)];
                 expect
             }
         };
-        Ok(Self { path: path.to_owned(), title: file.title, issue: file.issue, defect, case, expect, prediction })
+        let expect_from_file = file.expect.is_some();
+        Ok(Self {
+            path: path.to_owned(),
+            title: file.title,
+            issue: file.issue,
+            defect,
+            case,
+            expect,
+            predictions,
+            expect_from_file,
+        })
+    }
+
+    /// The outcomes a run of this reproducer may match: each prediction with the expectations
+    /// to hold it to (the file's own `[expect]`, else the prediction's).
+    pub fn outcomes(&self) -> Vec<(&Prediction, &Expectations)> {
+        self.predictions
+            .iter()
+            .map(|prediction| (prediction, if self.expect_from_file { &self.expect } else { &prediction.expect }))
+            .collect()
     }
 
     /// A reproducer for `case`, with the model's expectations.
     pub fn from_case(title: impl Into<String>, case: Case, defect: Option<Defect>) -> Result<Self, model::CaseError> {
-        let prediction = model::predict(&case)?;
+        let predictions = model::predict_all(&case)?;
         Ok(Self {
             path: PathBuf::new(),
             title: title.into(),
             issue: None,
             defect,
-            expect: prediction.expect.clone(),
+            expect: predictions[0].expect.clone(),
             case,
-            prediction,
+            predictions,
+            expect_from_file: false,
         })
+    }
+
+    /// Whether the case is racy (more than one legal outcome): its written form then leaves
+    /// `[expect]` out, so that a replay accepts every legal outcome.
+    pub fn is_racy(&self) -> bool {
+        self.predictions.len() > 1
     }
 
     /// The reproducer as TOML text (what [`parse`](Self::parse) reads back).
@@ -225,6 +263,14 @@ impl Reproducer {
         }
         out.push_str("]\n");
         let _ = writeln!(out, "ending = {}", quote(&self.case.ending.to_string()));
+        if self.is_racy() && !self.expect_from_file {
+            let _ = writeln!(
+                out,
+                "# racy: {} legal outcomes, each predicted by the model (no [expect]: a replay accepts any of them)",
+                self.predictions.len()
+            );
+            return out;
+        }
         let expect = &self.expect;
         out.push_str("\n[expect]\n");
         let _ = writeln!(out, "exit = {}", quote(&outcome_text(expect.exit)));
@@ -244,6 +290,11 @@ impl Reproducer {
         for (file, kernels) in &expect.entries {
             let kernels: Vec<String> = kernels.iter().map(|kernel| quote(kernel)).collect();
             let _ = writeln!(out, "{} = [{}]", quote(file), kernels.join(", "));
+        }
+        if expect.failed_saves > 0 {
+            // A key of [expect], written before its sub-tables (TOML puts later keys in them).
+            let at = out.find("\n[expect.saves]").unwrap_or(out.len());
+            out.insert_str(at, &format!("failed_saves = {}\n", expect.failed_saves));
         }
         if !expect.children.is_empty() {
             out.push_str("\n[expect.children]\n");
@@ -305,6 +356,9 @@ fn differences(file: &Expectations, model: &Expectations) -> Vec<String> {
     if file.children != model.children {
         out.push("children".into());
     }
+    if file.failed_saves != model.failed_saves {
+        out.push(format!("failed saves: file says {}, model {}", file.failed_saves, model.failed_saves));
+    }
     out
 }
 
@@ -327,6 +381,39 @@ ending = "exit(3)"
         assert_eq!(first.case, again.case);
         assert_eq!(first.expect, again.expect);
         assert_eq!(again.expect.exit, ExitOutcome::Code(3));
+    }
+
+    #[test]
+    fn a_racy_case_is_written_without_expectations_and_read_back_with_every_outcome() {
+        let racy =
+            GOOD.replace("\"compile e0 k1\",", "\"compile e0 k1\",\n  \"thread-compile e0 k2\",\n  \"save e0\",");
+        let first = Reproducer::parse(Path::new("x.toml"), &racy).unwrap();
+        assert!(first.is_racy());
+        let text = first.to_toml();
+        assert!(!text.contains("\n[expect]") && text.contains("# racy: 2 legal outcomes"), "{text}");
+        let again = Reproducer::parse(Path::new("x.toml"), &text).unwrap();
+        assert_eq!(again.outcomes().len(), 2);
+        // An [expect] names one outcome: the run is held to that one alone.
+        let held = format!(
+            "{racy}\n[expect]\nexit = \"code 3\"\nstderr = \"empty\"\nregistry = 1\n\n[expect.saves]\nmain = {{ \"a.rtc\" = 2 }}\n\n[expect.entries]\n\"a.rtc\" = [\"k1\", \"k2\"]\n"
+        );
+        let held = Reproducer::parse(Path::new("x.toml"), &held).unwrap();
+        assert_eq!(held.outcomes().len(), 1);
+        assert_eq!(held.outcomes()[0].0.expect.saves["main"]["a.rtc"], 2);
+    }
+
+    #[test]
+    fn failed_saves_are_written_and_read_back() {
+        let failing = GOOD.replace("\"compile e0 k1\",", "\"compile e0 k1\",\n  \"fail-save e0 lock\",");
+        let first = Reproducer::parse(Path::new("x.toml"), &failing).unwrap();
+        assert_eq!(first.expect.failed_saves, 1);
+        let text = first.to_toml();
+        assert!(text.contains("failed_saves = 1\n"), "{text}");
+        let again = Reproducer::parse(Path::new("x.toml"), &text).unwrap();
+        assert_eq!(again.expect, first.expect);
+        let wrong = text.replace("failed_saves = 1", "failed_saves = 0");
+        let error = Reproducer::parse(Path::new("x.toml"), &wrong).unwrap_err().to_string();
+        assert!(error.contains("failed saves: file says 0, model 1"), "{error}");
     }
 
     #[test]

@@ -11,12 +11,20 @@
 //! each op (its number, the exit registry's size, hit or miss), `fuzz_child_exit` for each
 //! forked or spawned process, and `fuzz_ending` when the ending begins, plus every cache event
 //! through the observer.
+//!
+//! A thread operation (`thread-compile`, `thread-save`) journals its `fuzz_op` line, then starts
+//! its thread on a shared reference to the engine; the thread runs alongside the next operation
+//! when that one only borrows an engine ([`Op::overlaps_a_thread`]) and is joined right after
+//! it, before its `fuzz_op` line; otherwise it is joined first. A `fail-save` arms its failpoint
+//! (`fail::cfg`) for the one explicit save and removes it after.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitCode, ExitStatus};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use exit_harness::journal::{Event as Line, JOURNAL_ENV};
@@ -122,13 +130,77 @@ fn role(name: &str) {
     wiring::record(Line::new("fuzz_process").with("role", name));
 }
 
+/// A thread operation's thread, not yet joined.
+struct Running {
+    n: usize,
+    thread: JoinHandle<()>,
+}
+
+impl Running {
+    fn join(self) {
+        if self.thread.join().is_err() {
+            give_up(&format!("the thread of op {} panicked", self.n));
+        }
+    }
+}
+
+/// Starts the thread of op `n` (`thread-compile` or `thread-save`) on `engine`, and returns once
+/// it runs: the thread and the next operation then start together, so that the thread's effect
+/// lands inside that operation (a save's write, say) as often as before or after it.
+fn start_thread(n: usize, op: &Op, engine: Arc<Engine>) -> Running {
+    let op = op.clone();
+    let started = Arc::new(std::sync::Barrier::new(2));
+    let barrier = Arc::clone(&started);
+    let thread = std::thread::spawn(move || match &op {
+        Op::ThreadCompile { kernel, .. } => {
+            barrier.wait();
+            compile(&engine, kernel);
+        }
+        Op::ThreadSave { .. } => {
+            barrier.wait();
+            if let Some(cache) = engine.runtime_cache() {
+                let _ = cache.save();
+            }
+        }
+        _ => {
+            barrier.wait();
+        }
+    });
+    started.wait();
+    Running { n, thread }
+}
+
+/// The engine itself, once no thread shares it (every thread is joined before an operation
+/// that gives an engine up).
+fn unshared(engine: Arc<Engine>, n: usize) -> Engine {
+    Arc::into_inner(engine).unwrap_or_else(|| give_up(&format!("op {n}: the engine is still shared with a thread")))
+}
+
 /// Runs `case` in this process and ends it as the case says.
 fn run_case(case: &Case) -> ExitCode {
     role(MAIN);
-    let mut engines: BTreeMap<u32, Engine> = BTreeMap::new();
+    if case.ops.iter().any(|op| matches!(op, Op::Wait { .. })) {
+        runtime_cache::set_exit_deadline(ops::WAIT_EXIT_BUDGET);
+    }
+    let mut engines: BTreeMap<u32, Arc<Engine>> = BTreeMap::new();
+    let mut running: Option<Running> = None;
     for (index, op) in case.ops.iter().enumerate() {
         let n = index + 1;
         let mut line = Line::new("fuzz_op").with("n", n as u64).with("op", op.to_string());
+        if !op.overlaps_a_thread()
+            && let Some(thread) = running.take()
+        {
+            thread.join();
+        }
+        if op.is_threaded() {
+            let Some(engine) = op.acts_on().and_then(|id| engines.get(&id)) else {
+                give_up(&format!("op {n} `{op}`: its engine is not owned by the case"))
+            };
+            let engine = Arc::clone(engine);
+            wiring::record(line.with("registry", runtime_cache::exit_registry_len() as u64));
+            running = Some(start_thread(n, op, engine));
+            continue;
+        }
         let mut owned = |id: &u32| {
             engines.remove(id).unwrap_or_else(|| give_up(&format!("op {n} `{op}`: e{id} is not owned by the case")))
         };
@@ -137,7 +209,7 @@ fn run_case(case: &Case) -> ExitCode {
                 if *handler && let Err(error) = runtime_cache::install_termination_handler() {
                     give_up(&format!("install_termination_handler: {error}"));
                 }
-                engines.insert(*engine, engines::new_engine(settings(path)));
+                engines.insert(*engine, Arc::new(engines::new_engine(settings(path))));
             }
             Op::Compile { engine, kernel } => {
                 let handle = owned(engine);
@@ -157,18 +229,33 @@ fn run_case(case: &Case) -> ExitCode {
                 }
                 engines.insert(*engine, handle);
             }
-            Op::Drop { engine } => drop(owned(engine)),
+            Op::Drop { engine } => drop(unshared(owned(engine), n)),
             Op::Leak { engine } => {
-                let _leaked: &'static Engine = Box::leak(Box::new(owned(engine)));
+                let _leaked: &'static Engine = Box::leak(Box::new(unshared(owned(engine), n)));
             }
-            Op::Move { engine, to } => holders::place_at(*to, owned(engine)),
+            Op::Move { engine, to } => holders::place_at(*to, unshared(owned(engine), n)),
             Op::Swap { engine, path } => {
-                let mut handle = owned(engine);
+                let mut handle = unshared(owned(engine), n);
                 if let Err(error) = handle.set_settings(settings(path)) {
                     give_up(&format!("set_settings({path}): {error}"));
                 }
+                engines.insert(*engine, Arc::new(handle));
+            }
+            Op::FailSave { engine, at } => {
+                let handle = owned(engine);
+                if let Err(error) = fail::cfg(at.failpoint(), "return") {
+                    give_up(&format!("arm failpoint {}: {error}", at.failpoint()));
+                }
+                // Fails when dirty (journaled by the observer as `save_failed`); clean, it
+                // writes nothing and reaches no failpoint.
+                if let Some(cache) = handle.runtime_cache() {
+                    let _ = cache.save();
+                }
+                fail::remove(at.failpoint());
                 engines.insert(*engine, handle);
             }
+            Op::Wait { ms } => std::thread::sleep(Duration::from_millis(*ms)),
+            Op::ThreadCompile { .. } | Op::ThreadSave { .. } => unreachable!("started above"),
             Op::Fork { ending } => match sys::fork() {
                 Err(error) => give_up(&format!("fork: {error}")),
                 Ok(Forked::Child) => {
@@ -189,7 +276,13 @@ fn run_case(case: &Case) -> ExitCode {
                 Ok(Forked::Parent(pid)) => child_exit(op, n, pid),
             },
         }
+        if let Some(thread) = running.take() {
+            thread.join();
+        }
         wiring::record(line.with("registry", runtime_cache::exit_registry_len() as u64));
+    }
+    if let Some(thread) = running.take() {
+        thread.join();
     }
     wiring::record(
         Line::new("fuzz_ending")
