@@ -12,7 +12,7 @@
 //! }"#;
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     // Kernels persist in $XDG_CACHE_HOME/runtime-cache/kernels-v2.rtc; NVRTC is loaded only on a miss.
+//!     // Kernels persist in $XDG_CACHE_HOME/runtime-cache/kernels-v3.rtc; NVRTC is loaded only on a miss.
 //!     let engine = Engine::new(RuntimeSettings::default())?;
 //!     let spec = KernelSpec::new("saxpy.cu", SAXPY, "saxpy").with_arch("compute_80");
 //!     let kernel = engine.kernel(&spec)?; // a hit in every run after the first
@@ -82,7 +82,7 @@
 //! # Where the cache lives
 //!
 //! [`RuntimeSettings::default`] puts it at [`default_cache_path`]:
-//! `$XDG_CACHE_HOME/runtime-cache/kernels-v2.rtc`, else `~/.cache/runtime-cache/kernels-v2.rtc`
+//! `$XDG_CACHE_HOME/runtime-cache/kernels-v3.rtc`, else `~/.cache/runtime-cache/kernels-v3.rtc`
 //! (the format version is in the name). `RUNTIME_CACHE_PATH` (the file) or `RUNTIME_CACHE_DIR`
 //! (its folder) move it, and `RUNTIME_CACHE_DISABLE=1` keeps kernels in memory only, like
 //! `CUDA_CACHE_PATH` / `CUDA_CACHE_DISABLE`. A path set in the settings is used as it is.
@@ -195,5 +195,5 @@ pub use format::{FormatError, FormatLimits};
 pub use key::{CompilerIdentity, KernelKey, KernelSpec, Output};
 pub use observer::{Event, SkipReason, Trigger, UnavailableReason, clear_observer, set_observer};
 pub use registry::{HookToken, exit_registry_len, set_exit_deadline};
-pub use store::{Durability, SET_ASIDE_KEPT};
+pub use store::{DEAD_BYTES_FLOOR, Durability, MAX_APPENDED_FRAMES, SET_ASIDE_KEPT, SaveKind};
 pub use termination::{TERMINATION_SIGNALS, install_termination_handler};
