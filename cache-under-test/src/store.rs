@@ -653,7 +653,11 @@ fn write_frame_at(file: &File, path: &std::path::Path, frame: &[u8], at: u64) ->
         // Not every file system reserves space; the write below still reports a full disk.
         Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {}
         Err(error) => {
-            let _ = rustix::fs::ftruncate(file, at);
+            // Nothing was written; only a partial reservation that grew the file is undone (a
+            // truncate to the same size would still be a modification of the file).
+            if file.metadata().is_ok_and(|metadata| metadata.len() != at) {
+                let _ = rustix::fs::ftruncate(file, at);
+            }
             let source = io::Error::from_raw_os_error(error.raw_os_error());
             return Err(CacheError::io("reserve space in", path, source));
         }

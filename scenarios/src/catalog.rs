@@ -392,13 +392,16 @@ impl RuntimeCacheCatalog {
             .oracle(QuietStderr::empty())
     }
 
-    /// crash mid-save: SIGKILL at `step`; the file is the old or the new content, and the next
-    /// open succeeds (and cleans the temp file).
+    /// crash mid-save: SIGKILL at `step` of a full rewrite; the file is the old or the new
+    /// content, and the next open succeeds (and cleans the temp file). The seed is a file of the
+    /// previous format version, which a save always rewrites whole (temp file, rename), so every
+    /// step of the rewrite is reached; an append's crash states are explored syscall by syscall by
+    /// `exit-harness crash` (`tests/crash.rs`).
     pub fn crash_mid_save(&self, step: SaveStep) -> Cell {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CrashMidSave(step));
         let mut cell = self
             .cell(format!("crash-mid-save/{}", step.failpoint().trim_start_matches("save-")), "crash-mid-save", &plan)
-            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .file(cache_file(&plan.cache).seeded(previous_version_cache_bytes()))
             .oracle(MarkerSeen::new("crash-point"))
             .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("signal", SIGKILL))
             .oracle(JournalEvents::of_kind("reopened"))
@@ -793,15 +796,39 @@ pub fn old_cache_keys() -> [KernelKey; 2] {
         .map(|index| KernelKey::derive(&KernelSpec::new("old.cu", format!("// old kernel {index}"), "old"), &identity))
 }
 
-/// A valid file of a later format version (3), as a newer build would write it: the bytes of
-/// [`old_cache_bytes`] with the version field set to 3 and the XXH3-64 trailer recomputed.
+/// A valid file of a later format version (4), as a newer build would write it: the bytes of
+/// [`old_cache_bytes`] with the version field set to 4 and the header's XXH3-64 (bytes 32..40,
+/// which every version from 3 on keeps) recomputed.
 pub fn future_version_bytes() -> Vec<u8> {
     let mut bytes = old_cache_bytes();
     bytes[8..10].copy_from_slice(&(format::VERSION + 1).to_le_bytes());
-    let body = bytes.len() - 8;
-    let checksum = xxhash_rust::xxh3::xxh3_64(&bytes[..body]);
-    bytes[body..].copy_from_slice(&checksum.to_le_bytes());
+    let checksum = xxhash_rust::xxh3::xxh3_64(&bytes[..32]);
+    bytes[32..40].copy_from_slice(&checksum.to_le_bytes());
     bytes
+}
+
+/// [`old_cache_bytes`]'s two entries in a file of the previous format version (2: a 16-byte
+/// header with the entry count, the entries sorted by key, an XXH3-64 trailer of every byte
+/// before it), as the previous release wrote it. Still read; a save rewrites it whole.
+pub fn previous_version_cache_bytes() -> Vec<u8> {
+    let compiler = SyntheticCompiler::new(crate::plan::ARTIFACT_BYTES, Duration::ZERO);
+    let mut entries: Vec<(KernelKey, bytes::Bytes)> =
+        old_cache_keys().into_iter().map(|key| (key, compiler.artifact_for(&key))).collect();
+    entries.sort_by_key(|(key, _)| *key);
+    let mut out = Vec::new();
+    out.extend_from_slice(&format::MAGIC);
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for (key, artifact) in &entries {
+        out.extend_from_slice(&key.0);
+        out.extend_from_slice(&[0; 24]); // compiler tag, build tag, last use: unknown
+        out.extend_from_slice(&(artifact.len() as u32).to_le_bytes());
+        out.extend_from_slice(artifact);
+    }
+    let checksum = xxhash_rust::xxh3::xxh3_64(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
 }
 
 /// A valid cache file holding two "old" entries, as a previous run would have left it.
