@@ -1,7 +1,7 @@
 //! Sharing one cache file: two handles (or K processes) saving distinct keys lose none of them
-//! (save = lock, re-read, merge, write temp, rename), a saver picks up what others saved, and a
-//! lock held elsewhere makes a save fail with `LockTimeout` after the bounded wait, leaving the
-//! old file intact (while opening, which needs no lock, still works).
+//! (save = lock, then append a frame of the new entries, or rewrite the file), a saver picks up
+//! what others saved, and a lock held elsewhere makes a save fail with `LockTimeout` after the
+//! bounded wait, leaving the old file intact (while opening, which needs no lock, still works).
 
 /// Every test here takes `support::serial()`: one of them forks.
 mod support;
