@@ -110,15 +110,19 @@
 //!
 //! # Design
 //!
-//! - The file ([`format`](mod@format)) is versioned and checksummed with bounded lengths (checksum
-//!   before version: damage is set aside, a sealed file of another version is left alone). Opening
-//!   reads it without waiting for the lock (saves rename whole files into place); a damaged file
-//!   is set aside byte-exact (only the newest [`SET_ASIDE_KEPT`] are kept) and the cache starts
-//!   cold; temp files of a crashed save are removed when the lock is free. A save locks
-//!   `<path>.lock` ([`lock_timeout`](crate::CacheOptions::lock_timeout) bounds the wait),
-//!   re-reads and merges what other processes saved meanwhile, evicts, writes a uniquely named
-//!   `O_EXCL` temp file in the same folder and renames it into place. A clean cache writes
-//!   nothing.
+//! - The file ([`format`](mod@format)) is an append-only log: a checksummed header, then sealed
+//!   frames of entries, with bounded lengths (checksum before version: damage is set aside, a
+//!   sealed file of another version is left alone). Opening reads it without waiting for the lock
+//!   (an append in flight is an invalid last frame, which readers ignore; a rewrite renames a
+//!   whole file into place); a damaged file is set aside byte-exact (only the newest
+//!   [`SET_ASIDE_KEPT`] are kept) and the cache starts cold; temp files of a crashed rewrite are
+//!   removed when the lock is free. A save locks `<path>.lock`
+//!   ([`lock_timeout`](crate::CacheOptions::lock_timeout) bounds the wait), reads only what other
+//!   processes appended since it last looked, and appends one frame of its new entries: its cost
+//!   grows with what changed, not with the cache. A full rewrite (re-read, merge, evict, an
+//!   `O_EXCL` temp file in the same folder renamed into place) replaces a missing, older-version,
+//!   torn or damaged file, carries removals and `clear()`, evicts, and compacts the log every
+//!   [`MAX_APPENDED_FRAMES`] frames. A clean cache writes nothing.
 //! - [`Engine`] never fails because of its cache: a cache that cannot be used makes it run cold
 //!   with kernels in memory, reporting [`Event::CacheUnavailable`] with an
 //!   [`UnavailableReason`] ([`Engine::cache_unavailable`] keeps the [`CacheError`]).
