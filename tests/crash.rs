@@ -52,7 +52,11 @@ fn sync_file_and_folder_survives_every_state() {
 fn an_append_survives_every_state_at_every_level() {
     for level in LEVELS {
         let exploration = explore(level, SaveShape::Append, None, level != Durability::None);
-        assert!(exploration.count(PROCESS_CRASH) >= 3 && exploration.count(POWER_LOSS) >= 3, "{}", exploration.summary());
+        assert!(
+            exploration.count(PROCESS_CRASH) >= 3 && exploration.count(POWER_LOSS) >= 3,
+            "{}",
+            exploration.summary()
+        );
         assert!(exploration.passed(), "{level:?}:\n{}", report(&exploration));
     }
 }

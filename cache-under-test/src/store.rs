@@ -713,8 +713,11 @@ fn rewrite(
     view: &mut DiskView,
 ) -> Result<Committed, CacheError> {
     let path = location.path();
-    // Defect no-merge: never re-read, so the last writer wins.
-    let disk = if !input.cleared && !defect::active(Defect::NoMerge) {
+    // Defect no-merge: never re-read, so the last writer wins. Nor is the file re-read when this
+    // handle's view of it is whole and current and it holds (or removes) every key in it: the
+    // merge could bring nothing in.
+    let merge = !input.cleared && !defect::active(Defect::NoMerge);
+    let disk = if merge && !holds_everything_on_disk(location, &input, view) {
         read_merging_view(location, limits)?.entries
     } else {
         Vec::new()
@@ -823,6 +826,23 @@ impl Drop for TempFile<'_> {
             let _ = self.location.unlink(&self.name);
         }
     }
+}
+
+/// Whether `view` is the file as it is now (same inode and header, nothing appended since, no
+/// torn tail) and every key in it is one this handle holds or removes.
+fn holds_everything_on_disk(location: &CacheLocation, input: &SaveInput<'_>, view: &DiskView) -> bool {
+    let Some(position) = view.position else { return false };
+    let covered = view.index.keys().all(|key| input.ours.contains_key(key) || input.removed.contains(key));
+    if !covered {
+        return false;
+    }
+    let Ok(Some(file)) = location.open_existing(location.name(), "inspect") else { return false };
+    let Ok(metadata) = file.metadata() else { return false };
+    let mut head = [0u8; format::HEADER_LEN];
+    metadata.len() == position.valid_end
+        && FileIdentity::of(&metadata) == position.file
+        && file.read_exact_at(&mut head, 0).is_ok()
+        && format::read_header(&head) == Ok(HeaderKind::Log(position.header))
 }
 
 /// For [`Defect::InPlaceWrite`]: truncates the cache file and rewrites it where it is, so a crash

@@ -91,7 +91,9 @@ fn a_torn_append_is_ignored_then_dropped_by_the_next_save() {
         // The next save does not append after the torn frame: it rewrites the file without it.
         reader.insert(key(2, 0), artifact(2, 0, 300));
         match reader.save().expect("save after a torn append") {
-            SaveOutcome::Committed { kind, entries, .. } => assert_eq!((kind, entries), (SaveKind::Rewritten, 4), "{tear}"),
+            SaveOutcome::Committed { kind, entries, .. } => {
+                assert_eq!((kind, entries), (SaveKind::Rewritten, 4), "{tear}")
+            }
             SaveOutcome::Clean => panic!("dirty"),
         }
         let log = log_of(&path);
