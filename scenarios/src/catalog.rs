@@ -134,6 +134,7 @@ impl Catalog for RuntimeCacheCatalog {
         }
         cells.push(self.save_fails(SaveFailure::DiskFull));
         cells.push(self.save_fails(SaveFailure::LockHeld));
+        cells.push(self.disk_full_in_a_rewrite());
         cells.push(self.drop_exit_race());
         for ending in [Ending::Return, Ending::Exit(0)] {
             cells.push(self.swap(ending));
@@ -414,8 +415,21 @@ impl RuntimeCacheCatalog {
         cell
     }
 
+    /// save failure, disk full in a full rewrite: as `save-failure/disk-full` (whose save is an
+    /// append: space reserved first, so nothing is written), with the file of the previous
+    /// format version, so the save rewrites it and its temp file's write is what fails: the temp
+    /// file must not be left beside the cache.
+    pub fn disk_full_in_a_rewrite(&self) -> Cell {
+        self.save_fails_on(SaveFailure::DiskFull, "-rewrite", previous_version_cache_bytes())
+    }
+
     /// save failure: no panic, no stderr, failure journaled, old file intact, exit in time.
     pub fn save_fails(&self, failure: SaveFailure) -> Cell {
+        self.save_fails_on(failure, "", old_cache_bytes())
+    }
+
+    /// [`Self::save_fails`] with the cache file seeded with `seed`, the cell's name ending in `suffix`.
+    fn save_fails_on(&self, failure: SaveFailure, suffix: &str, seed: Vec<u8>) -> Cell {
         let (name, holder, plan_bytes) = match failure {
             SaveFailure::DiskFull => ("disk-full", Holder::Static, 64 * 1024),
             SaveFailure::LockHeld => ("lock-held", Holder::Static, crate::plan::ARTIFACT_BYTES),
@@ -426,7 +440,7 @@ impl RuntimeCacheCatalog {
         };
         // Bounded lock waits end in well under a second; the timeout catches unbounded ones.
         let spec = self.spec(&plan).timeout(Duration::from_secs(10));
-        let mut cell = common(Cell::new(format!("save-failure/{name}"), "save-failure", spec));
+        let mut cell = common(Cell::new(format!("save-failure/{name}{suffix}"), "save-failure", spec));
         if failure == SaveFailure::LockHeld {
             // The worker's exit deadline is 300 ms, its lock timeout 5 s: the exit gives up in time.
             cell = cell.oracle(WithinDeadline::from_marker("ending", "save_failed", Duration::from_secs(2)));
@@ -436,7 +450,7 @@ impl RuntimeCacheCatalog {
             // file stays, by design.
             cell = cell.folder(FolderUnderTest::new(".")).oracle(NoLeftoverFiles::new().allow("*.lock"));
         }
-        cell.file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+        cell.file(cache_file(&plan.cache).seeded(seed))
             .oracle(SaveCount::none().of(&plan.cache))
             .oracle(JournalEvents::of_kind("save_failed"))
             .oracle(FileIntact::unchanged().of(&plan.cache))
