@@ -502,7 +502,9 @@ fn append(
     let path = location.path();
     // Opened after the lock was taken: a rewrite renames under the same lock, so this is the
     // file every cooperating process sees until we unlock.
-    let Some(file) = location.open_for_append()? else { return Ok(Attempt::Rewrite("no file yet")) };
+    let Some(file) = location.open_for_append()? else {
+        return Ok(Attempt::Rewrite("no file yet, or not writable in place"));
+    };
     let metadata = file.metadata().map_err(|source| CacheError::io("inspect", path, source))?;
     location::check_file(path, metadata.uid(), metadata.mode())?;
     let size = metadata.len();

@@ -201,3 +201,36 @@ fn sixty_four_writer_processes_on_a_large_cache_lose_no_committed_entry() {
         assert_eq!(held.get(&key(u16::MAX, n)), Some(&artifact(u16::MAX, n, BASE_ARTIFACT)), "base key {n}");
     }
 }
+
+/// A cache file whose mode does not let its owner write it in place (0400) is still saved: the
+/// save cannot append, so it rewrites the file (a rename replaces it), as every save did before.
+/// Run as `nobody` in a forked child (root writes whatever the mode says).
+#[test]
+fn a_file_not_writable_in_place_is_saved_by_a_rewrite() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("nobody");
+    fs::create_dir(&folder).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let path = folder.join("kernels.rtc");
+    save_entries(&path, 0, 2, 100);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+    let lock = folder.join("kernels.rtc.lock");
+    let status = support::fork_and_wait(|| {
+        if let Err(error) = support::change_owner_and_become(&[&folder, &path, &lock], 65534, 65534) {
+            return support::report(3, &format!("cannot become nobody: {error}"));
+        }
+        let cache = match RuntimeCache::open(&path, CacheOptions::default()) {
+            Ok(cache) => cache,
+            Err(error) => return support::report(1, &format!("open: {error}")),
+        };
+        cache.insert(key(1, 0), artifact(1, 0, 100));
+        match cache.save() {
+            Ok(SaveOutcome::Committed { kind: SaveKind::Rewritten, entries: 3, .. }) => 0,
+            other => support::report(2, &format!("expected a rewrite of 3 entries, got {other:?}")),
+        }
+    });
+    assert_eq!(status, ChildStatus::Exited(0), "nobody saving a 0400 cache file");
+    assert_eq!(log_of(&path).entries.len(), 3);
+}
