@@ -1,16 +1,18 @@
-//! Save and load of a 64 MiB cache (1 024 entries x 64 KiB) against a plain write + rename and a
-//! plain read of the same bytes, with `Durability::None` and `Durability::SyncFile` (target: the
-//! cache within 1.2x of the plain file operations); and the save of a full cache that must evict
-//! to stay within its limit.
+//! Save and load of a 64 MiB cache (1 024 entries x 64 KiB), with `Durability::None` and
+//! `Durability::SyncFile`: the save after adding one kernel (an append of one frame) against the
+//! full rewrite of the same cache (forced by a removal; target: the append <= 5% of it), the full
+//! rewrite against a plain write + rename of the same bytes and the load against a plain read
+//! (target: within 1.2x of the plain file operations); and the save of a full cache that must
+//! evict to stay within its limit.
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use runtime_cache::{CacheOptions, Durability, FormatLimits, KernelKey, RuntimeCache, SaveOutcome};
+use runtime_cache::{CacheOptions, Durability, FormatLimits, KernelKey, RuntimeCache, SaveKind, SaveOutcome};
 
 const ENTRIES: usize = 1024;
 const ARTIFACT: usize = 64 << 10;
@@ -52,17 +54,64 @@ fn save_and_load(c: &mut Criterion) {
         }
         cache.save().unwrap();
         let file_bytes = fs::read(&path).unwrap();
-        let (first_key, first) = entries[0].clone();
-        let flipped = Bytes::from(first.iter().map(|b| !b).collect::<Vec<u8>>());
-        let mut toggle = false;
-        group.bench_function(format!("save/{name}"), |b| {
-            b.iter(|| {
-                // Dirty one entry: a save rewrites the whole file either way.
-                toggle = !toggle;
-                cache.insert(first_key, if toggle { flipped.clone() } else { first.clone() });
-                cache.save().unwrap()
+        let artifact = entries[0].1.clone();
+        let mut next = 1u64 << 32;
+        let mut added: Vec<KernelKey> = Vec::new();
+        let new_key = |next: &mut u64| {
+            *next += 1;
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&next.to_le_bytes());
+            KernelKey(key)
+        };
+        group.bench_function(format!("append_one_kernel/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    if added.len() == 32 {
+                        // Untimed: remove what the appends added (a removal forces a rewrite),
+                        // so the cache stays at 64 MiB and no timed save is a frame-count rewrite.
+                        for key in added.drain(..) {
+                            cache.remove(&key);
+                        }
+                        cache.save().unwrap();
+                    }
+                    let key = new_key(&mut next);
+                    added.push(key);
+                    cache.insert(key, artifact.clone());
+                    let start = Instant::now();
+                    let outcome = cache.save().unwrap();
+                    timed += start.elapsed();
+                    assert!(matches!(outcome, SaveOutcome::Committed { kind: SaveKind::Appended, .. }), "{outcome:?}");
+                }
+                timed
             })
         });
+        for key in added.drain(..) {
+            cache.remove(&key);
+        }
+        cache.save().unwrap();
+        // One kernel added beforehand, so every timed save removes one.
+        let first = new_key(&mut next);
+        cache.insert(first, artifact.clone());
+        cache.save().unwrap();
+        let mut previous = Some(first);
+        group.bench_function(format!("rewrite_one_kernel/{name}"), |b| {
+            b.iter(|| {
+                // The same new kernel, and the removal of the one added before (the cache stays at
+                // 64 MiB): a removal makes the save a full rewrite, as every save was before.
+                let key = new_key(&mut next);
+                cache.insert(key, artifact.clone());
+                if let Some(previous) = previous.replace(key) {
+                    cache.remove(&previous);
+                }
+                let outcome = cache.save().unwrap();
+                assert!(matches!(outcome, SaveOutcome::Committed { kind: SaveKind::Rewritten, .. }), "{outcome:?}");
+            })
+        });
+        if let Some(previous) = previous.take() {
+            cache.remove(&previous);
+            cache.save().unwrap();
+        }
         let plain = dir.path().join(format!("{name}.plain"));
         group.bench_function(format!("plain_write_rename/{name}"), |b| {
             b.iter(|| plain_write_rename(dir.path(), &plain, &file_bytes, durability != Durability::None))

@@ -19,7 +19,7 @@ use crate::lock::FileLock;
 use crate::observer::{self, Event, SkipReason, Trigger};
 use crate::registry::{self, ExitSave, HookToken};
 use crate::seam;
-use crate::store::{self, Durability, FileStamp, SaveInput, Stored};
+use crate::store::{self, DiskView, Durability, SaveInput, SaveKind, Stored};
 
 /// How a cache reads, locks and writes its file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Default for CacheOptions {
 pub enum SaveOutcome {
     /// Nothing was dirty; nothing was written.
     Clean,
-    /// The file was replaced.
+    /// The save reached the file: one frame appended, or the whole file rewritten.
     Committed {
         /// Entries in the file after the merge and eviction.
         entries: usize,
@@ -71,6 +71,8 @@ pub enum SaveOutcome {
         bytes: u64,
         /// Entries the save evicted (see [`Event::Evicted`]).
         evicted: usize,
+        /// Whether it appended a frame or rewrote the file.
+        kind: SaveKind,
     },
 }
 
@@ -118,6 +120,9 @@ struct Shared {
     /// Serialises saves of this handle (explicit vs autosave).
     saving: Mutex<()>,
     contents: Mutex<Contents>,
+    /// What this handle knows of the file (see [`DiskView`]); only saves, serialised by
+    /// `saving`, touch it.
+    disk: Mutex<DiskView>,
 }
 
 #[derive(Debug, Default)]
@@ -130,7 +135,6 @@ struct Contents {
     /// `clear()` calls so far, and how many of them a committed save has carried out.
     clears: u64,
     clears_saved: u64,
-    last_seen: Option<FileStamp>,
     /// Compiler tag -> build tag of every compiler in use with this handle.
     builds: HashMap<u64, u64>,
 }
@@ -142,8 +146,8 @@ impl Contents {
 }
 
 impl RuntimeCache {
-    /// Opens the cache at `path`, loading the file without waiting for the lock (saves rename
-    /// whole files into place). The folder is created 0700 if missing and must be trusted (owned
+    /// Opens the cache at `path`, loading the file without waiting for the lock (a save appends a
+    /// sealed frame, whose in-flight tail a reader ignores, or renames a whole file into place). The folder is created 0700 if missing and must be trusted (owned
     /// by this user or root, not group/world-writable unless sticky, not a symlink). A missing
     /// file is a cold start; a damaged one is set aside as `<path>.corrupt-<n>` (byte-exact; only
     /// the newest [`crate::SET_ASIDE_KEPT`] are kept) and the cache starts cold; a symlink, a
@@ -166,7 +170,7 @@ impl RuntimeCache {
         };
         let location = CacheLocation::open(&path)?;
         store::check_path(&location)?;
-        // No lock: saves rename whole files into place, so the read sees an old or a new file.
+        // No lock: saves append sealed frames or rename whole files, so the read sees old or new.
         let on_disk = store::load(&location, &options.limits)?;
         let now = eviction::now_secs();
         let candidates = on_disk
@@ -203,7 +207,8 @@ impl RuntimeCache {
             autosave: AutosaveState::armed(),
             owner_pid: std::process::id(),
             saving: Mutex::new(()),
-            contents: Mutex::new(Contents { entries, last_seen: on_disk.stamp, ..Contents::default() }),
+            contents: Mutex::new(Contents { entries, ..Contents::default() }),
+            disk: Mutex::new(on_disk.view),
             options,
         });
         if let Some(early) = early {
@@ -361,7 +366,7 @@ impl RuntimeCache {
         self.autosave_pending
     }
 
-    /// Saves now if dirty (lock, re-read, merge, write temp, rename). The autosave stays armed:
+    /// Saves now if dirty (lock, then append a frame of the new entries, or rewrite the file). The autosave stays armed:
     /// entries added later are still saved at drop or exit.
     pub fn save(&self) -> Result<SaveOutcome, CacheError> {
         self.shared.save_reporting(Trigger::Explicit, Budget::MidProgram)
@@ -432,7 +437,7 @@ impl Shared {
     fn save_now(&self, trigger: Trigger, budget: Budget) -> Result<SaveOutcome, CacheError> {
         let _serial = budget.lock(&self.saving).ok_or(CacheError::DeadlineExceeded)?;
         let deadline = budget.wait_until(self.options.lock_timeout);
-        let (entries, dirty, removed, clears, last_seen, builds) = {
+        let (entries, dirty, removed, clears, builds) = {
             let contents = bounded::lock_until(&self.contents, deadline).ok_or(CacheError::DeadlineExceeded)?;
             // Seam skip-once-guard: every autosave trigger writes, dirty or not.
             let unconditional = seam::active!("skip-once-guard") && trigger != Trigger::Explicit;
@@ -445,17 +450,23 @@ impl Shared {
                 contents.dirty.clone(),
                 contents.removed.clone(),
                 cleared.then_some(contents.clears),
-                contents.last_seen,
                 contents.builds.clone(),
             )
         };
         observer::emit(|| Event::SaveStarted { path: self.path.clone(), trigger });
         let lock_deadline = deadline.min(Instant::now() + self.options.lock_timeout);
         let committed = {
+            let mut view = bounded::lock_until(&self.disk, deadline).ok_or(CacheError::DeadlineExceeded)?;
             let _lock = FileLock::acquire(&self.location, lock_deadline)?;
-            let input =
-                SaveInput { ours: &entries, removed: &removed, cleared: clears.is_some(), builds: &builds, last_seen };
-            store::save(&self.location, &self.options.limits, &self.options.eviction, self.options.durability, input)?
+            let input = SaveInput {
+                ours: &entries,
+                dirty: &dirty,
+                removed: &removed,
+                cleared: clears.is_some(),
+                builds: &builds,
+            };
+            let options = &self.options;
+            store::save(&self.location, &options.limits, &options.eviction, options.durability, input, &mut view)?
         };
         let evicted: HashMap<KernelKey, EvictReason> = committed.evicted.iter().copied().collect();
         // The file is committed: record that, even if the exit deadline passed meanwhile (the
@@ -491,7 +502,6 @@ impl Shared {
                     contents.entries.entry(*key).or_insert_with(|| stored.clone());
                 }
             }
-            contents.last_seen = committed.stamp;
         }
         if !committed.evicted.is_empty() {
             observer::emit(|| Event::Evicted { path: self.path.clone(), evicted: committed.evicted.clone() });
@@ -507,6 +517,7 @@ impl Shared {
             entries: committed.entries,
             bytes: committed.bytes,
             evicted: committed.evicted.len(),
+            kind: committed.how,
         })
     }
 

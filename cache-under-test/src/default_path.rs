@@ -8,9 +8,9 @@
 //! | --- | --- |
 //! | `RUNTIME_CACHE_DISABLE` set, not `0`/`false`/`no`/`off`/empty | no persisted cache: kernels in memory only |
 //! | `RUNTIME_CACHE_PATH=<file>` | the cache file itself |
-//! | `RUNTIME_CACHE_DIR=<folder>` | `<folder>/kernels-v2.rtc` |
-//! | `XDG_CACHE_HOME=<absolute folder>` | `$XDG_CACHE_HOME/runtime-cache/kernels-v2.rtc` |
-//! | `HOME=<folder>` | `$HOME/.cache/runtime-cache/kernels-v2.rtc` |
+//! | `RUNTIME_CACHE_DIR=<folder>` | `<folder>/kernels-v3.rtc` |
+//! | `XDG_CACHE_HOME=<absolute folder>` | `$XDG_CACHE_HOME/runtime-cache/kernels-v3.rtc` |
+//! | `HOME=<folder>` | `$HOME/.cache/runtime-cache/kernels-v3.rtc` |
 //! | none of these | no persisted cache ([`DefaultCachePath::Unavailable`]) |
 //!
 //! The file name carries the format version (`-v2`), so builds that write different format
@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn each_variable_in_its_order() {
         let file = default_file_name();
-        assert_eq!(file, "kernels-v2.rtc");
+        assert_eq!(file, "kernels-v3.rtc");
         assert_eq!(
             with(&[("HOME", "/home/u")]),
             DefaultCachePath::Path {

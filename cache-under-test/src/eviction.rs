@@ -77,6 +77,45 @@ pub(crate) fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |elapsed| elapsed.as_secs().max(1))
 }
 
+/// Why the policy alone (not the size or count limits) drops an entry of this metadata and size.
+fn policy_reason(
+    meta: &EntryMeta,
+    len: u64,
+    limits: &FormatLimits,
+    policy: &EvictionPolicy,
+    builds: &HashMap<u64, u64>,
+    now: u64,
+) -> Option<EvictReason> {
+    if policy.prune_other_builds
+        && meta.compiler != 0
+        && builds.get(&meta.compiler).is_some_and(|build| *build != meta.build)
+    {
+        Some(EvictReason::OtherBuild)
+    } else if policy
+        .max_age
+        .is_some_and(|age| meta.last_used != 0 && now.saturating_sub(meta.last_used) > age.as_secs())
+    {
+        Some(EvictReason::Age)
+    } else if len > u64::from(limits.max_artifact_bytes) {
+        Some(EvictReason::ArtifactTooLarge)
+    } else {
+        None
+    }
+}
+
+/// Whether the policy (other builds, age, artifact size) would drop any of these entries
+/// (metadata, artifact length): an append must then become a full rewrite, which evicts them.
+/// The size and count limits are the caller's to check.
+pub(crate) fn evicts_any(
+    entries: impl IntoIterator<Item = (EntryMeta, u64)>,
+    limits: &FormatLimits,
+    policy: &EvictionPolicy,
+    builds: &HashMap<u64, u64>,
+    now: u64,
+) -> bool {
+    entries.into_iter().any(|(meta, len)| policy_reason(&meta, len, limits, policy, builds, now).is_some())
+}
+
 /// Splits `candidates` into what a save keeps and what it drops (with why). `builds` maps each
 /// compiler tag in use by this process to its current build tag. Deterministic: ties in last use
 /// are broken by key.
@@ -90,22 +129,7 @@ pub(crate) fn evict(
     let mut evicted = Vec::new();
     let mut alive = Vec::with_capacity(candidates.len());
     for candidate in candidates {
-        let meta = &candidate.meta;
-        let reason = if policy.prune_other_builds
-            && meta.compiler != 0
-            && builds.get(&meta.compiler).is_some_and(|build| *build != meta.build)
-        {
-            Some(EvictReason::OtherBuild)
-        } else if policy
-            .max_age
-            .is_some_and(|age| meta.last_used != 0 && now.saturating_sub(meta.last_used) > age.as_secs())
-        {
-            Some(EvictReason::Age)
-        } else if candidate.artifact.len() as u64 > u64::from(limits.max_artifact_bytes) {
-            Some(EvictReason::ArtifactTooLarge)
-        } else {
-            None
-        };
+        let reason = policy_reason(&candidate.meta, candidate.artifact.len() as u64, limits, policy, builds, now);
         match reason {
             Some(reason) => evicted.push((candidate.key, reason)),
             None => alive.push(candidate),

@@ -12,7 +12,7 @@
 //! }"#;
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     // Kernels persist in $XDG_CACHE_HOME/runtime-cache/kernels-v2.rtc; NVRTC is loaded only on a miss.
+//!     // Kernels persist in $XDG_CACHE_HOME/runtime-cache/kernels-v3.rtc; NVRTC is loaded only on a miss.
 //!     let engine = Engine::new(RuntimeSettings::default())?;
 //!     let spec = KernelSpec::new("saxpy.cu", SAXPY, "saxpy").with_arch("compute_80");
 //!     let kernel = engine.kernel(&spec)?; // a hit in every run after the first
@@ -82,7 +82,7 @@
 //! # Where the cache lives
 //!
 //! [`RuntimeSettings::default`] puts it at [`default_cache_path`]:
-//! `$XDG_CACHE_HOME/runtime-cache/kernels-v2.rtc`, else `~/.cache/runtime-cache/kernels-v2.rtc`
+//! `$XDG_CACHE_HOME/runtime-cache/kernels-v3.rtc`, else `~/.cache/runtime-cache/kernels-v3.rtc`
 //! (the format version is in the name). `RUNTIME_CACHE_PATH` (the file) or `RUNTIME_CACHE_DIR`
 //! (its folder) move it, and `RUNTIME_CACHE_DISABLE=1` keeps kernels in memory only, like
 //! `CUDA_CACHE_PATH` / `CUDA_CACHE_DISABLE`. A path set in the settings is used as it is.
@@ -110,15 +110,19 @@
 //!
 //! # Design
 //!
-//! - The file ([`format`](mod@format)) is versioned and checksummed with bounded lengths (checksum
-//!   before version: damage is set aside, a sealed file of another version is left alone). Opening
-//!   reads it without waiting for the lock (saves rename whole files into place); a damaged file
-//!   is set aside byte-exact (only the newest [`SET_ASIDE_KEPT`] are kept) and the cache starts
-//!   cold; temp files of a crashed save are removed when the lock is free. A save locks
-//!   `<path>.lock` ([`lock_timeout`](crate::CacheOptions::lock_timeout) bounds the wait),
-//!   re-reads and merges what other processes saved meanwhile, evicts, writes a uniquely named
-//!   `O_EXCL` temp file in the same folder and renames it into place. A clean cache writes
-//!   nothing.
+//! - The file ([`format`](mod@format)) is an append-only log: a checksummed header, then sealed
+//!   frames of entries, with bounded lengths (checksum before version: damage is set aside, a
+//!   sealed file of another version is left alone). Opening reads it without waiting for the lock
+//!   (an append in flight is an invalid last frame, which readers ignore; a rewrite renames a
+//!   whole file into place); a damaged file is set aside byte-exact (only the newest
+//!   [`SET_ASIDE_KEPT`] are kept) and the cache starts cold; temp files of a crashed rewrite are
+//!   removed when the lock is free. A save locks `<path>.lock`
+//!   ([`lock_timeout`](crate::CacheOptions::lock_timeout) bounds the wait), reads only what other
+//!   processes appended since it last looked, and appends one frame of its new entries: its cost
+//!   grows with what changed, not with the cache. A full rewrite (re-read, merge, evict, an
+//!   `O_EXCL` temp file in the same folder renamed into place) replaces a missing, older-version,
+//!   torn or damaged file, carries removals and `clear()`, evicts, and compacts the log every
+//!   [`MAX_APPENDED_FRAMES`] frames. A clean cache writes nothing.
 //! - [`Engine`] never fails because of its cache: a cache that cannot be used makes it run cold
 //!   with kernels in memory, reporting [`Event::CacheUnavailable`] with an
 //!   [`UnavailableReason`] ([`Engine::cache_unavailable`] keeps the [`CacheError`]).
@@ -194,5 +198,5 @@ pub use format::{FormatError, FormatLimits};
 pub use key::{CompilerIdentity, KernelKey, KernelSpec, Output};
 pub use observer::{Event, SkipReason, Trigger, UnavailableReason, clear_observer, set_observer};
 pub use registry::{HookToken, exit_registry_len};
-pub use store::{Durability, SET_ASIDE_KEPT};
+pub use store::{DEAD_BYTES_FLOOR, Durability, MAX_APPENDED_FRAMES, SET_ASIDE_KEPT, SaveKind};
 pub use termination::{TERMINATION_SIGNALS, install_termination_handler};

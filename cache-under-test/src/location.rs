@@ -144,6 +144,26 @@ impl CacheLocation {
         Ok(Some(file))
     }
 
+    /// Opens the existing cache file read-write for a save's append, without following a symlink
+    /// or blocking on a FIFO. `None` if it does not exist, or if its mode does not let this
+    /// process write it in place (a full rewrite then replaces it, as every save did before
+    /// appends); anything but a regular file is refused.
+    pub(crate) fn open_for_append(&self) -> Result<Option<File>, CacheError> {
+        let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let fd = match rustix::fs::openat(&self.folder_fd, &self.name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::ACCESS) => return Ok(None),
+            Err(rustix::io::Errno::LOOP) => return Err(CacheError::Symlink { path: self.path.clone() }),
+            Err(error) => return Err(CacheError::io("open", self.path.clone(), io_error(error))),
+        };
+        let file = File::from(fd);
+        let metadata = file.metadata().map_err(|source| CacheError::io("open", self.path.clone(), source))?;
+        if !metadata.is_file() {
+            return Err(CacheError::NotAFile { path: self.path.clone() });
+        }
+        Ok(Some(file))
+    }
+
     /// Opens (creating it 0600 if missing) the lock file `name` read-write, without following a
     /// symlink or blocking on a FIFO; refuses anything but a regular file this user owns.
     pub(crate) fn open_lock_file(&self, name: &OsStr) -> Result<File, CacheError> {

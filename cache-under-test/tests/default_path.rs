@@ -58,17 +58,17 @@ fn the_default_cache_follows_the_environment() {
     let saved =
         |path: &PathBuf| RuntimeCache::open(path, CacheOptions::default()).map(|cache| cache.len()).unwrap_or(0);
 
-    let home_default = root.join("home/.cache/runtime-cache/kernels-v2.rtc");
+    let home_default = root.join("home/.cache/runtime-cache/kernels-v3.rtc");
     run(&[], false, home_default.to_str().unwrap());
     assert_eq!(saved(&home_default), 1, "nothing persisted under ~/.cache");
 
     let xdg = root.join("xdg");
-    let xdg_default = xdg.join("runtime-cache/kernels-v2.rtc");
+    let xdg_default = xdg.join("runtime-cache/kernels-v3.rtc");
     run(&[("XDG_CACHE_HOME", &xdg)], false, xdg_default.to_str().unwrap());
     assert_eq!(saved(&xdg_default), 1, "nothing persisted under $XDG_CACHE_HOME");
 
     let folder = root.join("folder");
-    let in_folder = folder.join("kernels-v2.rtc");
+    let in_folder = folder.join("kernels-v3.rtc");
     run(&[("XDG_CACHE_HOME", &xdg), (DIR_ENV, &folder)], false, in_folder.to_str().unwrap());
     assert_eq!(saved(&in_folder), 1);
 

@@ -95,10 +95,10 @@ fn a_valid_file_of_another_version_is_left_alone_and_the_engine_starts_cold() {
     let path = dir.path().join("kernels.rtk");
     saved(&path);
     let mut other = fs::read(&path).unwrap();
-    other[8..10].copy_from_slice(&3u16.to_le_bytes());
-    let body = other.len() - 8;
-    let checksum = xxhash_rust::xxh3::xxh3_64(&other[..body]);
-    other[body..].copy_from_slice(&checksum.to_le_bytes());
+    // A later version keeps version 3's rule: bytes 32..40 seal the header's first 32 bytes.
+    other[8..10].copy_from_slice(&(runtime_cache::format::VERSION + 1).to_le_bytes());
+    let checksum = xxhash_rust::xxh3::xxh3_64(&other[..32]);
+    other[32..40].copy_from_slice(&checksum.to_le_bytes());
     fs::write(&path, &other).unwrap();
     let before = support::snapshot(dir.path());
 

@@ -1,14 +1,21 @@
-//! The file format: what `encode` writes, `decode` reads back exactly; any damage to the bytes
-//! (truncation, a flipped bit, a huge length, random input) is a typed [`FormatError`], never a
-//! panic, and never an allocation beyond the input's own size.
+//! The file format: what `encode` writes, `decode` reads back exactly; any damage to the bytes of
+//! a written file (truncation, a flipped bit, a huge length, random input) is a typed
+//! [`FormatError`], never a panic, and never an allocation beyond the input's own size. (A torn
+//! *appended* frame is not damage: `tests/store.rs` covers appends.)
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use runtime_cache::format::{self, MAGIC, VERSION};
 use runtime_cache::{FormatError, FormatLimits, KernelKey};
 
-const HEADER_LEN: usize = 16;
-const TRAILER_LEN: usize = 8;
+const HEADER_LEN: usize = format::HEADER_LEN;
+/// The one frame of an encoded file: its header (magic, sequence, payload length) starts here.
+const FRAME: usize = HEADER_LEN;
+/// The frame's payload (entry count, entries) starts here.
+const PAYLOAD: usize = FRAME + 24;
+const FOOTER_LEN: usize = 24;
+const LEGACY_HEADER_LEN: usize = 16;
+const LEGACY_TRAILER_LEN: usize = 8;
 
 fn encode(entries: &[(KernelKey, Bytes)]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -17,13 +24,26 @@ fn encode(entries: &[(KernelKey, Bytes)]) -> Vec<u8> {
     out
 }
 
-/// Re-seals `file` with a correct checksum, so the decoder gets past the checksum to the field
-/// under test.
-fn reseal(file: &mut [u8]) {
-    let body_end = file.len() - TRAILER_LEN;
+/// Re-seals a version-1/2 `file` with a correct whole-file checksum.
+fn reseal_legacy(file: &mut [u8]) {
+    let body_end = file.len() - LEGACY_TRAILER_LEN;
     // XXH3-64 of everything before the trailer, as the format documents.
     let checksum = xxhash_rust::xxh3::xxh3_64(&file[..body_end]);
     file[body_end..].copy_from_slice(&checksum.to_le_bytes());
+}
+
+/// Re-seals the header of a version-3 `file`: bytes 32..40 are the XXH3-64 of bytes 0..32.
+fn reseal_header(file: &mut [u8]) {
+    let checksum = xxhash_rust::xxh3::xxh3_64(&file[..32]);
+    file[32..40].copy_from_slice(&checksum.to_le_bytes());
+}
+
+/// Re-seals the one frame of an encoded file (file id 0) after its payload was edited in place,
+/// so the decoder gets past the checksum to the field under test.
+fn reseal_frame(file: &mut [u8]) {
+    let footer = file.len() - FOOTER_LEN;
+    let checksum = xxhash_rust::xxh3::xxh3_64_with_seed(&file[FRAME..footer], 0);
+    file[footer..footer + 8].copy_from_slice(&checksum.to_le_bytes());
 }
 
 fn entries_strategy() -> impl Strategy<Value = Vec<(KernelKey, Bytes)>> {
@@ -80,15 +100,32 @@ proptest! {
         body in proptest::collection::vec(any::<u8>(), 0..1024),
     ) {
         // Random content that passes the magic, version and checksum checks, so the decoder's
-        // length handling is what is exercised.
-        let mut file = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
+        // length handling is what is exercised: a version-2 file, and a version-3 frame.
+        let mut file = Vec::with_capacity(LEGACY_HEADER_LEN + body.len() + LEGACY_TRAILER_LEN);
         file.extend_from_slice(&MAGIC);
-        file.extend_from_slice(&VERSION.to_le_bytes());
+        file.extend_from_slice(&2u16.to_le_bytes());
         file.extend_from_slice(&0u16.to_le_bytes());
         file.extend_from_slice(&count.to_le_bytes());
         file.extend_from_slice(&body);
-        file.extend_from_slice(&[0u8; TRAILER_LEN]);
-        reseal(&mut file);
+        file.extend_from_slice(&[0u8; LEGACY_TRAILER_LEN]);
+        reseal_legacy(&mut file);
+        let result = format::decode(&Bytes::from(file), &FormatLimits::default());
+        if let Ok(entries) = result {
+            prop_assert_eq!(entries.len() as u64, u64::from(count));
+        }
+        let mut file = encode(&[]);
+        file.truncate(PAYLOAD);
+        file.extend_from_slice(&count.to_le_bytes());
+        file.extend_from_slice(&body);
+        let payload_len = (4 + body.len()) as u64;
+        file[FRAME + 16..FRAME + 24].copy_from_slice(&payload_len.to_le_bytes());
+        file.extend_from_slice(&[0u8; 8]);
+        file.extend_from_slice(&payload_len.to_le_bytes());
+        file.extend_from_slice(&format::FOOTER_MAGIC);
+        let base_len = file.len() as u64;
+        file[24..32].copy_from_slice(&base_len.to_le_bytes());
+        reseal_header(&mut file);
+        reseal_frame(&mut file);
         let result = format::decode(&Bytes::from(file), &FormatLimits::default());
         if let Ok(entries) = result {
             prop_assert_eq!(entries.len() as u64, u64::from(count));
@@ -99,13 +136,13 @@ proptest! {
     fn a_huge_artifact_length_is_a_typed_error(entries in entries_strategy(), len in any::<u32>()) {
         prop_assume!(!entries.is_empty());
         let mut file = encode(&entries);
-        // The first entry's length field sits right after the header, its 32-byte key and its
-        // 24 bytes of metadata (compiler tag, build tag, last use).
-        let field = HEADER_LEN + 32 + 24;
+        // The first entry's length field sits right after the frame's entry count, its 32-byte
+        // key and its 24 bytes of metadata (compiler tag, build tag, last use).
+        let field = PAYLOAD + 4 + 32 + 24;
         let original = u32::from_le_bytes(file[field..field + 4].try_into().unwrap());
         prop_assume!(len != original);
         file[field..field + 4].copy_from_slice(&len.to_le_bytes());
-        reseal(&mut file);
+        reseal_frame(&mut file);
         let result = format::decode(&Bytes::from(file), &FormatLimits::default());
         prop_assert!(
             matches!(result, Err(FormatError::Truncated { .. } | FormatError::OverLimit { .. } | FormatError::UnsortedKeys { .. } | FormatError::TrailingBytes(_))),
@@ -117,8 +154,8 @@ proptest! {
     fn a_huge_entry_count_is_a_typed_error(entries in entries_strategy(), count in any::<u32>()) {
         let mut file = encode(&entries);
         prop_assume!(count as usize != entries.len());
-        file[12..16].copy_from_slice(&count.to_le_bytes());
-        reseal(&mut file);
+        file[PAYLOAD..PAYLOAD + 4].copy_from_slice(&count.to_le_bytes());
+        reseal_frame(&mut file);
         let result = format::decode(&Bytes::from(file), &FormatLimits::default());
         prop_assert!(
             matches!(result, Err(FormatError::Truncated { .. } | FormatError::OverLimit { .. } | FormatError::TrailingBytes(_))),
@@ -142,33 +179,53 @@ fn each_damaged_field_gets_its_own_error() {
     // old checksum is damage, set aside at open; only a sealed file of another version is
     // "unsupported", left alone.
     let mut version = good.clone();
-    version[8..10].copy_from_slice(&3u16.to_le_bytes());
+    version[8..10].copy_from_slice(&(VERSION + 1).to_le_bytes());
     assert!(matches!(decode(version.clone()), Err(FormatError::ChecksumMismatch { .. })));
-    reseal(&mut version);
-    assert!(matches!(decode(version), Err(FormatError::UnsupportedVersion { found: 3 })));
+    reseal_header(&mut version);
+    assert!(matches!(decode(version), Err(FormatError::UnsupportedVersion { found: 4 })));
 
-    let mut checksum = good.clone();
-    let last = checksum.len() - 1;
-    checksum[last] ^= 0x80;
-    assert!(matches!(decode(checksum), Err(FormatError::ChecksumMismatch { .. })));
+    let mut header_checksum = good.clone();
+    header_checksum[39] ^= 0x80;
+    assert!(matches!(decode(header_checksum), Err(FormatError::ChecksumMismatch { .. })));
+
+    // The frame below the base length was written whole: damage there is corruption.
+    let mut frame_checksum = good.clone();
+    let footer = frame_checksum.len() - FOOTER_LEN;
+    frame_checksum[footer] ^= 0x80;
+    assert!(matches!(decode(frame_checksum), Err(FormatError::DamagedFrame { .. })));
+
+    let mut base_len = good.clone();
+    base_len[24..32].copy_from_slice(&(good.len() as u64 + 1).to_le_bytes());
+    reseal_header(&mut base_len);
+    assert!(matches!(decode(base_len), Err(FormatError::Truncated { .. })));
 
     let mut flags = good.clone();
     flags[10] = 1;
-    reseal(&mut flags);
+    reseal_header(&mut flags);
     assert!(matches!(decode(flags), Err(FormatError::UnknownFlags(1))));
 
     let mut unsorted = good.clone();
     // Swap the two keys: same bytes, wrong order.
-    let second_key = HEADER_LEN + 32 + 24 + 4 + 3;
-    unsorted[HEADER_LEN..HEADER_LEN + 32].copy_from_slice(&[2; 32]);
+    let first_key = PAYLOAD + 4;
+    let second_key = first_key + 32 + 24 + 4 + 3;
+    unsorted[first_key..first_key + 32].copy_from_slice(&[2; 32]);
     unsorted[second_key..second_key + 32].copy_from_slice(&[1; 32]);
-    reseal(&mut unsorted);
+    reseal_frame(&mut unsorted);
     assert!(matches!(decode(unsorted), Err(FormatError::UnsortedKeys { index: 1 })));
 
-    let mut trailing = good[..good.len() - TRAILER_LEN].to_vec();
+    // Four bytes of junk after the last entry, inside a frame whose lengths and seals agree.
+    let footer = good.len() - FOOTER_LEN;
+    let mut trailing = good[..footer].to_vec();
     trailing.extend_from_slice(b"junk");
-    trailing.extend_from_slice(&[0; TRAILER_LEN]);
-    reseal(&mut trailing);
+    trailing.extend_from_slice(&good[footer..]);
+    let payload_len = u64::from_le_bytes(good[FRAME + 16..FRAME + 24].try_into().unwrap()) + 4;
+    trailing[FRAME + 16..FRAME + 24].copy_from_slice(&payload_len.to_le_bytes());
+    let footer = trailing.len() - FOOTER_LEN;
+    trailing[footer + 8..footer + 16].copy_from_slice(&payload_len.to_le_bytes());
+    let base_len = trailing.len() as u64;
+    trailing[24..32].copy_from_slice(&base_len.to_le_bytes());
+    reseal_header(&mut trailing);
+    reseal_frame(&mut trailing);
     assert!(matches!(decode(trailing), Err(FormatError::TrailingBytes(4))));
 
     let small = FormatLimits { max_file_bytes: good.len() as u64 - 1, ..FormatLimits::default() };

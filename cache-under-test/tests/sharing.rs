@@ -1,7 +1,7 @@
 //! Sharing one cache file: two handles (or K processes) saving distinct keys lose none of them
-//! (save = lock, re-read, merge, write temp, rename), a saver picks up what others saved, and a
-//! lock held elsewhere makes a save fail with `LockTimeout` after the bounded wait, leaving the
-//! old file intact (while opening, which needs no lock, still works).
+//! (save = lock, then append a frame of the new entries, or rewrite the file), a saver picks up
+//! what others saved, and a lock held elsewhere makes a save fail with `LockTimeout` after the
+//! bounded wait, leaving the old file intact (while opening, which needs no lock, still works).
 
 /// Every test here takes `support::serial()`: one of them forks.
 mod support;
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use runtime_cache::{CacheError, CacheOptions, KernelKey, RuntimeCache, SaveOutcome};
+use runtime_cache::{CacheError, CacheOptions, KernelKey, RuntimeCache, SaveKind, SaveOutcome};
 use support::ChildStatus;
 
 fn key(writer: u8, n: u8) -> KernelKey {
@@ -41,9 +41,14 @@ fn two_handles_saving_distinct_keys_leave_the_union() {
     }
     assert_eq!(
         a.save().unwrap(),
-        SaveOutcome::Committed { entries: 10, bytes: fs::metadata(&path).unwrap().len(), evicted: 0 }
+        SaveOutcome::Committed {
+            entries: 10,
+            bytes: fs::metadata(&path).unwrap().len(),
+            evicted: 0,
+            kind: SaveKind::Rewritten
+        }
     );
-    // B has not seen A's save: its save re-reads and merges instead of overwriting.
+    // B has not seen A's save: it appends to A's file instead of overwriting it.
     match b.save().unwrap() {
         SaveOutcome::Committed { entries, .. } => assert_eq!(entries, 20),
         SaveOutcome::Clean => panic!("b was dirty"),

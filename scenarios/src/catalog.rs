@@ -154,6 +154,7 @@ impl Catalog for RuntimeCacheCatalog {
         }
         cells.push(self.save_fails(SaveFailure::DiskFull));
         cells.push(self.save_fails(SaveFailure::LockHeld));
+        cells.push(self.disk_full_in_a_rewrite());
         cells.push(self.drop_exit_race());
         for ending in [Ending::Return, Ending::Exit(0)] {
             cells.push(self.swap(ending));
@@ -445,13 +446,16 @@ impl RuntimeCacheCatalog {
             .exits_cleanly()
     }
 
-    /// crash mid-save: SIGKILL at `step`; the file is the old or the new content, and the next
-    /// open succeeds (and cleans the temp file).
+    /// crash mid-save: SIGKILL at `step` of a full rewrite; the file is the old or the new
+    /// content, and the next open succeeds (and cleans the temp file). The seed is a file of the
+    /// previous format version, which a save always rewrites whole (temp file, rename), so every
+    /// step of the rewrite is reached; an append's crash states are explored syscall by syscall by
+    /// `exit-harness crash` (`tests/crash.rs`).
     pub fn crash_mid_save(&self, step: SaveStep) -> Cell {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CrashMidSave(step));
         let mut cell = self
             .cell(format!("crash-mid-save/{}", step.failpoint().trim_start_matches("save-")), "crash-mid-save", &plan)
-            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .file(cache_file(&plan.cache).seeded(previous_version_cache_bytes()))
             .oracle(MarkerSeen::new("crash-point"))
             .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("signal", SIGKILL))
             .oracle(JournalEvents::of_kind("reopened"))
@@ -463,8 +467,21 @@ impl RuntimeCacheCatalog {
         cell
     }
 
+    /// save failure, disk full in a full rewrite: as `save-failure/disk-full` (whose save is an
+    /// append: space reserved first, so nothing is written), with the file of the previous
+    /// format version, so the save rewrites it and its temp file's write is what fails: the temp
+    /// file must not be left beside the cache.
+    pub fn disk_full_in_a_rewrite(&self) -> Cell {
+        self.save_fails_on(SaveFailure::DiskFull, "-rewrite", previous_version_cache_bytes())
+    }
+
     /// save failure: no panic, no stderr, failure journaled, old file intact, exit in time.
     pub fn save_fails(&self, failure: SaveFailure) -> Cell {
+        self.save_fails_on(failure, "", old_cache_bytes())
+    }
+
+    /// [`Self::save_fails`] with the cache file seeded with `seed`, the cell's name ending in `suffix`.
+    fn save_fails_on(&self, failure: SaveFailure, suffix: &str, seed: Vec<u8>) -> Cell {
         let (name, holder, plan_bytes) = match failure {
             SaveFailure::DiskFull => ("disk-full", Holder::Static, 64 * 1024),
             SaveFailure::LockHeld => ("lock-held", Holder::Static, crate::plan::ARTIFACT_BYTES),
@@ -475,7 +492,7 @@ impl RuntimeCacheCatalog {
         };
         // Bounded lock waits end in well under a second; the timeout catches unbounded ones.
         let spec = self.spec(&plan).timeout(Duration::from_secs(10));
-        let mut cell = common(Cell::new(format!("save-failure/{name}"), "save-failure", spec));
+        let mut cell = common(Cell::new(format!("save-failure/{name}{suffix}"), "save-failure", spec));
         if failure == SaveFailure::LockHeld {
             // The worker's exit deadline is 300 ms, its lock timeout 5 s: the exit gives up in time.
             cell = cell.oracle(WithinDeadline::from_marker("ending", "save_failed", Duration::from_secs(2)));
@@ -485,7 +502,7 @@ impl RuntimeCacheCatalog {
             // file stays, by design.
             cell = cell.folder(FolderUnderTest::new(".")).oracle(NoLeftoverFiles::new().allow("*.lock"));
         }
-        cell.file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+        cell.file(cache_file(&plan.cache).seeded(seed))
             .oracle(SaveCount::none().of(&plan.cache))
             .oracle(JournalEvents::of_kind("save_failed"))
             .oracle(FileIntact::unchanged().of(&plan.cache))
@@ -1075,15 +1092,39 @@ pub fn old_cache_keys() -> [KernelKey; 2] {
         .map(|index| KernelKey::derive(&KernelSpec::new("old.cu", format!("// old kernel {index}"), "old"), &identity))
 }
 
-/// A valid file of a later format version (3), as a newer build would write it: the bytes of
-/// [`old_cache_bytes`] with the version field set to 3 and the XXH3-64 trailer recomputed.
+/// A valid file of a later format version (4), as a newer build would write it: the bytes of
+/// [`old_cache_bytes`] with the version field set to 4 and the header's XXH3-64 (bytes 32..40,
+/// which every version from 3 on keeps) recomputed.
 pub fn future_version_bytes() -> Vec<u8> {
     let mut bytes = old_cache_bytes();
     bytes[8..10].copy_from_slice(&(format::VERSION + 1).to_le_bytes());
-    let body = bytes.len() - 8;
-    let checksum = xxhash_rust::xxh3::xxh3_64(&bytes[..body]);
-    bytes[body..].copy_from_slice(&checksum.to_le_bytes());
+    let checksum = xxhash_rust::xxh3::xxh3_64(&bytes[..32]);
+    bytes[32..40].copy_from_slice(&checksum.to_le_bytes());
     bytes
+}
+
+/// [`old_cache_bytes`]'s two entries in a file of the previous format version (2: a 16-byte
+/// header with the entry count, the entries sorted by key, an XXH3-64 trailer of every byte
+/// before it), as the previous release wrote it. Still read; a save rewrites it whole.
+pub fn previous_version_cache_bytes() -> Vec<u8> {
+    let compiler = SyntheticCompiler::new(crate::plan::ARTIFACT_BYTES, Duration::ZERO);
+    let mut entries: Vec<(KernelKey, bytes::Bytes)> =
+        old_cache_keys().into_iter().map(|key| (key, compiler.artifact_for(&key))).collect();
+    entries.sort_by_key(|(key, _)| *key);
+    let mut out = Vec::new();
+    out.extend_from_slice(&format::MAGIC);
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for (key, artifact) in &entries {
+        out.extend_from_slice(&key.0);
+        out.extend_from_slice(&[0; 24]); // compiler tag, build tag, last use: unknown
+        out.extend_from_slice(&(artifact.len() as u32).to_le_bytes());
+        out.extend_from_slice(artifact);
+    }
+    let checksum = xxhash_rust::xxh3::xxh3_64(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
 }
 
 /// A valid cache file holding two "old" entries, as a previous run would have left it.

@@ -1,0 +1,236 @@
+//! The append-only log (format version 3, issue #12 item 6), on real files: a save after a few new
+//! kernels appends one frame of exactly them; a torn append (a crash in the middle of the write,
+//! or a power loss that left zeros) is ignored by readers and dropped by the next save's rewrite;
+//! a damaged frame with a valid one after it is corruption, set aside; the rewrite that bounds the
+//! frame count keeps every entry; and 64 writer processes appending at once to one large cache
+//! lose no committed entry.
+
+/// Every test here takes `support::serial()`: one of them forks.
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use bytes::Bytes;
+use runtime_cache::format::{self, FormatLimits};
+use runtime_cache::{CacheOptions, Event, KernelKey, MAX_APPENDED_FRAMES, RuntimeCache, SaveKind, SaveOutcome};
+use support::ChildStatus;
+
+fn key(writer: u16, n: u16) -> KernelKey {
+    let mut key = [0u8; 32];
+    key[..2].copy_from_slice(&writer.to_le_bytes());
+    key[2..4].copy_from_slice(&n.to_le_bytes());
+    key[4] = 0xa5;
+    KernelKey(key)
+}
+
+fn artifact(writer: u16, n: u16, len: usize) -> Bytes {
+    let mut bytes = format!("artifact {writer}/{n} ").into_bytes();
+    bytes.resize(len, (writer as u8) ^ (n as u8));
+    Bytes::from(bytes)
+}
+
+fn log_of(path: &Path) -> format::Log {
+    format::decode_log(&Bytes::from(fs::read(path).expect("read the cache file")), &FormatLimits::default())
+        .expect("the cache file decodes")
+}
+
+/// Saves `count` entries of `writer` through a fresh handle; returns how the save wrote.
+fn save_entries(path: &Path, writer: u16, count: u16, len: usize) -> SaveKind {
+    let cache = RuntimeCache::open(path, CacheOptions::default()).expect("open");
+    for n in 0..count {
+        cache.insert(key(writer, n), artifact(writer, n, len));
+    }
+    match cache.save().expect("save") {
+        SaveOutcome::Committed { kind, .. } => kind,
+        SaveOutcome::Clean => panic!("the handle was dirty"),
+    }
+}
+
+#[test]
+fn a_save_after_one_kernel_appends_one_frame_of_just_that_kernel() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtc");
+    assert_eq!(save_entries(&path, 0, 50, 4096), SaveKind::Rewritten, "the first save creates the file");
+    let before = fs::read(&path).unwrap();
+    assert_eq!(save_entries(&path, 1, 1, 700), SaveKind::Appended);
+    let after = fs::read(&path).unwrap();
+    // The file grew by exactly one frame holding one entry; not a byte before it changed.
+    assert_eq!(after.len() as u64 - before.len() as u64, format::FRAME_OVERHEAD + format::ENTRY_OVERHEAD + 700);
+    assert_eq!(&after[..before.len()], &before[..], "an append rewrote bytes already in the file");
+    let log = log_of(&path);
+    assert_eq!((log.entries.len(), log.appended_frames, log.torn_tail), (51, 1, 0));
+}
+
+#[test]
+fn a_torn_append_is_ignored_then_dropped_by_the_next_save() {
+    let _serial = support::serial();
+    for tear in ["cut in the middle", "zeros after a power loss"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kernels.rtc");
+        save_entries(&path, 0, 3, 300);
+        let old_len = fs::metadata(&path).unwrap().len() as usize;
+        assert_eq!(save_entries(&path, 1, 2, 300), SaveKind::Appended);
+        let whole = fs::read(&path).unwrap();
+        let torn = match tear {
+            "cut in the middle" => whole[..old_len + (whole.len() - old_len) / 2].to_vec(),
+            _ => [&whole[..old_len], &vec![0u8; whole.len() - old_len][..]].concat(),
+        };
+        fs::write(&path, &torn).unwrap();
+
+        // Readers see the file as it was before the torn save (old), not damage.
+        support::record_events();
+        let reader = RuntimeCache::open(&path, CacheOptions::default()).expect("open a torn file");
+        assert_eq!(reader.len(), 3, "{tear}: the torn frame's entries were read, or the old ones lost");
+        assert!(reader.get(&key(0, 2)).is_some());
+        let quarantined = support::events_for(&path).iter().any(|event| matches!(event, Event::Quarantined { .. }));
+        assert!(!quarantined, "{tear}: a torn tail was set aside as damage");
+        assert_eq!(log_of(&path).torn_tail, (torn.len() - old_len) as u64);
+
+        // The next save does not append after the torn frame: it rewrites the file without it.
+        reader.insert(key(2, 0), artifact(2, 0, 300));
+        match reader.save().expect("save after a torn append") {
+            SaveOutcome::Committed { kind, entries, .. } => {
+                assert_eq!((kind, entries), (SaveKind::Rewritten, 4), "{tear}")
+            }
+            SaveOutcome::Clean => panic!("dirty"),
+        }
+        let log = log_of(&path);
+        assert_eq!((log.torn_tail, log.appended_frames, log.entries.len()), (0, 0, 4), "{tear}");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(names.iter().all(|name| !name.to_string_lossy().contains("corrupt")), "{tear}: {names:?}");
+    }
+}
+
+#[test]
+fn a_damaged_frame_followed_by_a_valid_one_is_set_aside_as_corruption() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtc");
+    save_entries(&path, 0, 3, 300);
+    let first_frame_end = fs::metadata(&path).unwrap().len() as usize;
+    assert_eq!(save_entries(&path, 1, 2, 300), SaveKind::Appended);
+    let second_frame_end = fs::metadata(&path).unwrap().len() as usize;
+    assert_eq!(save_entries(&path, 2, 2, 300), SaveKind::Appended);
+    let mut damaged = fs::read(&path).unwrap();
+    damaged[(first_frame_end + second_frame_end) / 2] ^= 0x01;
+    fs::write(&path, &damaged).unwrap();
+
+    support::record_events();
+    let cache = RuntimeCache::open(&path, CacheOptions::default()).expect("open a damaged file");
+    assert!(cache.is_empty(), "a damaged file starts cold");
+    let quarantined = support::events_for(&path).iter().any(|event| matches!(event, Event::Quarantined { .. }));
+    assert!(quarantined, "the damaged middle frame was not set aside");
+    assert_eq!(fs::read(dir.path().join("kernels.rtc.corrupt-0")).unwrap(), damaged, "set aside byte-exact");
+}
+
+#[test]
+fn the_rewrite_that_bounds_the_frame_count_keeps_every_entry() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtc");
+    assert_eq!(save_entries(&path, 0, 2, 100), SaveKind::Rewritten);
+    // Opened now, it holds none of what the next saves append: its rewrite must merge them.
+    let early = RuntimeCache::open(&path, CacheOptions::default()).expect("open");
+    let saves = u16::try_from(MAX_APPENDED_FRAMES).unwrap();
+    for writer in 1..=saves {
+        assert_eq!(save_entries(&path, writer, 2, 100), SaveKind::Appended, "save {writer}");
+    }
+    assert_eq!(log_of(&path).appended_frames, MAX_APPENDED_FRAMES);
+    // One more save finds MAX_APPENDED_FRAMES frames: it rewrites the file as one frame.
+    let last = saves + 1;
+    for n in 0..2 {
+        early.insert(key(last, n), artifact(last, n, 100));
+    }
+    assert!(matches!(early.save().expect("save"), SaveOutcome::Committed { kind: SaveKind::Rewritten, .. }));
+    let log = log_of(&path);
+    assert_eq!(log.appended_frames, 0);
+    let held: std::collections::HashMap<KernelKey, Bytes> =
+        log.entries.into_iter().map(|entry| (entry.key, entry.artifact)).collect();
+    assert_eq!(held.len(), 2 * (usize::from(saves) + 2));
+    for writer in 0..=last {
+        for n in 0..2 {
+            assert_eq!(held.get(&key(writer, n)), Some(&artifact(writer, n, 100)), "writer {writer} key {n}");
+        }
+    }
+}
+
+#[test]
+fn sixty_four_writer_processes_on_a_large_cache_lose_no_committed_entry() {
+    let _serial = support::serial();
+    const WRITERS: u16 = 64;
+    // 4 MiB here (CI has 2 cores); `benches/save_load.rs` measures the same with 50 MB.
+    const BASE_ENTRIES: u16 = 256;
+    const BASE_ARTIFACT: usize = 16 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtc");
+    save_entries(&path, u16::MAX, BASE_ENTRIES, BASE_ARTIFACT);
+    let children: Vec<i32> = (0..WRITERS)
+        .map(|writer| {
+            let path = path.clone();
+            support::fork_child(move || {
+                let cache = match RuntimeCache::open(&path, CacheOptions::default()) {
+                    Ok(cache) => cache,
+                    Err(error) => return support::report(1, &format!("writer {writer}: open: {error}")),
+                };
+                for n in 0..2 {
+                    cache.insert(key(writer, n), artifact(writer, n, 4096));
+                }
+                match cache.save() {
+                    Ok(_) => 0,
+                    Err(error) => support::report(2, &format!("writer {writer}: save: {error}")),
+                }
+            })
+        })
+        .collect();
+    for pid in children {
+        assert_eq!(support::wait_for(pid), ChildStatus::Exited(0), "a writer failed to open or to save");
+    }
+    let log = log_of(&path);
+    assert_eq!(log.torn_tail, 0);
+    let held: std::collections::HashMap<KernelKey, Bytes> =
+        log.entries.into_iter().map(|entry| (entry.key, entry.artifact)).collect();
+    assert_eq!(held.len(), usize::from(BASE_ENTRIES) + 2 * usize::from(WRITERS), "entries were lost");
+    for writer in 0..WRITERS {
+        for n in 0..2 {
+            assert_eq!(held.get(&key(writer, n)), Some(&artifact(writer, n, 4096)), "writer {writer} key {n}");
+        }
+    }
+    for n in 0..BASE_ENTRIES {
+        assert_eq!(held.get(&key(u16::MAX, n)), Some(&artifact(u16::MAX, n, BASE_ARTIFACT)), "base key {n}");
+    }
+}
+
+/// A cache file whose mode does not let its owner write it in place (0400) is still saved: the
+/// save cannot append, so it rewrites the file (a rename replaces it), as every save did before.
+/// Run as `nobody` in a forked child (root writes whatever the mode says).
+#[test]
+fn a_file_not_writable_in_place_is_saved_by_a_rewrite() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("nobody");
+    fs::create_dir(&folder).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let path = folder.join("kernels.rtc");
+    save_entries(&path, 0, 2, 100);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+    let lock = folder.join("kernels.rtc.lock");
+    let status = support::fork_and_wait(|| {
+        if let Err(error) = support::change_owner_and_become(&[&folder, &path, &lock], 65534, 65534) {
+            return support::report(3, &format!("cannot become nobody: {error}"));
+        }
+        let cache = match RuntimeCache::open(&path, CacheOptions::default()) {
+            Ok(cache) => cache,
+            Err(error) => return support::report(1, &format!("open: {error}")),
+        };
+        cache.insert(key(1, 0), artifact(1, 0, 100));
+        match cache.save() {
+            Ok(SaveOutcome::Committed { kind: SaveKind::Rewritten, entries: 3, .. }) => 0,
+            other => support::report(2, &format!("expected a rewrite of 3 entries, got {other:?}")),
+        }
+    });
+    assert_eq!(status, ChildStatus::Exited(0), "nobody saving a 0400 cache file");
+    assert_eq!(log_of(&path).entries.len(), 3);
+}
