@@ -519,11 +519,10 @@ fn append(
         return Ok(Attempt::Rewrite("not a valid version-3 file"));
     };
     let identity = FileIdentity::of(&metadata);
-    let learned = match learn_news(&file, path, size, identity, header, view)? {
-        Some(learned) => learned,
-        None => return Ok(Attempt::Rewrite("the file's tail is torn or damaged")),
+    let (learned, position) = match (learn_news(&file, path, size, identity, header, view)?, view.position) {
+        (Some(learned), Some(position)) => (learned, position),
+        _ => return Ok(Attempt::Rewrite("the file's tail is torn or damaged")),
     };
-    let position = view.position.expect("learn_news leaves a position");
 
     let mut writes: Vec<(KernelKey, EntryMeta, Bytes)> = Vec::with_capacity(input.dirty.len());
     for key in input.dirty {
@@ -605,8 +604,8 @@ fn learn_news(
 ) -> Result<Option<Vec<Entry>>, CacheError> {
     let same_file = view
         .position
-        .is_some_and(|position| position.file == identity && position.header == header && position.valid_end <= size);
-    if !same_file {
+        .filter(|position| position.file == identity && position.header == header && position.valid_end <= size);
+    let Some(mut position) = same_file else {
         // Rewritten by another process since we looked (or never read): read it all.
         let bytes = read_range(file, path, 0, size)?;
         return Ok(match format::decode_lenient(&bytes) {
@@ -616,8 +615,7 @@ fn learn_news(
             }
             _ => None,
         });
-    }
-    let mut position = view.position.expect("checked above");
+    };
     if position.valid_end == size {
         return Ok(Some(Vec::new()));
     }

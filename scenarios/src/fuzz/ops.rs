@@ -16,7 +16,7 @@
 //! | `spawn a.rtc k2` | another process on `a.rtc`: opens a fresh engine, compiles `k2`, drops it (saving), exits, all before the next operation |
 //! | `thread-compile e0 k3` | a thread compiles `k3` on `e0` *while the next operation runs* on the main thread; joined after it (before it when that op gives the engine up, forks, fails a save or ends the case) |
 //! | `thread-save e0` | a thread saves `e0` explicitly while the next operation runs (joined as above) |
-//! | `fail-save e0 before-rename` | an explicit save that fails once, at the runtime-cache failpoint `save-before-rename` (also `after-temp-created`, `lock`): armed with `fail::cfg` for this save only |
+//! | `fail-save e0 before-rename` | an explicit save that fails once, at the runtime-cache failpoint `save-before-rename` (also `mid-write`, `lock`): armed with `fail::cfg` for this save only |
 //! | `wait 45ms` | the main thread sleeps; a case with a `wait` sets the exit budget ([`WAIT_EXIT_BUDGET`]) shorter than the wait, so a signal arriving after it tests that the budget starts when the exit does |
 //!
 //! A thread operation makes a case racy: the model then predicts every legal order of the
@@ -157,21 +157,23 @@ pub enum Op {
 pub enum SaveFault {
     /// Taking the file lock fails (as if another process held it past the timeout).
     Lock,
-    /// The temp file was created, then the write fails (disk full).
-    AfterTempCreated,
+    /// The write fails half-way (disk full): an append is truncated back, a rewrite's temp file
+    /// removed. Fires in both shapes of a save, unlike a failure after the temp file is created
+    /// (an append creates none).
+    MidWrite,
     /// Everything is written, then the rename fails.
     BeforeRename,
 }
 
 impl SaveFault {
     /// Every fault.
-    pub const ALL: [SaveFault; 3] = [SaveFault::Lock, SaveFault::AfterTempCreated, SaveFault::BeforeRename];
+    pub const ALL: [SaveFault; 3] = [SaveFault::Lock, SaveFault::MidWrite, SaveFault::BeforeRename];
 
     /// The text form, as in `fail-save e0 before-rename`.
     pub fn name(self) -> &'static str {
         match self {
             SaveFault::Lock => "lock",
-            SaveFault::AfterTempCreated => "after-temp-created",
+            SaveFault::MidWrite => "mid-write",
             SaveFault::BeforeRename => "before-rename",
         }
     }
@@ -180,7 +182,7 @@ impl SaveFault {
     pub fn failpoint(self) -> &'static str {
         match self {
             SaveFault::Lock => "lock",
-            SaveFault::AfterTempCreated => "save-after-temp-created",
+            SaveFault::MidWrite => "save-mid-write",
             SaveFault::BeforeRename => "save-before-rename",
         }
     }
@@ -302,9 +304,9 @@ impl FromStr for Op {
                 arity(2, "thread-save eN").and_then(|()| Ok(Op::ThreadSave { engine: engine(words[1])? }))
             }
             Some("fail-save") => {
-                arity(3, "fail-save eN lock|after-temp-created|before-rename")?;
+                arity(3, "fail-save eN lock|mid-write|before-rename")?;
                 let at = SaveFault::ALL.into_iter().find(|fault| fault.name() == words[2]).ok_or_else(|| {
-                    format!("cannot fail a save at `{}` (lock, after-temp-created or before-rename)", words[2])
+                    format!("cannot fail a save at `{}` (lock, mid-write or before-rename)", words[2])
                 })?;
                 Ok(Op::FailSave { engine: engine(words[1])?, at })
             }
@@ -449,7 +451,7 @@ mod tests {
             "thread-compile e0 k3",
             "thread-save e1",
             "fail-save e0 lock",
-            "fail-save e0 after-temp-created",
+            "fail-save e0 mid-write",
             "fail-save e0 before-rename",
             "wait 80ms",
         ];
