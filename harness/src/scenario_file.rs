@@ -103,14 +103,14 @@ struct Format {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileFormat {
-    name: String,
+    name: Spanned<String>,
     seed: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FolderFormat {
-    path: String,
+    path: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -187,7 +187,9 @@ pub fn load_with_vars(path: &Path, vars: &[(&str, &str)]) -> Result<Cell, Scenar
 /// The most bytes of a scenario file read.
 const MAX_FILE: u64 = 1 << 20;
 
-fn read_bounded(path: &Path) -> Result<String, ScenarioFileError> {
+/// Reads a scenario file: a regular file of at most [`MAX_FILE`] bytes (a FIFO is refused, never
+/// opened blocking), for `run` and `crash` alike.
+pub(crate) fn read_bounded(path: &Path) -> Result<String, ScenarioFileError> {
     use std::io::Read as _;
     let error = |message: String| ScenarioFileError { path: path.to_owned(), line: None, message };
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -278,7 +280,7 @@ pub fn parse_with_vars(path: &Path, text: &str, vars: &[(&str, &str)]) -> Result
         None => BTreeMap::new(),
         Some((SavesFormat::PerFile(per_file), _)) => per_file.clone(),
         Some((SavesFormat::OfTheOneFile(count), span)) => match format.files.as_slice() {
-            [file] => BTreeMap::from([(file.name.clone(), *count)]),
+            [file] => BTreeMap::from([(file.name.get_ref().clone(), *count)]),
             files => {
                 return Err(at(
                     Some(span),
@@ -292,9 +294,17 @@ pub fn parse_with_vars(path: &Path, text: &str, vars: &[(&str, &str)]) -> Result
         },
     };
     let mut cell = Cell::new(&format.name, path.display().to_string(), spec);
-    let mut named: Vec<&str> = format.files.iter().map(|f| f.name.as_str()).collect();
     for file in &format.files {
-        let mut under_test = FileUnderTest::new(&file.name);
+        inside_scratch(file.name.get_ref(), "[[file]] name").map_err(|m| at(Some(file.name.span()), m))?;
+    }
+    for folder in &format.folders {
+        if folder.path.get_ref() != "." {
+            inside_scratch(folder.path.get_ref(), "[[folder]] path").map_err(|m| at(Some(folder.path.span()), m))?;
+        }
+    }
+    let mut named: Vec<&str> = format.files.iter().map(|f| f.name.get_ref().as_str()).collect();
+    for file in &format.files {
+        let mut under_test = FileUnderTest::new(file.name.get_ref());
         if let Some(seed) = &file.seed {
             under_test = under_test.seeded(seed.as_bytes());
         }
@@ -307,12 +317,14 @@ pub fn parse_with_vars(path: &Path, text: &str, vars: &[(&str, &str)]) -> Result
         .chain(expect.matches.keys())
         .chain(&expect.intact);
     for name in mentioned {
-        if !named.contains(&name.as_str()) {
+        let name: &str = name;
+        inside_scratch(name, "a file named under [expect]").map_err(|m| at(None, m))?;
+        if !named.contains(&name) {
             named.push(name);
             cell = cell.file(FileUnderTest::new(name));
         }
     }
-    let mut folders: Vec<&str> = format.folders.iter().map(|f| f.path.as_str()).collect();
+    let mut folders: Vec<&str> = format.folders.iter().map(|f| f.path.get_ref().as_str()).collect();
     if folders.is_empty() && expect.leftovers.is_some() {
         folders.push(".");
     }
@@ -404,6 +416,22 @@ fn parse_exit(text: &str) -> Option<Option<ExitStatus>> {
     signal_number(name.trim()).map(|sig| Some(ExitStatus::signal(sig)))
 }
 
+/// Refuses a name that leaves the run's scratch folder: an absolute path or a `..` component.
+/// A scenario file may come from anyone (a reproducer attached to an issue), and a seeded file is
+/// written before the run: a name outside `{scratch}` would overwrite the user's own files.
+fn inside_scratch(name: &str, what: &str) -> Result<(), String> {
+    let path = Path::new(name);
+    if name.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {
+        return Err(format!(
+            "{what} {name:?} leaves the run's scratch folder: name files and folders relative to {{scratch}}, without `..`"
+        ));
+    }
+    Ok(())
+}
+
 /// A signal's number from its name (`SIGTERM`, `TERM`) or number (`15`).
 pub fn signal_number(name: &str) -> Option<i32> {
     if let Ok(number) = name.parse::<i32>() {
@@ -459,6 +487,24 @@ mod tests {
         assert!(e.contains(":4: unknown signal"), "{e}");
         let e = error("name = \"x\"\ncommand = [\"{env:EXIT_HARNESS_SURELY_UNSET}\"]\n[expect]\n");
         assert!(e.contains("EXIT_HARNESS_SURELY_UNSET is not set"), "{e}");
+    }
+
+    #[test]
+    fn names_that_leave_the_scratch_folder_are_refused_with_their_line() {
+        let head = "name = \"n\"\ncommand = [\"true\"]\n";
+        let e = error(&format!("{head}[[file]]\nname = \"/home/me/.bashrc\"\nseed = \"x\"\n[expect]\n"));
+        assert!(e.contains(":4: [[file]] name \"/home/me/.bashrc\" leaves the run's scratch folder"), "{e}");
+        let e = error(&format!("{head}[[file]]\nname = \"sub/../../x\"\n[expect]\n"));
+        assert!(e.contains(":4: ") && e.contains("leaves the run's scratch folder"), "{e}");
+        let e = error(&format!("{head}[[folder]]\npath = \"../..\"\n[expect]\n"));
+        assert!(e.contains(":4: [[folder]] path"), "{e}");
+        let e = error(&format!("{head}[expect]\nintact = [\"../../etc/hostname\"]\n"));
+        assert!(e.contains("a file named under [expect] \"../../etc/hostname\" leaves"), "{e}");
+        parse(
+            Path::new("s.toml"),
+            &format!("{head}[[file]]\nname = \"sub/cache.bin\"\n[[folder]]\npath = \".\"\n[expect]\n"),
+        )
+        .expect("names inside the scratch folder are fine");
     }
 
     #[test]

@@ -51,3 +51,20 @@ fn crash_needs_scenario_files_and_catalog_commands_are_not_here() {
     exit_harness().arg("crash").assert().code(2).stderr(predicate::str::contains("name one or more scenario files"));
     exit_harness().arg("check").assert().code(2).stderr(predicate::str::contains("unrecognized subcommand 'check'"));
 }
+
+#[test]
+fn crash_refuses_a_fifo_or_a_huge_scenario_file_as_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.toml");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    exit_harness()
+        .arg("crash")
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a regular file"));
+    let huge = dir.path().join("huge.toml");
+    std::fs::write(&huge, format!("name = \"x\"\ncommand = [\"true\"]\n#{}\n[expect]\n", "x".repeat(2 << 20))).unwrap();
+    exit_harness().arg("crash").arg(&huge).assert().code(2).stderr(predicate::str::contains("larger than"));
+}

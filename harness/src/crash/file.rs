@@ -45,7 +45,7 @@ pub fn load(path: &Path) -> Result<CrashScenario, ScenarioFileError> {
 /// Like [`load`], with `{env:NAME}` taken from `vars` first.
 pub fn load_with_vars(path: &Path, vars: &[(&str, &str)]) -> Result<CrashScenario, ScenarioFileError> {
     let error = |message: String| ScenarioFileError { path: path.to_owned(), line: None, message };
-    let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
+    let text = scenario_file::read_bounded(path)?;
     let cell = scenario_file::parse_with_vars(path, &text, vars)?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| error(e.to_string()))?;
     let crash: CrashFormat = match table.get("crash") {
