@@ -45,11 +45,7 @@ impl RunFolder {
     pub(crate) fn create() -> std::io::Result<Self> {
         static SWEEP: Once = Once::new();
         SWEEP.call_once(sweep_dead_runs);
-        let root = tempfile::Builder::new()
-            .prefix(&format!("{PREFIX}{}-", std::process::id()))
-            .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir()?
-            .keep();
+        let root = private_temp_folder("run")?.keep();
         let guard = Scratch(Arc::new(Removal { root: root.clone(), scratch: root.join("scratch") }));
         std::fs::create_dir(guard.path())?;
         std::fs::set_permissions(guard.path(), std::fs::Permissions::from_mode(0o700))?;
@@ -61,6 +57,15 @@ impl RunFolder {
         )?;
         Ok(Self { scratch: guard, journal_path, journal })
     }
+}
+
+/// A private (0700) folder named `exit-harness-<pid>-<purpose>-XXXXXX` in the temp folder, removed
+/// when dropped, and swept like a run folder if this process dies first.
+pub(crate) fn private_temp_folder(purpose: &str) -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("{PREFIX}{}-{purpose}-", std::process::id()))
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
 }
 
 /// The scratch folder of one run; the whole run folder is removed when the last clone of this
@@ -135,6 +140,16 @@ fn process_exists(pid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crash_exploration_folder_is_private_and_named_for_the_sweep() {
+        let folder = private_temp_folder("crash").unwrap();
+        let mode = std::fs::metadata(folder.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the traces name every path the program touched");
+        let name = folder.path().file_name().unwrap().to_str().unwrap().to_owned();
+        let pid = name.strip_prefix(PREFIX).and_then(|rest| rest.split_once('-')).map(|(pid, _)| pid);
+        assert_eq!(pid, Some(std::process::id().to_string().as_str()), "the sweep reads the owner's pid from {name}");
+    }
 
     #[test]
     fn folders_of_dead_harness_processes_are_swept_and_live_ones_kept() {

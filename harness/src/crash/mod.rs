@@ -310,8 +310,9 @@ pub fn explore(scenario: &CrashScenario, options: &ExploreOptions) -> Result<Exp
     if let Some(problem) = cell.journal_problem() {
         return Err(unsupported(problem));
     }
-    let traces =
-        tempfile::Builder::new().prefix("exit-harness-crash-").tempdir().map_err(|e| record_error(e.to_string()))?;
+    // Private (0700: the traces name every path the program touched) and named like a run
+    // folder, so that the sweep of a dead harness's folders removes it after a kill.
+    let traces = crate::run_folder::private_temp_folder("crash").map_err(|e| record_error(e.to_string()))?;
     let file_cap = cell.spec.limits.file_cap;
 
     // 1. The recorded, uncrashed run.
