@@ -36,7 +36,8 @@
 //! leftovers = { allow = ["*.lock"] }       # nothing new in the folders but files under test and these
 //! ```
 //!
-//! Every run also fails when a descendant of the program outlives it. Errors name the file and
+//! Every run also fails when a descendant of the program outlives it (one that leaves its process
+//! group *and* clears its environment, `setsid env -i`, escapes: see the README's blind spots). Errors name the file and
 //! line: an unknown key, a bad value, an expectation that needs the journal of a program declared
 //! not to write one.
 

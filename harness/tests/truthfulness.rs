@@ -193,3 +193,22 @@ fn no_run_folder_is_left_behind_once_the_observation_is_dropped() {
     drop(clone);
     assert!(!scratch.parent().unwrap().exists(), "removed synchronously, with no cleanup thread to wait for");
 }
+
+/// A write the black box cannot see (through a hard link in another folder) must not pass as
+/// "no save": the before/after snapshots saw the content change.
+#[test]
+fn a_change_the_black_box_did_not_see_is_cannot_judge_not_no_save() {
+    let spec = ChildSpec::new("/bin/sh")
+        .arg("-c")
+        .arg("mkdir other && ln state other/link && printf new-content > other/link")
+        .without_journal();
+    let obs = spec.run(&[FileUnderTest::new("state").seeded(b"old".to_vec())]).expect("observation");
+    let verdict = SaveCount::none().of("state").judge(&obs);
+    assert!(
+        matches!(&verdict, OracleVerdict::CannotJudge { reason } if reason.contains("the black box saw no write")),
+        "{verdict:?}"
+    );
+    let untouched = ChildSpec::new("/bin/true").without_journal();
+    let obs = untouched.run(&[FileUnderTest::new("state").seeded(b"old".to_vec())]).expect("observation");
+    assert_eq!(SaveCount::none().of("state").judge(&obs), OracleVerdict::Pass);
+}

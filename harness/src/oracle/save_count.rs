@@ -98,6 +98,20 @@ impl SaveCount {
             ));
         }
         let black_box = seen.saves();
+        if black_box == 0
+            && let Some(before) = &file.before
+            && file.after.hash.is_some()
+            && before.hash != file.after.hash
+        {
+            // The snapshots saw new content the black box did not see written: a write through a
+            // hard link in another folder, or through mmap, raises no inotify event on this name.
+            // (Something other than a file put at the path, a FIFO or a link, has no content.)
+            return OracleVerdict::cannot_judge(format!(
+                "{}: its content changed ({} -> {} bytes) but the black box saw no write: it was written through \
+                 a hard link elsewhere or through mmap, which inotify cannot see, so its saves cannot be counted",
+                file.name, before.size, file.after.size
+            ));
+        }
         let counts = format!(
             "black box: {black_box} ({} rename(s) onto it, {} write(s) in place, {} close-after-write); child: {}",
             seen.renames_onto, seen.in_place_writes, seen.close_writes, obs.outcome
