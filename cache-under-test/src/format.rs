@@ -519,7 +519,7 @@ fn decode_bounded(file: &Bytes, limits: Option<&FormatLimits>) -> Result<Log, Fo
             }
             Err(FrameError::Content(error)) => return Err(error),
             Err(FrameError::Invalid(reason)) => {
-                if let Some(later) = valid_last_frame_after(file, offset, header.file_id) {
+                if let Some(later) = valid_frame_after(file, offset, header.file_id) {
                     return Err(FormatError::DamagedFrame {
                         offset: offset as u64,
                         reason: format!("{reason}; a valid frame follows at byte {later}"),
@@ -599,20 +599,35 @@ pub(crate) fn read_frame(
     Ok(Frame { entries, end })
 }
 
-/// Where the file's last frame starts, if its last bytes are a footer whose frame starts after
-/// `after` and verifies (so an invalid frame at `after` is not the file's tail).
-fn valid_last_frame_after(file: &Bytes, after: usize, file_id: u64) -> Option<usize> {
-    let footer = file.len().checked_sub(FRAME_FOOTER_LEN)?;
-    if file[footer + 16..] != FOOTER_MAGIC {
-        return None;
+/// Where a valid frame starts after `after`, if any: an append is only ever written after a tail
+/// its writer read and verified, so an invalid frame followed by *any* valid one is damage, not
+/// a torn append (checking only the last frame let two damaged frames hide a valid one between
+/// them). Scans for the frame magic; runs only when an invalid frame was found.
+fn valid_frame_after(file: &Bytes, after: usize, file_id: u64) -> Option<usize> {
+    let mut start = after + 1;
+    while start + FRAME_OVERHEAD as usize <= file.len() {
+        let found = file[start..].windows(FRAME_MAGIC.len()).position(|window| window == FRAME_MAGIC)?;
+        start += found;
+        if start + FRAME_OVERHEAD as usize > file.len() {
+            return None;
+        }
+        let payload_len = usize::try_from(u64_at(file, start + 16)).ok()?;
+        let end = start
+            .checked_add(FRAME_HEADER_LEN)
+            .and_then(|at| at.checked_add(payload_len))
+            .and_then(|at| at.checked_add(FRAME_FOOTER_LEN));
+        if let Some(end) = end.filter(|end| *end <= file.len()) {
+            let footer = end - FRAME_FOOTER_LEN;
+            let sealed = file[footer + 16..end] == FOOTER_MAGIC
+                && u64_at(file, footer + 8) == payload_len as u64
+                && xxh3_64_with_seed(&file[start..footer], file_id) == u64_at(file, footer);
+            if sealed {
+                return Some(start);
+            }
+        }
+        start += 1;
     }
-    let payload_len = usize::try_from(u64_at(file, footer + 8)).ok()?;
-    let start = footer.checked_sub(payload_len)?.checked_sub(FRAME_HEADER_LEN)?;
-    if start <= after || file[start..start + 8] != FRAME_MAGIC {
-        return None;
-    }
-    let computed = xxh3_64_with_seed(&file[start..footer], file_id);
-    (computed == u64_at(file, footer)).then_some(start)
+    None
 }
 
 /// A frame's payload: entry count, then entries sorted by key.
@@ -822,6 +837,23 @@ mod tests {
         let middle = base.len() - 30;
         base[middle] ^= 1;
         assert!(matches!(decode(&Bytes::from(base), &FormatLimits::default()), Err(FormatError::DamagedFrame { .. })));
+    }
+
+    #[test]
+    fn a_valid_frame_between_two_damaged_ones_makes_it_corruption_not_a_torn_tail() {
+        let mut file = encoded(&sample(2));
+        let mut ends = Vec::new();
+        for k in 0..3u8 {
+            append(&mut file, &[(KernelKey([20 + k; 32]), Bytes::from(vec![k; 64]))]);
+            ends.push(file.len());
+        }
+        // Damage inside the first and the last appended frames: the second is whole and valid,
+        // so neither can be a torn append (which only ever follows a verified tail).
+        file[ends[0] - 40] ^= 1;
+        let last = file.len() - 40;
+        file[last] ^= 1;
+        let result = decode_log(&Bytes::from(file), &FormatLimits::default());
+        assert!(matches!(result, Err(FormatError::DamagedFrame { .. })), "{result:?}");
     }
 
     #[test]

@@ -475,6 +475,11 @@ pub(crate) fn save(
     if !must_rewrite {
         match append(location, limits, policy, durability, &input, view)? {
             Attempt::Done(committed) => return Ok(committed),
+            Attempt::Rewrite(why) if why == TORN_TAIL => {
+                // What the rewrite drops may have been a committed save cut by a power loss, or
+                // damage in the last frame: say so where an operator looks.
+                log::warn!(target: "runtime_cache", "{}: a full rewrite drops an invalid last frame: {why}", location.path().display());
+            }
             Attempt::Rewrite(why) => {
                 log::debug!(target: "runtime_cache", "{}: a full rewrite: {why}", location.path().display());
             }
@@ -491,6 +496,10 @@ enum Attempt {
 }
 
 /// Appends one frame with the dirty entries, if the file allows it (see the module doc).
+/// Why an append became a rewrite when the file's last frame is invalid (a crashed append, a
+/// power loss, or damage there).
+const TORN_TAIL: &str = "the file's last frame is torn or damaged";
+
 fn append(
     location: &CacheLocation,
     limits: &FormatLimits,
@@ -521,7 +530,7 @@ fn append(
     let identity = FileIdentity::of(&metadata);
     let (learned, position) = match (learn_news(&file, path, size, identity, header, view)?, view.position) {
         (Some(learned), Some(position)) => (learned, position),
-        _ => return Ok(Attempt::Rewrite("the file's tail is torn or damaged")),
+        _ => return Ok(Attempt::Rewrite(TORN_TAIL)),
     };
 
     let mut writes: Vec<(KernelKey, EntryMeta, Bytes)> = Vec::with_capacity(input.dirty.len());
