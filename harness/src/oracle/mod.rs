@@ -262,14 +262,22 @@ pub fn files_named<'a>(obs: &'a Observation, name: Option<&str>) -> Result<Vec<&
     }
 }
 
-/// Quotes lines for evidence, indented: at most `max`, then a count of the rest. For oracle
-/// authors.
+/// The most characters of one quoted line; the rest is counted, so one huge line (a program that
+/// printed a megabyte without a newline) cannot flood a report.
+pub const QUOTED_LINE_CHARS: usize = 240;
+
+/// Quotes lines for evidence, indented: at most `max`, each cut at [`QUOTED_LINE_CHARS`], then a
+/// count of the rest. For oracle authors.
 pub fn quote_lines<'a>(lines: impl IntoIterator<Item = &'a str>, max: usize) -> String {
     let lines: Vec<&str> = lines.into_iter().collect();
     if lines.is_empty() {
         return "    (none)".into();
     }
-    let mut out: Vec<String> = lines.iter().take(max).map(|l| format!("    {l}")).collect();
+    let quote = |line: &str| match line.char_indices().nth(QUOTED_LINE_CHARS) {
+        Some((cut, _)) => format!("    {} ... ({} more bytes)", &line[..cut], line.len() - cut),
+        None => format!("    {line}"),
+    };
+    let mut out: Vec<String> = lines.iter().take(max).map(|l| quote(l)).collect();
     if lines.len() > max {
         out.push(format!("    ... and {} more", lines.len() - max));
     }
@@ -295,5 +303,21 @@ pub fn qualified(name: &str, qualifier: Option<&str>) -> String {
     match qualifier {
         Some(q) => format!("{name}[{q}]"),
         None => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod quote_tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_line_is_cut_and_counted_and_many_lines_are_counted() {
+        let huge = "é".repeat(300_000);
+        let quoted = quote_lines([huge.as_str(), "short"], 10);
+        assert!(quoted.len() < 1_000, "{} bytes of evidence", quoted.len());
+        assert!(quoted.contains(&format!("... ({} more bytes)", 2 * (300_000 - QUOTED_LINE_CHARS))), "{quoted}");
+        assert!(quoted.ends_with("\n    short"), "{quoted}");
+        let many: Vec<String> = (0..15).map(|i| i.to_string()).collect();
+        assert!(quote_lines(many.iter().map(String::as_str), 10).ends_with("... and 5 more"));
     }
 }
