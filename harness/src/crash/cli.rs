@@ -12,7 +12,10 @@ use clap::{Args, ValueEnum};
 
 use super::{CrashScenario, ExploreOptions, explore};
 use crate::cell::{Catalog, CellResult};
-use crate::report::{json, junit, table};
+use crate::report::{human, json, junit, table};
+
+/// How many failing states' evidence the text report prints after the table.
+const EVIDENCE_SHOWN: usize = 3;
 
 /// Which crashes to explore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -136,6 +139,18 @@ pub fn run_scenarios(scenarios: &[CrashScenario], args: &CrashArgs) -> ExitCode 
         let shown: Vec<CellResult> = results.iter().filter(|r| args.all || !r.passed()).cloned().collect();
         if !shown.is_empty() {
             let _ = writeln!(out, "{}", table::render(&shown));
+        }
+        // The evidence of the first failing states, as `run` prints it (all of it: --json).
+        let failing: Vec<&CellResult> = results.iter().filter(|r| !r.passed()).collect();
+        for result in failing.iter().take(EVIDENCE_SHOWN) {
+            let _ = writeln!(out, "{}", human::failure_block(result, ""));
+        }
+        if failing.len() > EVIDENCE_SHOWN {
+            let _ = writeln!(
+                out,
+                "... and {} more failing states (--json has every one)\n",
+                failing.len() - EVIDENCE_SHOWN
+            );
         }
         for summary in &summaries {
             let _ = writeln!(out, "{summary}");
