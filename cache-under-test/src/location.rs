@@ -288,16 +288,22 @@ pub(crate) const TEMP_SUFFIX_LEN: usize = 10;
 
 const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// [`TEMP_SUFFIX_LEN`] random letters and digits (a per-process random hash key, the pid, the
-/// time and a counter: unique enough for `O_EXCL` to rarely retry).
-fn random_suffix() -> String {
+/// 64 unpredictable bits without a dependency: a per-process random hash key over the pid, the
+/// time and a counter. For temp-file names and file ids: unique, not secret.
+pub(crate) fn unique_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     hasher.write_u128(nanos);
-    let mut value = hasher.finish();
+    hasher.finish()
+}
+
+/// [`TEMP_SUFFIX_LEN`] random letters and digits ([`unique_u64`]: unique enough for `O_EXCL` to
+/// rarely retry).
+fn random_suffix() -> String {
+    let mut value = unique_u64();
     (0..TEMP_SUFFIX_LEN)
         .map(|_| {
             let c = ALPHABET[(value % 62) as usize];

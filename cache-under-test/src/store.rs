@@ -703,19 +703,10 @@ fn write_with_mid_write_failpoint(file: &File, frame: &[u8], at: u64) -> io::Res
     file.write_all_at(frame, at)
 }
 
-/// A new file id: random per rewrite (a per-process random hash key, the pid, the time and a
-/// counter), so a handle's view never mistakes a rewritten file for the one it read, even on a
-/// recycled inode number.
+/// A new file id: random per rewrite, so a handle's view never mistakes a rewritten file for the
+/// one it read, even on a recycled inode number.
 fn new_file_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher, RandomState};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    hasher.write_u128(nanos);
-    hasher.finish()
+    location::unique_u64()
 }
 
 /// The full rewrite, with the lock held: re-reads the file (unless a `clear()` is pending, or for
