@@ -333,16 +333,18 @@ fn corrupt_fourth(dir: &Path) -> Verdict {
     check(kept, || format!("the newest corrupt file is gone; folder: {:?}", names(dir)))
 }
 
-/// A valid file of format version 3 (checksum and all) holding key 7.
+/// A valid file of a newer format version, 4 (header checksum and all), holding key 7: a version-3
+/// file as this crate saves it, with the version raised and the header's XXH3-64 (bytes 32..40,
+/// "a later version keeps this") recomputed, so it reads as "unsupported", not as damage.
 fn other_version_file(dir: &Path) -> Vec<u8> {
     let side = dir.join("side.rtc");
     saved_file(&side, &[7]);
     let mut other = fs::read(&side).unwrap();
     fs::remove_file(&side).unwrap();
-    other[8..10].copy_from_slice(&3u16.to_le_bytes());
-    let body = other.len() - 8;
-    let checksum = xxhash_rust::xxh3::xxh3_64(&other[..body]);
-    other[body..].copy_from_slice(&checksum.to_le_bytes());
+    assert_eq!(other[8..10], 3u16.to_le_bytes(), "the probe expects this crate to save format version 3");
+    other[8..10].copy_from_slice(&4u16.to_le_bytes());
+    let checksum = xxhash_rust::xxh3::xxh3_64(&other[..32]);
+    other[32..40].copy_from_slice(&checksum.to_le_bytes());
     other
 }
 
@@ -359,7 +361,7 @@ fn other_version_at_save(dir: &Path) -> Verdict {
     let set_aside: Vec<String> = names(dir).into_iter().filter(|n| n.contains(".corrupt-")).collect();
     check(now == other && set_aside.is_empty(), || {
         format!(
-            "save returned {result:?}; the v3 file was {} and set aside as {set_aside:?}",
+            "save returned {result:?}; the v4 file was {} and set aside as {set_aside:?}",
             if now == other { "kept" } else { "overwritten" }
         )
     })
