@@ -65,7 +65,7 @@ const PROBES: &[(&str, &str, fn(&Path) -> Verdict)] = &[
     ("write-through-failure", "a failed write-through save leaves the entry for the autosave", write_through_failure),
     (
         "ours-win-on-shared-key",
-        "a save keeps this handle's artifact on a key the file also holds",
+        "a full-rewrite save keeps this handle's artifact on a key the file also holds",
         ours_win_on_shared_key,
     ),
     ("remove-then-drop", "a remove() followed by the drop reaches the file", remove_then_drop),
@@ -505,18 +505,25 @@ fn write_through_failure(dir: &Path) -> Verdict {
     has_keys(&path, &[1]).map_err(|e| format!("write-through save failed (lock held), then the drop: {e}"))
 }
 
-/// Promise: "merge (union; ours win on a key both hold)".
+/// Promise: "merge (union; ours win on a key both hold)". The merge is the full rewrite's (an
+/// append writes our entries as the newest frame, which wins on its own), so A's save is made a
+/// rewrite: A also removes key 2 (a save carrying removals always rewrites the file).
 fn ours_win_on_shared_key(dir: &Path) -> Verdict {
     let path = dir.join("k.rtc");
-    saved_file(&path, &[0]);
+    saved_file(&path, &[0, 2]);
     let a = RuntimeCache::open(&path, opts(2000, false)).unwrap();
     let b = RuntimeCache::open(&path, opts(2000, false)).unwrap();
     b.insert(key(1), art(3, 64));
     b.save().map_err(|e| e.to_string())?;
     a.insert(key(1), art(4, 64));
-    a.save().map_err(|e| e.to_string())?;
-    let got = on_disk(&path)?.into_iter().find(|(k, _)| *k == 1).map(|(_, a)| a[0]);
-    check(got == Some(4), || format!("A saved key 1 = 4s after B saved it = 3s: the file holds {got:?}"))
+    a.remove(&key(2));
+    let saved = a.save().map_err(|e| e.to_string())?;
+    let file = on_disk(&path)?;
+    let got = file.iter().find(|(k, _)| *k == 1).map(|(_, a)| a[0]);
+    let keys: Vec<u8> = file.iter().map(|(k, _)| *k).collect();
+    check(got == Some(4) && !keys.contains(&2), || {
+        format!("A saved key 1 = 4s (and removed key 2) after B saved key 1 = 3s: the file holds key 1 = {got:?}, keys {keys:?} ({saved:?})")
+    })
 }
 
 /// Promise: `remove` - "the next save keeps it out of the file too".
