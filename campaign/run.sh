@@ -5,6 +5,8 @@
 #   campaign/run.sh                 # every patch
 #   campaign/run.sh 03 18 22        # some patches, by number or name (NN, NN-name, or a path)
 #   campaign/run.sh --baseline      # also the unpatched tree first (every tool must pass: no false alarms)
+#   campaign/run.sh --check-only    # only (a) below, the cheapest faithful measure: writes
+#                                   # campaign/results-check.tsv (bug, verdict, seconds, failing cells)
 #
 # For each patch: `git apply` it to cache-under-test/src, `cargo build -p scenarios` (the
 # exit-harness and scenario-child binaries), then
@@ -28,6 +30,14 @@ CHECK_TIMEOUT=${CHECK_TIMEOUT:-900}
 TEST_TIMEOUT=${TEST_TIMEOUT:-1800}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-600}
 HEADER=$'bug\tcheck\tcargo_test\tfuzz\tany\tcheck_s\ttest_s\tfuzz_s\tcheck_evidence\ttest_evidence\tfuzz_evidence'
+check_only=false
+for arg in "$@"; do
+    if [ "$arg" = --check-only ]; then
+        check_only=true
+        RESULTS=campaign/results-check.tsv
+        HEADER=$'bug\tcheck\tcheck_s\tfailing_cells'
+    fi
+done
 
 if ! git diff --quiet -- cache-under-test/src || ! git diff --cached --quiet -- cache-under-test/src; then
     echo "campaign: cache-under-test/src has uncommitted changes; refusing to patch it" >&2
@@ -52,6 +62,7 @@ patches=()
 baseline=false
 for arg in "$@"; do
     if [ "$arg" = --baseline ]; then baseline=true; continue; fi
+    if [ "$arg" = --check-only ]; then continue; fi
     if [ -f "$arg" ]; then patches+=("$arg"); continue; fi
     matches=(campaign/bugs/"$arg"*.patch)
     if [ ! -f "${matches[0]}" ]; then echo "campaign: no patch matches $arg" >&2; exit 2; fi
@@ -60,7 +71,8 @@ done
 # No patch named: every patch.
 [ ${#patches[@]} -eq 0 ] && patches=(campaign/bugs/*.patch)
 
-[ -f "$RESULTS" ] || echo "$HEADER" > "$RESULTS"
+# A results file written with other columns (an older layout) is started afresh.
+if [ ! -f "$RESULTS" ] || [ "$(head -n 1 "$RESULTS")" != "$HEADER" ]; then echo "$HEADER" > "$RESULTS"; fi
 mkdir -p "$LOGS"
 
 # Runs "$@" under timeout, logging to $1 (first arg); prints caught|missed|timeout.
@@ -116,6 +128,7 @@ run_one() {
     echo "=== $name ($(date +%T))"
     if ! cargo build -p scenarios > "$dir/build.log" 2>&1; then
         echo "    build failed: see $dir/build.log"
+        if $check_only; then record "$name" "$name"$'\tbuild-failed\t0\t'; return; fi
         record "$name" "$name"$'\tbuild-failed\tbuild-failed\tbuild-failed\t-\t0\t0\t0\t\t\t'
         return
     fi
@@ -124,6 +137,10 @@ run_one() {
     check=$(judge "$dir/check.log" "$CHECK_TIMEOUT" target/debug/runtime-cache-scenarios check)
     t1=$(date +%s)
     echo "    check: $check ($((t1 - t0)) s)"
+    if $check_only; then
+        record "$name" "$name"$'\t'"$check"$'\t'"$((t1 - t0))"$'\t'"$(check_evidence "$dir/check.log")"
+        return
+    fi
     rm -rf /tmp/campaign-fuzz
     fuzz=$(judge "$dir/fuzz.log" "$FUZZ_TIMEOUT" target/debug/runtime-cache-scenarios fuzz --cases 3000 --seed 1 --out /tmp/campaign-fuzz)
     t2=$(date +%s)
@@ -154,6 +171,7 @@ for patch in "${patches[@]}"; do
     name=$(basename "$patch" .patch)
     if ! git apply --check "$patch" 2>/dev/null; then
         echo "=== $name: does not apply to this tree" >&2
+        if $check_only; then record "$name" "$name"$'\tno-apply\t0\t'; continue; fi
         record "$name" "$name"$'\tno-apply\tno-apply\tno-apply\t-\t0\t0\t0\t\t\t'
         continue
     fi
@@ -164,4 +182,4 @@ done
 # Leave the binaries matching the clean tree.
 echo "=== rebuilding the unpatched tree"
 cargo build -p scenarios > "$LOGS/rebuild.log" 2>&1 || echo "campaign: rebuilding the clean tree failed: see $LOGS/rebuild.log" >&2
-column -t -s $'\t' <(cut -f1-5 "$RESULTS")
+if $check_only; then column -t -s $'\t' <(cut -f1-3 "$RESULTS"); else column -t -s $'\t' <(cut -f1-5 "$RESULTS"); fi

@@ -65,7 +65,7 @@ const PROBES: &[(&str, &str, fn(&Path) -> Verdict)] = &[
     ("write-through-failure", "a failed write-through save leaves the entry for the autosave", write_through_failure),
     (
         "ours-win-on-shared-key",
-        "a save keeps this handle's artifact on a key the file also holds",
+        "a full-rewrite save keeps this handle's artifact on a key the file also holds",
         ours_win_on_shared_key,
     ),
     ("remove-then-drop", "a remove() followed by the drop reaches the file", remove_then_drop),
@@ -333,16 +333,18 @@ fn corrupt_fourth(dir: &Path) -> Verdict {
     check(kept, || format!("the newest corrupt file is gone; folder: {:?}", names(dir)))
 }
 
-/// A valid file of format version 3 (checksum and all) holding key 7.
+/// A valid file of a newer format version, 4 (header checksum and all), holding key 7: a version-3
+/// file as this crate saves it, with the version raised and the header's XXH3-64 (bytes 32..40,
+/// "a later version keeps this") recomputed, so it reads as "unsupported", not as damage.
 fn other_version_file(dir: &Path) -> Vec<u8> {
     let side = dir.join("side.rtc");
     saved_file(&side, &[7]);
     let mut other = fs::read(&side).unwrap();
     fs::remove_file(&side).unwrap();
-    other[8..10].copy_from_slice(&3u16.to_le_bytes());
-    let body = other.len() - 8;
-    let checksum = xxhash_rust::xxh3::xxh3_64(&other[..body]);
-    other[body..].copy_from_slice(&checksum.to_le_bytes());
+    assert_eq!(other[8..10], 3u16.to_le_bytes(), "the probe expects this crate to save format version 3");
+    other[8..10].copy_from_slice(&4u16.to_le_bytes());
+    let checksum = xxhash_rust::xxh3::xxh3_64(&other[..32]);
+    other[32..40].copy_from_slice(&checksum.to_le_bytes());
     other
 }
 
@@ -359,7 +361,7 @@ fn other_version_at_save(dir: &Path) -> Verdict {
     let set_aside: Vec<String> = names(dir).into_iter().filter(|n| n.contains(".corrupt-")).collect();
     check(now == other && set_aside.is_empty(), || {
         format!(
-            "save returned {result:?}; the v3 file was {} and set aside as {set_aside:?}",
+            "save returned {result:?}; the v4 file was {} and set aside as {set_aside:?}",
             if now == other { "kept" } else { "overwritten" }
         )
     })
@@ -503,18 +505,25 @@ fn write_through_failure(dir: &Path) -> Verdict {
     has_keys(&path, &[1]).map_err(|e| format!("write-through save failed (lock held), then the drop: {e}"))
 }
 
-/// Promise: "merge (union; ours win on a key both hold)".
+/// Promise: "merge (union; ours win on a key both hold)". The merge is the full rewrite's (an
+/// append writes our entries as the newest frame, which wins on its own), so A's save is made a
+/// rewrite: A also removes key 2 (a save carrying removals always rewrites the file).
 fn ours_win_on_shared_key(dir: &Path) -> Verdict {
     let path = dir.join("k.rtc");
-    saved_file(&path, &[0]);
+    saved_file(&path, &[0, 2]);
     let a = RuntimeCache::open(&path, opts(2000, false)).unwrap();
     let b = RuntimeCache::open(&path, opts(2000, false)).unwrap();
     b.insert(key(1), art(3, 64));
     b.save().map_err(|e| e.to_string())?;
     a.insert(key(1), art(4, 64));
-    a.save().map_err(|e| e.to_string())?;
-    let got = on_disk(&path)?.into_iter().find(|(k, _)| *k == 1).map(|(_, a)| a[0]);
-    check(got == Some(4), || format!("A saved key 1 = 4s after B saved it = 3s: the file holds {got:?}"))
+    a.remove(&key(2));
+    let saved = a.save().map_err(|e| e.to_string())?;
+    let file = on_disk(&path)?;
+    let got = file.iter().find(|(k, _)| *k == 1).map(|(_, a)| a[0]);
+    let keys: Vec<u8> = file.iter().map(|(k, _)| *k).collect();
+    check(got == Some(4) && !keys.contains(&2), || {
+        format!("A saved key 1 = 4s (and removed key 2) after B saved key 1 = 3s: the file holds key 1 = {got:?}, keys {keys:?} ({saved:?})")
+    })
 }
 
 /// Promise: `remove` - "the next save keeps it out of the file too".
