@@ -186,7 +186,8 @@ impl Catalog for RuntimeCacheCatalog {
         for clear in [false, true] {
             cells.push(self.remove(clear));
         }
-        cells.push(self.shared_key());
+        cells.push(self.shared_key(false));
+        cells.push(self.shared_key(true));
         // Issue #12: hostile cache paths, and many writers on a large cache.
         for hostile in Hostile::ALL {
             cells.push(self.hostile(hostile));
@@ -811,10 +812,18 @@ impl RuntimeCacheCatalog {
     /// a second old entry) before the engine's drop saves. The file holds both old keys, and
     /// our artifact under the shared one (the merge: union; ours win on a key both hold). Catches
     /// bug 14 (the file's entry wins the merge).
-    pub fn shared_key(&self) -> Cell {
-        let plan = ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SharedKey) };
+    /// `in_rewrite`: the other writer leaves a version-2 file, so the engine's save is a full
+    /// rewrite, the one path that still re-reads and merges (an append adds a later frame, which
+    /// wins by itself). Catches bugs 14 and 18 of the campaign there (the file's entry wins the
+    /// merge; a cold start's rewrite never re-reads the file).
+    pub fn shared_key(&self, in_rewrite: bool) -> Cell {
+        let (family, name) = match in_rewrite {
+            false => (Family::SharedKey, "merge/shared-key-ours-win"),
+            true => (Family::SharedKeyInRewrite, "merge/shared-key-ours-win-in-rewrite"),
+        };
+        let plan = ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, family) };
         let [shared, other] = old_cache_keys();
-        self.cell("merge/shared-key-ours-win".into(), "merge", &plan)
+        self.cell(name.into(), "merge", &plan)
             .file(cache_file(&plan.cache))
             .oracle(MarkerSeen::new("other-saved"))
             .oracle(cache_oracles::file_keys(&plan.cache, vec![shared.to_hex(), other.to_hex()], Vec::new()))

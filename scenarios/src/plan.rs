@@ -208,8 +208,11 @@ pub enum Family {
     },
     /// The engine opens a missing file and inserts its own artifact under the first old key;
     /// then another writer saves the seeded file (both old entries, the other artifact under
-    /// that key) before the engine's drop saves.
+    /// that key) before the engine's drop saves: an append (the later frame wins).
     SharedKey,
+    /// As [`Family::SharedKey`], but the other writer leaves a file of the previous format
+    /// version, so the engine's save is a full rewrite: the merge path (re-read, union, ours win).
+    SharedKeyInRewrite,
     /// Something hostile is planted at or around the cache path (see [`Hostile`]); the dirty
     /// engine lives to the end in the plan's holder, so the exit meets what was planted.
     Hostile(Hostile),

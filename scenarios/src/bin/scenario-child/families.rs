@@ -269,7 +269,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             }
             end_holding(plan, engine)
         }
-        Family::SharedKey => {
+        Family::SharedKey | Family::SharedKeyInRewrite => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
             let Some(cache) = engine.runtime_cache() else {
                 give_up("the engine has no cache");
@@ -279,9 +279,11 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             wiring::record(Line::new("inserted").with("key", key.to_hex()));
             // Another process saves the same path meanwhile (temp, rename), its artifact under `key`.
             let temp = format!("other-writer-{}.tmp", plan.cache);
-            if let Err(error) =
-                fs::write(&temp, scenarios::catalog::old_cache_bytes()).and_then(|()| fs::rename(&temp, &plan.cache))
-            {
+            let other = match plan.family {
+                Family::SharedKeyInRewrite => scenarios::catalog::previous_version_cache_bytes(),
+                _ => scenarios::catalog::old_cache_bytes(),
+            };
+            if let Err(error) = fs::write(&temp, other).and_then(|()| fs::rename(&temp, &plan.cache)) {
                 give_up(&format!("write the other process's file: {error}"));
             }
             wiring::marker("other-saved");
