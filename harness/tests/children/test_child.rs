@@ -89,6 +89,15 @@ fn main() {
                     .expect("spawn");
                 let mut started = [0u8; 1];
                 let _ = std::io::Read::read(&mut child.stdout.take().expect("piped"), &mut started);
+                // `echo` ran, but `exec sleep` may not have yet: wait (bounded) until the command
+                // line is sleep's, or the harness may read it mid-exec (empty, or the shell's).
+                let cmdline = format!("/proc/{}/cmdline", child.id());
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while !std::fs::read(&cmdline).is_ok_and(|line| line.starts_with(b"sleep\0"))
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 std::mem::forget(child);
             }
             "escape" => {
@@ -100,6 +109,15 @@ fn main() {
                     .expect("spawn setsid");
                 let mut started = [0u8; 1];
                 let _ = std::io::Read::read(&mut child.stdout.take().expect("piped"), &mut started);
+                // `echo` ran, but `exec sleep` may not have yet: wait (bounded) until the command
+                // line is sleep's, or the harness may read it mid-exec (empty, or the shell's).
+                let cmdline = format!("/proc/{}/cmdline", child.id());
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while !std::fs::read(&cmdline).is_ok_and(|line| line.starts_with(b"sleep\0"))
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 std::mem::forget(child);
             }
             "fifo" => {
