@@ -35,7 +35,7 @@ fn human_json_and_junit_show_pass_and_fail_with_every_failing_oracle() {
     let names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["good/saves-once", "bad/saves-twice", "bad/noisy"]);
 
-    let rerun = |r: &exit_harness::CellResult| format!("exit-harness check --filter '{}'", r.name);
+    let rerun = |r: &exit_harness::CellResult| format!("my-catalog check --filter '{}'", r.name);
     let text = human::render(&results, &rerun);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("  PASS [") && lines[0].ends_with("test  good/saves-once"), "{text}");
@@ -48,7 +48,7 @@ fn human_json_and_junit_show_pass_and_fail_with_every_failing_oracle() {
     assert!(noisy.contains("command: ") && noisy.contains("stderr: quoted above"), "{text}");
     let twice = text.split("--- FAIL bad/saves-twice").nth(1).unwrap();
     assert!(twice.contains("stderr: (empty)"), "{text}");
-    assert!(noisy.contains("rerun: exit-harness check --filter 'bad/noisy'"), "{text}");
+    assert!(noisy.contains("rerun: my-catalog check --filter 'bad/noisy'"), "{text}");
     assert!(text.ends_with("\n1 passed, 2 failed\n"), "{text}");
 
     let matrix = table::render(&results);
