@@ -68,3 +68,21 @@ fn crash_refuses_a_fifo_or_a_huge_scenario_file_as_run_does() {
     std::fs::write(&huge, format!("name = \"x\"\ncommand = [\"true\"]\n#{}\n[expect]\n", "x".repeat(2 << 20))).unwrap();
     exit_harness().arg("crash").arg(&huge).assert().code(2).stderr(predicate::str::contains("larger than"));
 }
+
+#[test]
+fn a_trigger_that_never_fires_is_named_not_reported_as_the_expected_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("partial-line.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"ready without a newline\"\ncommand = [\"sh\", \"-c\", \"printf ready; exec sleep 30\"]\n\
+         timeout_ms = 300\n[signal]\nsend = \"SIGTERM\"\nwhen_output = \"ready\"\n[expect]\nexit = \"signal SIGTERM\"\n",
+    )
+    .unwrap();
+    exit_harness()
+        .arg("run")
+        .arg(&scenario)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("only because the harness's timeout ended the run: no signal trigger fired"));
+}

@@ -36,7 +36,18 @@ impl Oracle for ExitStatus {
         if obs.outcome == self.expected && !obs.timed_out {
             return OracleVerdict::Pass;
         }
-        let why = if obs.timed_out { " after the harness's timeout" } else { "" };
+        let why = match (obs.timed_out, obs.outcome == self.expected) {
+            // The same status, but the harness's own timeout caused it: a scenario that waits
+            // for a trigger (an output line, a marker) that never came.
+            (true, true) => match obs.signals_sent.as_slice() {
+                [] => " only because the harness's timeout ended the run: no signal trigger fired (a `when_output` \
+                       regex matches complete lines only, so the line needs its newline)"
+                    .to_owned(),
+                sent => format!(" only because the harness's timeout ended the run (the triggers sent {sent:?})"),
+            },
+            (true, false) => " after the harness's timeout".to_owned(),
+            (false, _) => String::new(),
+        };
         let tail: Vec<&str> = obs.stderr_lines().collect();
         let tail = &tail[tail.len().saturating_sub(5)..];
         OracleVerdict::fail(format!(
