@@ -41,7 +41,7 @@ impl Oracle for ExitStatus {
             // for a trigger (an output line, a marker) that never came.
             (true, true) => match obs.signals_sent.as_slice() {
                 [] => " only because the harness's timeout ended the run: no signal trigger fired (a `when_output` \
-                       regex matches complete lines only, so the line needs its newline)"
+                       trigger matches complete lines only: the line needs its newline)"
                     .to_owned(),
                 sent => format!(" only because the harness's timeout ended the run (the triggers sent {sent:?})"),
             },
