@@ -186,6 +186,7 @@ impl Catalog for RuntimeCacheCatalog {
         for clear in [false, true] {
             cells.push(self.remove(clear));
         }
+        cells.push(self.remove_after_another_append());
         cells.push(self.shared_key(false));
         cells.push(self.shared_key(true));
         // Issue #12: hostile cache paths, and many writers on a large cache.
@@ -807,6 +808,26 @@ impl RuntimeCacheCatalog {
             .exits_cleanly()
     }
 
+    /// removal after another append: the engine opens the seeded file, another handle appends an
+    /// entry of its own, then the engine removes the first old entry and its drop saves by a full
+    /// rewrite, which must re-read the appended entry (a view that is no longer the file's end
+    /// must not pass for current). Two saves of the file (the other's explicit append, the
+    /// drop's rewrite); the file holds the second old entry and the other's, not the removed one.
+    pub fn remove_after_another_append(&self) -> Cell {
+        let plan = ChildPlan {
+            kernels: 0,
+            ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::RemoveAfterAnotherAppend)
+        };
+        let [removed, kept] = old_cache_keys();
+        let (other, _) = other_writer_entry();
+        self.cell("remove/after-another-append".into(), "removal", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(SaveCount::exactly(2).of(&plan.cache))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
+            .oracle(cache_oracles::file_keys(&plan.cache, vec![kept.to_hex(), other.to_hex()], vec![removed.to_hex()]))
+            .exits_cleanly()
+    }
+
     /// shared key: the engine opens a missing file and inserts its own artifact under the first
     /// old key; another writer then saves the seeded file (the other artifact under that key, and
     /// a second old entry) before the engine's drop saves. The file holds both old keys, and
@@ -1134,6 +1155,11 @@ pub fn previous_version_cache_bytes() -> Vec<u8> {
     let checksum = xxhash_rust::xxh3::xxh3_64(&out);
     out.extend_from_slice(&checksum.to_le_bytes());
     out
+}
+
+/// The entry another handle appends in `remove/after-another-append`.
+pub fn other_writer_entry() -> (KernelKey, bytes::Bytes) {
+    (KernelKey([0x5a; 32]), bytes::Bytes::from_static(b"appended by another handle"))
 }
 
 /// A valid cache file holding two "old" entries, as a previous run would have left it.

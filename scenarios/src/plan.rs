@@ -206,6 +206,10 @@ pub enum Family {
         /// `clear()` instead of `remove(key)`.
         clear: bool,
     },
+    /// An engine opens the seeded file; another handle then appends an entry of its own (an
+    /// explicit save); then the engine removes the first old entry and is dropped: its save, a
+    /// full rewrite (removals always rewrite), must re-read what was appended since it opened.
+    RemoveAfterAnotherAppend,
     /// The engine opens a missing file and inserts its own artifact under the first old key;
     /// then another writer saves the seeded file (both old entries, the other artifact under
     /// that key) before the engine's drop saves: an append (the later frame wins).

@@ -269,6 +269,24 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             }
             end_holding(plan, engine)
         }
+        Family::RemoveAfterAnotherAppend => {
+            let engine = engines::new_engine(settings(plan, &plan.cache));
+            let Some(cache) = engine.runtime_cache() else {
+                give_up("the engine has no cache");
+            };
+            let other = RuntimeCache::open(&plan.cache, CacheOptions::default())
+                .unwrap_or_else(|error| give_up(&format!("open the other handle: {error}")));
+            let (key, artifact) = scenarios::catalog::other_writer_entry();
+            other.insert(key, artifact);
+            if let Err(error) = other.save() {
+                give_up(&format!("the other handle's save: {error}"));
+            }
+            drop(other);
+            let removed = scenarios::catalog::old_cache_keys()[0];
+            let held = cache.remove(&removed);
+            wiring::record(Line::new("removed").with("key", removed.to_hex()).with("held", u64::from(held)));
+            end_holding(plan, engine)
+        }
         Family::SharedKey | Family::SharedKeyInRewrite => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
             let Some(cache) = engine.runtime_cache() else {
