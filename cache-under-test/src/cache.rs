@@ -498,8 +498,19 @@ impl Shared {
             }
             let cleared_since = contents.clears != contents.clears_saved;
             for (key, stored) in &committed.merged_from_disk {
-                if !cleared_since && !contents.removed.contains(key) {
-                    contents.entries.entry(*key).or_insert_with(|| stored.clone());
+                if cleared_since || contents.removed.contains(key) {
+                    continue;
+                }
+                match contents.entries.get(key) {
+                    // Inserted while the save ran, with the bytes the file now holds (another
+                    // process saved the same kernel): nothing is left to save.
+                    Some(ours) if ours.artifact == stored.artifact => {
+                        contents.dirty.remove(key);
+                    }
+                    Some(_) => {}
+                    None => {
+                        contents.entries.insert(*key, stored.clone());
+                    }
                 }
             }
         }
