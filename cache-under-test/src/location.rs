@@ -126,22 +126,11 @@ impl CacheLocation {
         name
     }
 
-    /// Opens `name` for reading, without following a symlink or blocking on a FIFO. `None` if it
-    /// does not exist; anything but a regular file is refused.
+    /// Opens the existing file `name` read-only, without following a symlink or blocking on a
+    /// FIFO; `None` if it does not exist; anything but a regular file is refused.
     pub(crate) fn open_existing(&self, name: &OsStr, op: &'static str) -> Result<Option<File>, CacheError> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let fd = match rustix::fs::openat(&self.folder_fd, name, flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(rustix::io::Errno::LOOP) => return Err(CacheError::Symlink { path: self.path_of(name) }),
-            Err(error) => return Err(CacheError::io(op, self.path_of(name), io_error(error))),
-        };
-        let file = File::from(fd);
-        let metadata = file.metadata().map_err(|source| CacheError::io(op, self.path_of(name), source))?;
-        if !metadata.is_file() {
-            return Err(CacheError::NotAFile { path: self.path_of(name) });
-        }
-        Ok(Some(file))
+        Ok(self.open_regular(name, flags, Mode::empty(), op, &[rustix::io::Errno::NOENT])?.map(|(file, _)| file))
     }
 
     /// Opens the existing cache file read-write for a save's append, without following a symlink
@@ -150,18 +139,8 @@ impl CacheLocation {
     /// appends); anything but a regular file is refused.
     pub(crate) fn open_for_append(&self) -> Result<Option<File>, CacheError> {
         let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let fd = match rustix::fs::openat(&self.folder_fd, &self.name, flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT | rustix::io::Errno::ACCESS) => return Ok(None),
-            Err(rustix::io::Errno::LOOP) => return Err(CacheError::Symlink { path: self.path.clone() }),
-            Err(error) => return Err(CacheError::io("open", self.path.clone(), io_error(error))),
-        };
-        let file = File::from(fd);
-        let metadata = file.metadata().map_err(|source| CacheError::io("open", self.path.clone(), source))?;
-        if !metadata.is_file() {
-            return Err(CacheError::NotAFile { path: self.path.clone() });
-        }
-        Ok(Some(file))
+        let absent = [rustix::io::Errno::NOENT, rustix::io::Errno::ACCESS];
+        Ok(self.open_regular(&self.name, flags, Mode::empty(), "open", &absent)?.map(|(file, _)| file))
     }
 
     /// Opens (creating it 0600 if missing) the lock file `name` read-write, without following a
@@ -170,8 +149,28 @@ impl CacheLocation {
         let flags =
             OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
         let op = "open the lock file";
-        let fd = match rustix::fs::openat(&self.folder_fd, name, flags, Mode::from_raw_mode(0o600)) {
+        // With no error taken as "absent", `None` cannot come back; it reads as "not found".
+        let opened = self.open_regular(name, flags, Mode::from_raw_mode(0o600), op, &[])?;
+        let (file, metadata) =
+            opened.ok_or_else(|| CacheError::io(op, self.path_of(name), io::ErrorKind::NotFound.into()))?;
+        check_file(&self.path_of(name), metadata.uid(), metadata.mode())?;
+        Ok(file)
+    }
+
+    /// `openat` of `name` in the folder with `flags` (which hold `O_NOFOLLOW`): `None` when it
+    /// fails with one of `absent`, [`CacheError::Symlink`] for a symlink,
+    /// [`CacheError::NotAFile`] for anything but a regular file; the file comes with its metadata.
+    fn open_regular(
+        &self,
+        name: &OsStr,
+        flags: OFlags,
+        mode: Mode,
+        op: &'static str,
+        absent: &[rustix::io::Errno],
+    ) -> Result<Option<(File, fs::Metadata)>, CacheError> {
+        let fd = match rustix::fs::openat(&self.folder_fd, name, flags, mode) {
             Ok(fd) => fd,
+            Err(error) if absent.contains(&error) => return Ok(None),
             Err(rustix::io::Errno::LOOP) => return Err(CacheError::Symlink { path: self.path_of(name) }),
             Err(error) => return Err(CacheError::io(op, self.path_of(name), io_error(error))),
         };
@@ -180,8 +179,7 @@ impl CacheLocation {
         if !metadata.is_file() {
             return Err(CacheError::NotAFile { path: self.path_of(name) });
         }
-        check_file(&self.path_of(name), metadata.uid(), metadata.mode())?;
-        Ok(file)
+        Ok(Some((file, metadata)))
     }
 
     /// Creates a new temp file `<prefix><10 random letters or digits>`, 0600, with
