@@ -2,10 +2,8 @@
 //! once and single-threaded, forks one child per case (as AFL's fork server does), so a case
 //! costs a `fork()` instead of an `exec()` of a fresh program.
 //!
-//! Protocol, one line each way per case: the parent writes a [`ServeRequest`] as JSON. The
-//! server has already forked the case's child, which waits for that line on the stdin it
-//! shares with the server (the fork thus overlaps the parent's judging of the previous case,
-//! and the server never reads its input). The child moves into its own process group, arms a 20 s `alarm`, points
+//! Protocol, one line each way per case: the parent writes a [`ServeRequest`] as JSON; the
+//! server forks, the child moves into its own process group, arms a 20 s `alarm`, points
 //! stdin/stdout/stderr at `/dev/null` and two files, enters the case's scratch folder, sets the
 //! journal variables and runs the case to its real ending (returning from `main`, exiting,
 //! panicking or dying by a signal). The server reaps it, kills whatever is left of its process
@@ -110,10 +108,8 @@ impl ForkServer {
             case: case.clone(),
         };
         let started = Instant::now();
-        let mut line = serde_json::to_string(&request).map_err(|error| error.to_string())?;
-        line.push('\n');
-        // One write: the waiting child reads exactly this line.
-        self.requests.write_all(line.as_bytes()).map_err(|e| self.broken(e))?;
+        let line = serde_json::to_string(&request).map_err(|error| error.to_string())?;
+        writeln!(self.requests, "{line}").and_then(|()| self.requests.flush()).map_err(|e| self.broken(e))?;
         let mut reply = String::new();
         match self.replies.read_line(&mut reply) {
             Ok(0) => return Err(self.broken("the fork server closed its output")),

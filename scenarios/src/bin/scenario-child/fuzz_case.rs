@@ -1,9 +1,9 @@
 //! The fuzzer's two modes of this program:
 //!
 //! - `scenario-child fuzz-case CASE_JSON`: runs one [`Case`] (spawned by the harness's runner).
-//! - `scenario-child serve`: the fork server. Initialised once and single-threaded, it forks a
-//!   child per case ahead of its request; the child reads one [`ServeRequest`] line from stdin
-//!   and runs the case to its real ending; the server reaps the child, kills what is left of its process group, and answers one line:
+//! - `scenario-child serve`: the fork server. Initialised once and single-threaded, it reads one
+//!   [`ServeRequest`] per line from stdin, forks a child per case, which runs it to its real
+//!   ending, reaps the child, kills what is left of its process group, and answers one line:
 //!   the raw wait status and whether anything was left (`STATUS 0|1`): in the case's process
 //!   group, or adopted by the server (a child subreaper) after leaving it.
 //!
@@ -73,42 +73,32 @@ fn serve() -> ExitCode {
     // Warm up what every case needs, so that each forked child finds it done.
     let _ = ops::kernel_key_hex("warm-up");
     let _ = Backend::Synthetic(ops::compiler()).select();
+    let mut line = String::new();
     loop {
-        // The next case's process is forked before its request arrives: it reads the request
-        // itself, so the fork overlaps the parent's judging of the previous case.
+        line.clear();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(0) => return ExitCode::SUCCESS,
+            Ok(_) => {}
+            Err(error) => give_up(&format!("serve: read a request: {error}")),
+        }
+        let request: ServeRequest = match serde_json::from_str(&line) {
+            Ok(request) => request,
+            Err(error) => give_up(&format!("serve: bad request: {error}")),
+        };
         let (status, leaked) = match sys::fork() {
             Err(error) => give_up(&format!("serve: fork: {error}")),
             // The child runs the case to its real ending: returning from here returns from main.
-            Ok(Forked::Child) => return read_request().map_or(ExitCode::SUCCESS, |request| enter_case(&request)),
+            Ok(Forked::Child) => return enter_case(&request),
             Ok(Forked::Parent(pid)) => match sys::wait_for(pid) {
                 // `|` not `||`: both sweeps always run.
                 Ok(status) => (status, sys::kill_group(pid) | sys::kill_adopted()),
                 Err(error) => give_up(&format!("serve: waitpid: {error}")),
             },
         };
-        // The parent closes the input only between cases: a closed input means that this child
-        // found no request, and that the fuzzer is done.
-        if sys::input_closed() {
-            return ExitCode::SUCCESS;
-        }
         let mut out = std::io::stdout();
         if writeln!(out, "{status} {}", u8::from(leaked)).and_then(|()| out.flush()).is_err() {
             return ExitCode::FAILURE;
         }
-    }
-}
-
-/// In the fork server's freshly forked child: reads its one request line from stdin (the
-/// parent writes the next line only after the reply to this one, so nothing is read ahead);
-/// `None` once the input is closed.
-fn read_request() -> Option<ServeRequest> {
-    let mut line = String::new();
-    match std::io::stdin().read_line(&mut line) {
-        Ok(0) => None,
-        Ok(_) => {
-            Some(serde_json::from_str(&line).unwrap_or_else(|error| give_up(&format!("serve: bad request: {error}"))))
-        }
-        Err(error) => give_up(&format!("serve: read a request: {error}")),
     }
 }
 

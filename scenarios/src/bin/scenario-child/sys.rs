@@ -105,15 +105,6 @@ pub fn become_case_process(
     Ok(())
 }
 
-/// Whether standard input is closed by every writer with nothing left to read (a pipe's
-/// `POLLHUP` without `POLLIN`), checked without waiting.
-pub fn input_closed() -> bool {
-    let mut stdin = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
-    // SAFETY: `stdin` is one live, writable pollfd; a zero timeout never blocks.
-    let ready = unsafe { libc::poll(&mut stdin, 1, 0) };
-    ready == 1 && stdin.revents & libc::POLLHUP != 0 && stdin.revents & libc::POLLIN == 0
-}
-
 /// Sends SIGKILL to every process left in process group `group`; true if there was one.
 pub fn kill_group(group: libc::pid_t) -> bool {
     // SAFETY: kill with a negative pid signals that process group only; no memory is involved.
