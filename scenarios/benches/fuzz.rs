@@ -10,6 +10,11 @@
 //!
 //! `cargo bench -p scenarios --bench fuzz`
 //!
+//! `cargo bench -p scenarios --bench fuzz -- faults` instead measures what a forked child's page
+//! faults cost (read faults of a file-backed mapping, as a program's code takes them, and
+//! copy-on-write faults of the parent's heap), next to the floor: most of a case's time is the
+//! kernel's, and these are the two costs a case process pays besides the fork itself.
+//!
 //! Each run fuzzes runtime-cache (which passes) from a fixed seed, so every run executes the same
 //! cases: real child processes, real files, real forks, each judged by the model's oracles.
 
@@ -52,6 +57,64 @@ fn floor_rate(threads: usize, n: usize) -> f64 {
         }
     });
     (threads * n) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The kernel's cost of a child's page faults: `fork` + `_exit` + wait of a child that first
+/// touches `faults` pages, each in its own 64 KiB window (the kernel maps up to 16 pages of a
+/// file around each fault): pages of this bench's own executable, mapped read-only as a
+/// program's code is (`file: true`), or pages of the parent's heap, written (copy-on-write).
+/// Microseconds per child.
+fn faulting_child_micros(faults: usize, file: bool, n: usize) -> f64 {
+    const WINDOW: usize = 64 * 1024;
+    let exe = std::fs::File::open(std::env::current_exe().expect("current_exe")).expect("open own executable");
+    let len = usize::try_from(exe.metadata().expect("stat").len()).expect("size");
+    assert!(len >= faults * WINDOW, "the executable is too small for {faults} windows");
+    // SAFETY: a private, read-only mapping of a file this process keeps open; unmapped below.
+    let text = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            std::os::fd::AsRawFd::as_raw_fd(&exe),
+            0,
+        )
+    };
+    assert_ne!(text, libc::MAP_FAILED, "mmap");
+    let text = text.cast::<u8>().cast_const();
+    let mut heap = vec![1u8; faults * WINDOW];
+    let heap_ptr = heap.as_mut_ptr();
+    // The parent touches every page first, as a fork server has run the code its children run.
+    // SAFETY: every offset is inside the mapping (checked above).
+    let warm: u8 =
+        (0..len).step_by(4096).map(|offset| unsafe { text.add(offset).read_volatile() }).fold(0, u8::wrapping_add);
+    std::hint::black_box(warm);
+    let started = Instant::now();
+    for _ in 0..n {
+        // SAFETY: the child reads the mapping and writes its copy of `heap` within their bounds
+        // (no allocation, no lock), then calls `_exit`; the parent reaps it.
+        unsafe {
+            let pid = libc::fork();
+            if pid == 0 {
+                for window in 0..faults {
+                    if file {
+                        std::hint::black_box(text.add(window * WINDOW).read_volatile());
+                    } else {
+                        heap_ptr.add(window * WINDOW).write_volatile(2);
+                    }
+                }
+                libc::_exit(0);
+            }
+            assert!(pid > 0, "fork failed");
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
+        }
+    }
+    let micros = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    // SAFETY: the mapping made above, no longer used.
+    unsafe { libc::munmap(text.cast_mut().cast(), len) };
+    drop(heap);
+    micros
 }
 
 fn library_rate(executor: Executor, jobs: usize, cases: u64) -> f64 {
@@ -97,7 +160,10 @@ fn row(name: &str, rates: Vec<f64>) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; accept and ignore libtest-style arguments.
+    // `cargo bench` passes `--bench`; accept and ignore libtest-style arguments, except `faults`.
+    if std::env::args().any(|arg| arg == "faults") {
+        return fault_costs();
+    }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("fuzz throughput on {cores} core(s), median of 3 runs:");
     row("floor: fork+_exit+wait, 1 thread", (0..3).map(|_| floor_rate(1, 5_000)).collect());
@@ -126,4 +192,18 @@ fn main() {
     }
     // The floor again, last: the machine's load may have changed while the rows above ran.
     row("floor: fork+_exit+wait, 2 threads", (0..3).map(|_| floor_rate(2, 5_000)).collect());
+}
+
+/// `cargo bench -p scenarios --bench fuzz -- faults`: what a child's page faults cost, next to
+/// the floor (medians of 3 runs of 2 000 children each).
+fn fault_costs() {
+    const N: usize = 2_000;
+    let micros = |faults: usize, file: bool| median((0..3).map(|_| faulting_child_micros(faults, file, N)).collect()).0;
+    let floor = micros(0, false);
+    println!("a forked child's page faults, one thread, median of 3 runs of {N} children:");
+    println!("  fork + _exit + wait, no fault      {floor:>7.1} us per child");
+    for (name, file) in [("read faults of the program's file", true), ("copy-on-write faults of its heap", false)] {
+        let with = micros(100, file);
+        println!("  + 100 {name:<34} {with:>7.1} us per child: {:.2} us per fault", (with - floor) / 100.0);
+    }
 }
