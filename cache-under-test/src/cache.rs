@@ -19,7 +19,7 @@ use crate::lock::FileLock;
 use crate::observer::{self, Event, SkipReason, Trigger};
 use crate::registry::{self, ExitSave, HookToken};
 use crate::seam;
-use crate::store::{self, DiskView, Durability, SaveInput, SaveKind, Stored};
+use crate::store::{self, DiskView, Durability, SaveInput, SaveKind, SaveRules, Stored};
 
 /// How a cache reads, locks and writes its file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -466,7 +466,9 @@ impl Shared {
                 builds: &builds,
             };
             let options = &self.options;
-            store::save(&self.location, &options.limits, &options.eviction, options.durability, input, &mut view)?
+            let rules =
+                SaveRules { limits: &options.limits, policy: &options.eviction, durability: options.durability };
+            store::save(&self.location, rules, input, &mut view)?
         };
         let evicted: HashMap<KernelKey, EvictReason> = committed.evicted.iter().copied().collect();
         // The file is committed: record that, even if the exit deadline passed meanwhile (the

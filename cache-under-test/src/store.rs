@@ -457,14 +457,24 @@ pub(crate) struct SaveInput<'a> {
     pub(crate) builds: &'a HashMap<u64, u64>,
 }
 
+/// How a save writes, from the handle's options: the size and count limits, what eviction keeps,
+/// and how durable the commit must be.
+#[derive(Clone, Copy)]
+pub(crate) struct SaveRules<'a> {
+    /// Size and count limits: past them an append becomes a rewrite that trims.
+    pub(crate) limits: &'a FormatLimits,
+    /// What eviction keeps at a rewrite.
+    pub(crate) policy: &'a EvictionPolicy,
+    /// Which fsyncs the commit waits for.
+    pub(crate) durability: Durability,
+}
+
 /// Saves with the lock held: appends one frame of the dirty entries when the file is a valid
 /// version-3 file and nothing calls for a rewrite, else rewrites the whole file (see the module
 /// doc). `view` is the handle's view of the file; it is brought up to date.
 pub(crate) fn save(
     location: &CacheLocation,
-    limits: &FormatLimits,
-    policy: &EvictionPolicy,
-    durability: Durability,
+    rules: SaveRules<'_>,
     input: SaveInput<'_>,
     view: &mut DiskView,
 ) -> Result<Committed, CacheError> {
@@ -472,7 +482,7 @@ pub(crate) fn save(
     // seam write-in-place: the rewrite truncates and writes the file where it is.
     let must_rewrite = input.cleared || !input.removed.is_empty() || every_save_rewrites_by_seam();
     if !must_rewrite {
-        match append(location, limits, policy, durability, &input, view)? {
+        match append(location, rules, &input, view)? {
             Attempt::Done(committed) => return Ok(committed),
             Attempt::Rewrite(why) if why == TORN_TAIL => {
                 // What the rewrite drops may have been a committed save cut by a power loss, or
@@ -484,7 +494,7 @@ pub(crate) fn save(
             }
         }
     }
-    rewrite(location, limits, policy, durability, input, view)
+    rewrite(location, rules, input, view)
 }
 
 /// What an append found.
@@ -510,12 +520,11 @@ const TORN_TAIL: &str = "the file's last frame is torn or damaged";
 
 fn append(
     location: &CacheLocation,
-    limits: &FormatLimits,
-    policy: &EvictionPolicy,
-    durability: Durability,
+    rules: SaveRules<'_>,
     input: &SaveInput<'_>,
     view: &mut DiskView,
 ) -> Result<Attempt, CacheError> {
+    let SaveRules { limits, policy, durability } = rules;
     let path = location.path();
     // Opened after the lock was taken: a rewrite renames under the same lock, so this is the
     // file every cooperating process sees until we unlock.
@@ -716,12 +725,11 @@ fn new_file_id() -> u64 {
 /// relative to the folder handle.
 fn rewrite(
     location: &CacheLocation,
-    limits: &FormatLimits,
-    policy: &EvictionPolicy,
-    durability: Durability,
+    rules: SaveRules<'_>,
     input: SaveInput<'_>,
     view: &mut DiskView,
 ) -> Result<Committed, CacheError> {
+    let SaveRules { limits, policy, durability } = rules;
     let path = location.path();
     // Seam skip-merge: never re-read, so the last writer wins. Nor is the file re-read when this
     // handle's view of it is whole and current and it holds (or removes) every key in it: the
