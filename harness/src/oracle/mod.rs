@@ -39,7 +39,7 @@ pub use output_text::OutputText;
 pub use quiet_stderr::QuietStderr;
 pub use registry_bound::RegistryBound;
 pub use reported_entries::ReportedEntries;
-pub use save_count::{SaveCount, journal_about, names_file};
+pub use save_count::{SaveCount, journal_about, journaled_saves, names_file};
 pub use save_triggers::SaveTriggers;
 pub use saved_before::SavedBefore;
 pub use within_deadline::WithinDeadline;

@@ -1,7 +1,7 @@
 //! `reported_entries`: the save that wrote a file reports as many entries as the file holds.
 
-use super::save_count::journal_about;
-use super::{JournalOracle, OracleVerdict, files_named, quote_lines};
+use super::save_count::journaled_saves;
+use super::{JournalOracle, OracleVerdict, quote_lines};
 use crate::journal::Entry;
 use crate::observation::Observation;
 
@@ -32,9 +32,7 @@ impl JournalOracle for ReportedEntries {
     }
 
     fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
-        let file = files_named(obs, Some(&self.file))?[0];
-        obs.judgeable_journal()?;
-        let saves = journal_about(obs, "save", file);
+        let (file, saves) = journaled_saves(obs, &self.file)?;
         if saves.is_empty() {
             return Ok(OracleVerdict::fail(format!("{}: no save in the journal", file.name)));
         }

@@ -167,6 +167,17 @@ impl SaveCount {
     }
 }
 
+/// The file under test named `name` and the journal's `save` events about it; the verdict to
+/// give instead when no file has that name or the journal cannot be judged. For oracle authors.
+pub fn journaled_saves<'a>(
+    obs: &'a Observation,
+    name: &str,
+) -> Result<(&'a FileObservation, Vec<&'a Entry>), OracleVerdict> {
+    let file = files_named(obs, Some(name))?[0];
+    obs.judgeable_journal()?;
+    Ok((file, journal_about(obs, "save", file)))
+}
+
 /// Journal events of `kind` naming `file` (see [`names_file`]). For oracle authors.
 pub fn journal_about<'a>(obs: &'a Observation, kind: &'a str, file: &FileObservation) -> Vec<&'a Entry> {
     obs.journal.of_kind(kind).filter(|e| names_file(e, file)).collect()

@@ -1,7 +1,7 @@
 //! `save_triggers`: why each save of a file happened (the `trigger` field of its `save` events).
 
-use super::save_count::journal_about;
-use super::{JournalOracle, OracleVerdict, files_named, quote_lines};
+use super::save_count::journaled_saves;
+use super::{JournalOracle, OracleVerdict, quote_lines};
 use crate::observation::Observation;
 
 /// What the triggers must be.
@@ -43,9 +43,7 @@ impl JournalOracle for SaveTriggers {
     }
 
     fn verdict(&self, obs: &Observation) -> Result<OracleVerdict, OracleVerdict> {
-        let file = files_named(obs, Some(&self.file))?[0];
-        obs.judgeable_journal()?;
-        let saves = journal_about(obs, "save", file);
+        let (file, saves) = journaled_saves(obs, &self.file)?;
         let seen: Vec<&str> = saves.iter().map(|s| s.str_field("trigger").unwrap_or("(none)")).collect();
         let (ok, expected) = match &self.expect {
             Expect::Sequence(want) => (seen == *want, format!("exactly {want:?}")),
