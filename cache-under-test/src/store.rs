@@ -463,7 +463,7 @@ pub(crate) struct SaveInput<'a> {
 pub(crate) struct SaveRules<'a> {
     /// Size and count limits: past them an append becomes a rewrite that trims.
     pub(crate) limits: &'a FormatLimits,
-    /// What eviction keeps at a rewrite.
+    /// What eviction keeps: an append that would evict becomes a rewrite, which evicts.
     pub(crate) policy: &'a EvictionPolicy,
     /// Which fsyncs the commit waits for.
     pub(crate) durability: Durability,
@@ -504,7 +504,6 @@ enum Attempt {
     Rewrite(&'static str),
 }
 
-/// Appends one frame with the dirty entries, if the file allows it (see the module doc).
 /// Seams skip-merge and write-in-place make every save a full rewrite (never `true` without the
 /// `failpoints` feature).
 fn every_save_rewrites_by_seam() -> bool {
@@ -518,6 +517,7 @@ fn every_save_rewrites_by_seam() -> bool {
 /// power loss, or damage there).
 const TORN_TAIL: &str = "the file's last frame is torn or damaged";
 
+/// Appends one frame with the dirty entries, if the file allows it (see the module doc).
 fn append(
     location: &CacheLocation,
     rules: SaveRules<'_>,
@@ -618,8 +618,9 @@ fn append(
 }
 
 /// Brings `view` up to date with the file (lock held): reads only the frames past its end when it
-/// is the same file, else the whole file. Returns the entries read, or `None` when the file's
-/// tail is torn or damaged (the caller rewrites the file).
+/// is the same file, else the whole file. Returns the entries read, each key once with the bytes
+/// the file now holds for it, or `None` when the file's tail is torn or damaged (the caller
+/// rewrites the file).
 fn learn_news(
     file: &File,
     path: &std::path::Path,
@@ -646,13 +647,14 @@ fn learn_news(
         return Ok(Some(Vec::new()));
     }
     let bytes = read_range(file, path, position.valid_end, size)?;
-    let mut learned = Vec::new();
+    // Each key once, as the file holds it: a later frame's entry replaces an earlier one's.
+    let mut learned = HashMap::new();
     let mut offset = 0;
     while offset < bytes.len() {
         match format::read_frame(&bytes, offset, header.file_id, position.next_sequence, None) {
             Ok(frame) => {
                 view.learn(frame.entries.iter().map(|entry| (entry.key, entry.meta, entry.artifact.len() as u64)));
-                learned.extend(frame.entries);
+                learned.extend(frame.entries.into_iter().map(|entry| (entry.key, entry)));
                 offset = frame.end;
                 position.next_sequence += 1;
                 position.appended_frames += 1;
@@ -662,7 +664,7 @@ fn learn_news(
     }
     position.valid_end = size;
     view.position = Some(position);
-    Ok(Some(learned))
+    Ok(Some(learned.into_values().collect()))
 }
 
 /// `file[from..to]`, read whole (`to - from` is bounded by the caller's size check).

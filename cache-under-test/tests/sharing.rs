@@ -174,6 +174,39 @@ fn a_held_lock_makes_save_and_open_time_out_and_leaves_the_file_intact() {
     assert_eq!(on_disk(&path).len(), 2);
 }
 
+/// Saves `cache` (at `path`, its lock `<path>.lock`) with `key` inserted while the save runs:
+/// after the save has taken its snapshot (`Event::SaveStarted`) and before it reads the file,
+/// which it cannot do sooner, as this function holds the lock until the insert is done.
+fn save_with_an_insert_after_its_snapshot(cache: &RuntimeCache, path: &Path, key: KernelKey, artifact: Bytes) {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let holder = File::options().read(true).write(true).open(lock_path).unwrap();
+    holder.lock().unwrap();
+    let (started, snapshotted) = std::sync::mpsc::channel();
+    let watched = path.to_owned();
+    runtime_cache::set_observer(move |event| {
+        if let runtime_cache::Event::SaveStarted { path, .. } = event
+            && *path == watched
+        {
+            let _ = started.send(());
+        }
+    });
+    std::thread::scope(|scope| {
+        let save = scope.spawn(|| cache.save());
+        snapshotted.recv_timeout(Duration::from_secs(10)).expect("the save started");
+        cache.insert(key, artifact);
+        holder.unlock().unwrap();
+        save.join().unwrap().unwrap();
+    });
+    runtime_cache::clear_observer();
+}
+
+/// Generous: the save waits for the lock this test holds while it inserts.
+fn patient(path: &Path) -> RuntimeCache {
+    let options = CacheOptions { lock_timeout: Duration::from_secs(60), ..CacheOptions::default() };
+    RuntimeCache::open(path, options).unwrap()
+}
+
 /// Found by the fuzzer (`create e0 a.rtc; compile e0 k3; spawn a.rtc k2; thread-compile e0 k2;
 /// save e0; exit(0)` saved twice about once in 10 000 cases): a kernel inserted while a save
 /// runs, after its snapshot, that the save then finds on disk with the same bytes (another
@@ -183,36 +216,42 @@ fn an_insert_during_a_save_that_finds_it_on_disk_leaves_the_handle_clean() {
     let _serial = support::serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kernels.rtk");
-    let ours = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    let ours = patient(&path);
     ours.insert(key(1, 3), artifact(1, 3));
     // Another process saves k2 before our save.
     let other = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
     other.insert(key(1, 2), artifact(1, 2));
     other.save().unwrap();
 
-    // Our save snapshots its dirty set, then waits for the lock we hold, so k2's insert lands
-    // after the snapshot and before the save reads the file.
-    let holder = File::options().read(true).write(true).open(dir.path().join("kernels.rtk.lock")).unwrap();
-    holder.lock().unwrap();
-    let (started, snapshotted) = std::sync::mpsc::channel();
-    let watched = path.clone();
-    runtime_cache::set_observer(move |event| {
-        if let runtime_cache::Event::SaveStarted { path, .. } = event
-            && *path == watched
-        {
-            let _ = started.send(());
-        }
-    });
-    std::thread::scope(|scope| {
-        let save = scope.spawn(|| ours.save());
-        snapshotted.recv_timeout(Duration::from_secs(10)).expect("the save started");
-        ours.insert(key(1, 2), artifact(1, 2));
-        holder.unlock().unwrap();
-        save.join().unwrap().unwrap();
-    });
-    runtime_cache::clear_observer();
+    save_with_an_insert_after_its_snapshot(&ours, &path, key(1, 2), artifact(1, 2));
 
     assert_eq!(on_disk(&path).len(), 2);
     assert!(!ours.is_dirty(), "k2 is in the file with these very bytes: nothing is left to save");
     assert_eq!(ours.save().unwrap(), SaveOutcome::Clean);
+}
+
+/// The same, but two processes appended the key since our handle last looked, first with our
+/// bytes, then with others: the file holds the later ones, so our insert is still unsaved.
+#[test]
+fn an_insert_during_a_save_stays_dirty_when_a_later_append_replaced_those_bytes() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtk");
+    let first = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    first.insert(key(1, 0), artifact(1, 0));
+    first.save().unwrap();
+    let ours = patient(&path);
+    ours.insert(key(1, 3), artifact(1, 3));
+    for bytes in [Bytes::from_static(b"ours"), Bytes::from_static(b"theirs")] {
+        let other = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+        other.insert(key(1, 2), bytes);
+        assert!(matches!(other.save().unwrap(), SaveOutcome::Committed { kind: SaveKind::Appended, .. }));
+    }
+
+    save_with_an_insert_after_its_snapshot(&ours, &path, key(1, 2), Bytes::from_static(b"ours"));
+
+    assert_eq!(on_disk(&path).get(&key(1, 2)), Some(Bytes::from_static(b"theirs")));
+    assert!(ours.is_dirty(), "the file holds other bytes under k2: ours are not saved yet");
+    ours.save().unwrap();
+    assert_eq!(on_disk(&path).get(&key(1, 2)), Some(Bytes::from_static(b"ours")), "the saver wins");
 }
