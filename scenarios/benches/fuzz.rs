@@ -10,10 +10,11 @@
 //!
 //! `cargo bench -p scenarios --bench fuzz`
 //!
-//! `cargo bench -p scenarios --bench fuzz -- faults` instead measures what a forked child's page
-//! faults cost (read faults of a file-backed mapping, as a program's code takes them, and
-//! copy-on-write faults of the parent's heap), next to the floor: most of a case's time is the
-//! kernel's, and these are the two costs a case process pays besides the fork itself.
+//! `cargo bench -p scenarios --bench fuzz -- faults` instead measures what two kinds of page
+//! fault cost a forked child: read faults of a file mapping, as a program's code takes them, and
+//! copy-on-write faults of the parent's heap. Most of a case's time is the kernel's, and these
+//! are two of the kernel's costs per case besides the fork itself (zero-filled fresh pages and
+//! system calls are others).
 //!
 //! Each run fuzzes runtime-cache (which passes) from a fixed seed, so every run executes the same
 //! cases: real child processes, real files, real forks, each judged by the model's oracles.
@@ -59,62 +60,77 @@ fn floor_rate(threads: usize, n: usize) -> f64 {
     (threads * n) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The kernel's cost of a child's page faults: `fork` + `_exit` + wait of a child that first
-/// touches `faults` pages, each in its own 64 KiB window (the kernel maps up to 16 pages of a
-/// file around each fault): pages of this bench's own executable, mapped read-only as a
-/// program's code is (`file: true`), or pages of the parent's heap, written (copy-on-write).
-/// Microseconds per child.
-fn faulting_child_micros(faults: usize, file: bool, n: usize) -> f64 {
+/// Where a forked child takes its page faults, for [`faulting_child`].
+#[derive(Clone, Copy)]
+enum Pages {
+    /// Reads of this bench's own executable, mapped read-only as a program's code is (every
+    /// page resident in the page cache, so each fault is a minor one).
+    File,
+    /// Writes to a heap the parent filled before forking: copy-on-write.
+    Heap,
+}
+
+/// `fork` + `_exit` + wait of `n` children, each of which first touches `touches` pages of
+/// `pages`, one per 64 KiB window (the kernel maps up to 16 pages of a file around a fault). The
+/// mapping is there whether or not a child touches it, so that `touches: 0` is the same fork.
+/// Returns microseconds per child and the minor faults a child took (`ru_minflt`, averaged).
+fn faulting_child(pages: Pages, touches: usize, n: usize) -> (f64, f64) {
     const WINDOW: usize = 64 * 1024;
+    const WINDOWS: usize = 100;
+    assert!(touches <= WINDOWS);
     let exe = std::fs::File::open(std::env::current_exe().expect("current_exe")).expect("open own executable");
-    let len = usize::try_from(exe.metadata().expect("stat").len()).expect("size");
-    assert!(len >= faults * WINDOW, "the executable is too small for {faults} windows");
-    // SAFETY: a private, read-only mapping of a file this process keeps open; unmapped below.
-    let text = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            std::os::fd::AsRawFd::as_raw_fd(&exe),
-            0,
-        )
+    let file_len = usize::try_from(exe.metadata().expect("stat").len()).expect("size");
+    let (len, prot, flags, fd) = match pages {
+        Pages::File => {
+            assert!(file_len >= WINDOWS * WINDOW, "the executable is too small");
+            (file_len, libc::PROT_READ, libc::MAP_PRIVATE, std::os::fd::AsRawFd::as_raw_fd(&exe))
+        }
+        Pages::Heap => {
+            (WINDOWS * WINDOW, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
+        }
     };
-    assert_ne!(text, libc::MAP_FAILED, "mmap");
-    let text = text.cast::<u8>().cast_const();
-    let mut heap = vec![1u8; faults * WINDOW];
-    let heap_ptr = heap.as_mut_ptr();
-    // The parent touches every page first, as a fork server has run the code its children run.
-    // SAFETY: every offset is inside the mapping (checked above).
-    let warm: u8 =
-        (0..len).step_by(4096).map(|offset| unsafe { text.add(offset).read_volatile() }).fold(0, u8::wrapping_add);
-    std::hint::black_box(warm);
-    let started = Instant::now();
+    // SAFETY: a fresh private mapping of `len` bytes (of a file this function keeps open, or
+    // anonymous); unmapped below and used only within its bounds.
+    let base = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) };
+    assert_ne!(base, libc::MAP_FAILED, "mmap");
+    let base = base.cast::<u8>();
+    // SAFETY: advice on the mapping just made: 4 KiB pages only, so each write copies one page.
+    unsafe { libc::madvise(base.cast(), len, libc::MADV_NOHUGEPAGE) };
+    for offset in (0..len).step_by(4096) {
+        // SAFETY: every offset is inside the mapping. Reading the file makes each of its pages
+        // resident; writing the heap gives the parent its own pages, shared with a child by fork.
+        unsafe {
+            match pages {
+                Pages::File => drop(std::hint::black_box(base.add(offset).read_volatile())),
+                Pages::Heap => base.add(offset).write_volatile(1),
+            }
+        }
+    }
+    let (mut faults, started) = (0i64, Instant::now());
     for _ in 0..n {
-        // SAFETY: the child reads the mapping and writes its copy of `heap` within their bounds
-        // (no allocation, no lock), then calls `_exit`; the parent reaps it.
+        // SAFETY: the single-threaded child only reads or writes the mapping within its bounds
+        // (no allocation, no lock), then calls `_exit`; the parent reaps it with live out-values.
         unsafe {
             let pid = libc::fork();
             if pid == 0 {
-                for window in 0..faults {
-                    if file {
-                        std::hint::black_box(text.add(window * WINDOW).read_volatile());
-                    } else {
-                        heap_ptr.add(window * WINDOW).write_volatile(2);
+                for window in 0..touches {
+                    match pages {
+                        Pages::File => drop(std::hint::black_box(base.add(window * WINDOW).read_volatile())),
+                        Pages::Heap => base.add(window * WINDOW).write_volatile(2),
                     }
                 }
                 libc::_exit(0);
             }
             assert!(pid > 0, "fork failed");
-            let mut status = 0;
-            libc::waitpid(pid, &mut status, 0);
+            let (mut status, mut usage) = (0, std::mem::zeroed::<libc::rusage>());
+            assert_eq!(libc::wait4(pid, &mut status, 0, &mut usage), pid, "wait4");
+            faults += usage.ru_minflt;
         }
     }
     let micros = started.elapsed().as_secs_f64() * 1e6 / n as f64;
     // SAFETY: the mapping made above, no longer used.
-    unsafe { libc::munmap(text.cast_mut().cast(), len) };
-    drop(heap);
-    micros
+    unsafe { libc::munmap(base.cast(), len) };
+    (micros, faults as f64 / n as f64)
 }
 
 fn library_rate(executor: Executor, jobs: usize, cases: u64) -> f64 {
@@ -194,16 +210,27 @@ fn main() {
     row("floor: fork+_exit+wait, 2 threads", (0..3).map(|_| floor_rate(2, 5_000)).collect());
 }
 
-/// `cargo bench -p scenarios --bench fuzz -- faults`: what a child's page faults cost, next to
-/// the floor (medians of 3 runs of 2 000 children each).
+/// `cargo bench -p scenarios --bench fuzz -- faults`: what a child's page faults cost, each kind
+/// against the same fork without the touches (medians of 3 runs of 2 000 children each).
 fn fault_costs() {
     const N: usize = 2_000;
-    let micros = |faults: usize, file: bool| median((0..3).map(|_| faulting_child_micros(faults, file, N)).collect()).0;
-    let floor = micros(0, false);
+    const TOUCHES: usize = 100;
+    let run = |pages: Pages, touches: usize| {
+        let runs: Vec<(f64, f64)> = (0..3).map(|_| faulting_child(pages, touches, N)).collect();
+        let faults = runs.iter().map(|run| run.1).sum::<f64>() / runs.len() as f64;
+        (median(runs.iter().map(|run| run.0).collect()).0, faults)
+    };
     println!("a forked child's page faults, one thread, median of 3 runs of {N} children:");
-    println!("  fork + _exit + wait, no fault      {floor:>7.1} us per child");
-    for (name, file) in [("read faults of the program's file", true), ("copy-on-write faults of its heap", false)] {
-        let with = micros(100, file);
-        println!("  + 100 {name:<34} {with:>7.1} us per child: {:.2} us per fault", (with - floor) / 100.0);
+    for (name, pages) in
+        [("read faults of a file mapping (code)", Pages::File), ("copy-on-write faults of the heap", Pages::Heap)]
+    {
+        let (without, faults_without) = run(pages, 0);
+        let (with, faults_with) = run(pages, TOUCHES);
+        let extra = faults_with - faults_without;
+        println!(
+            "  {name:<38} {without:>7.1} us per child without, {with:>7.1} with {TOUCHES} touches \
+             ({extra:.0} more faults): {:.2} us per fault",
+            (with - without) / extra
+        );
     }
 }
