@@ -2,8 +2,10 @@
 //! kernels appends one frame of exactly them; a torn append (a crash in the middle of the write,
 //! or a power loss that left zeros) is ignored by readers and dropped by the next save's rewrite;
 //! a damaged frame with a valid one after it is corruption, set aside; the rewrite that bounds the
-//! frame count keeps every entry; and 64 writer processes appending at once to one large cache
-//! lose no committed entry.
+//! frame count keeps every entry; 64 writer processes appending at once to one large cache
+//! lose no committed entry; and a reader whose reads straddle two appends sees the old file or a
+//! newer one, never damage (this binary replaces libc's `read` and `pwrite64` to order that: see
+//! `mod pause`).
 
 /// Every test here takes `support::serial()`: one of them forks.
 mod support;
@@ -233,4 +235,177 @@ fn a_file_not_writable_in_place_is_saved_by_a_rewrite() {
     });
     assert_eq!(status, ChildStatus::Exited(0), "nobody saving a 0400 cache file");
     assert_eq!(log_of(&path).entries.len(), 3);
+}
+
+/// A reader (`open`, which takes no lock) reads the file with more than one `read(2)`, and saves
+/// go on between two of them: here its first read takes the whole file while a save has reserved
+/// its frame's space (`fallocate`: zeros) and not yet written it, and its next read finds that
+/// frame written and one more save's frame after it. Each step is one a scheduler can pause a
+/// process at (the `pause` hooks below only make the order certain). Every save committed in
+/// order, and a reader must see the old file or a newer one; what the reader saw instead (an
+/// invalid frame followed by a valid one) reads as damage, and since the lock is free by then,
+/// `open` sets the live cache file aside: every entry of every process is gone from the cache.
+#[test]
+fn a_reader_whose_reads_straddle_two_appends_sees_old_or_new_and_sets_nothing_aside() {
+    use pause::Gate;
+    use std::os::unix::fs::MetadataExt;
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtc");
+    save_entries(&path, 0, 3, 100);
+    let b = RuntimeCache::open(&path, CacheOptions::default()).expect("open b");
+    b.insert(key(1, 0), artifact(1, 0, 100));
+    let c = RuntimeCache::open(&path, CacheOptions::default()).expect("open c");
+    c.insert(key(2, 0), artifact(2, 0, 100));
+    pause::watch(fs::metadata(&path).unwrap().ino());
+    let reader = std::thread::scope(|scope| {
+        // B's save reserves its frame's space, then is paused before its write.
+        pause::arm(Gate::Write);
+        let saver = scope.spawn(|| b.save());
+        pause::wait_paused(Gate::Write);
+        // A reader opens: its first read takes the whole file (B's reserved zeros too), then it
+        // is paused before its next read.
+        pause::arm(Gate::Read);
+        let reader = scope.spawn(|| RuntimeCache::open(&path, CacheOptions::default()));
+        pause::wait_paused(Gate::Read);
+        // B writes its frame and commits; C then appends one more frame.
+        pause::release(Gate::Write);
+        let saved_b = saver.join().unwrap().expect("b's save");
+        assert!(matches!(saved_b, SaveOutcome::Committed { kind: SaveKind::Appended, .. }), "{saved_b:?}");
+        let saved_c = c.save().expect("c's save");
+        assert!(matches!(saved_c, SaveOutcome::Committed { kind: SaveKind::Appended, .. }), "{saved_c:?}");
+        // The reader goes on reading.
+        pause::release(Gate::Read);
+        reader.join().unwrap()
+    });
+    pause::watch(0);
+    let reader = reader.expect("the reader's open");
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let set_aside = fs::read(dir.path().join("kernels.rtc.corrupt-0"))
+        .ok()
+        .map(|bytes| format::decode_log(&Bytes::from(bytes), &FormatLimits::default()).map(|log| log.entries.len()));
+    assert!(
+        path.exists() && names.iter().all(|name| !name.to_string_lossy().contains("corrupt")),
+        "a reader set the live cache file aside as damaged while two saves committed in order: {names:?}; \
+         the file set aside decodes as {set_aside:?} (entries)"
+    );
+    assert_eq!(log_of(&path).entries.len(), 5, "the file lost committed entries");
+    assert!(reader.len() >= 3, "the reader saw neither the old file nor a newer one: {} entries", reader.len());
+}
+
+/// Pauses a thread at the two points the test above needs, on the one file it watches: in
+/// `pwrite` (a save's append, after its `fallocate`) before the write, and in `read` after a read
+/// that returned bytes. These definitions take the place of libc's for this test binary; on any
+/// other file, or when not armed, they are the plain system calls.
+mod pause {
+    use std::ffi::{c_int, c_void};
+    use std::mem::MaybeUninit;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Condvar, Mutex, MutexGuard};
+    use std::time::{Duration, Instant};
+
+    #[derive(Clone, Copy, Debug)]
+    pub enum Gate {
+        Write = 0,
+        Read = 1,
+    }
+
+    struct State {
+        armed: [bool; 2],
+        paused: [bool; 2],
+        released: [bool; 2],
+    }
+
+    static WATCHED: AtomicU64 = AtomicU64::new(0);
+    static STATE: Mutex<State> = Mutex::new(State { armed: [false; 2], paused: [false; 2], released: [false; 2] });
+    static CHANGED: Condvar = Condvar::new();
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    fn state() -> MutexGuard<'static, State> {
+        STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Watches the file with this inode number (0: none).
+    pub fn watch(inode: u64) {
+        WATCHED.store(inode, Ordering::SeqCst);
+    }
+
+    /// The next call through `gate` on the watched file pauses.
+    pub fn arm(gate: Gate) {
+        let mut state = state();
+        let i = gate as usize;
+        (state.armed[i], state.paused[i], state.released[i]) = (true, false, false);
+    }
+
+    /// Waits until a thread paused at `gate`.
+    pub fn wait_paused(gate: Gate) {
+        let deadline = Instant::now() + LIMIT;
+        let mut state = state();
+        while !state.paused[gate as usize] {
+            assert!(Instant::now() < deadline, "no thread reached {gate:?} on the watched file");
+            state = CHANGED.wait_timeout(state, Duration::from_millis(50)).unwrap().0;
+        }
+    }
+
+    /// Lets the thread paused at `gate` go on.
+    pub fn release(gate: Gate) {
+        state().released[gate as usize] = true;
+        CHANGED.notify_all();
+    }
+
+    fn pause_here(gate: Gate) {
+        let i = gate as usize;
+        let mut state = state();
+        if !state.armed[i] {
+            return;
+        }
+        (state.armed[i], state.paused[i]) = (false, true);
+        CHANGED.notify_all();
+        let deadline = Instant::now() + LIMIT;
+        while !state.released[i] && Instant::now() < deadline {
+            state = CHANGED.wait_timeout(state, Duration::from_millis(50)).unwrap().0;
+        }
+    }
+
+    fn watched(fd: c_int) -> bool {
+        let inode = WATCHED.load(Ordering::SeqCst);
+        let mut stat = MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `stat` is a writable `struct stat`; `fstat` only fills it.
+        inode != 0 && unsafe { libc::fstat(fd, stat.as_mut_ptr()) } == 0 && {
+            // SAFETY: `fstat` succeeded, so it filled `stat`.
+            unsafe { stat.assume_init() }.st_ino == inode
+        }
+    }
+
+    /// `read(2)`, pausing after a read of the watched file when armed.
+    ///
+    /// # Safety
+    /// As `read(2)`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: libc::size_t) -> libc::ssize_t {
+        // SAFETY: the caller's arguments, passed on as they are.
+        let n = unsafe { libc::syscall(libc::SYS_read, fd, buf, count) } as libc::ssize_t;
+        if n > 0 && watched(fd) {
+            pause_here(Gate::Read);
+        }
+        n
+    }
+
+    /// `pwrite64(2)`, pausing before a write to the watched file when armed.
+    ///
+    /// # Safety
+    /// As `pwrite64(2)`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn pwrite64(
+        fd: c_int,
+        buf: *const c_void,
+        count: libc::size_t,
+        offset: libc::off64_t,
+    ) -> libc::ssize_t {
+        if watched(fd) {
+            pause_here(Gate::Write);
+        }
+        // SAFETY: the caller's arguments, passed on as they are.
+        unsafe { libc::syscall(libc::SYS_pwrite64, fd, buf, count, offset) as libc::ssize_t }
+    }
 }
