@@ -338,14 +338,13 @@ fn read_trusted(location: &CacheLocation, limits: &FormatLimits) -> Result<FileR
         return Ok(FileRead::TooLarge { size: metadata.len() });
     }
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
-    // `take` bounds the read even if the file grows under us (a non-cooperating writer).
-    (&file)
-        .take(limits.max_file_bytes + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| CacheError::io("read", path, source))?;
-    if bytes.len() as u64 > limits.max_file_bytes {
-        return Ok(FileRead::TooLarge { size: bytes.len() as u64 });
-    }
+    // Only the length `fstat` gave: a reader takes no lock, and saves may append while it reads.
+    // Every frame below that length was reserved before the `fstat`, so at most the last one can
+    // still be in flight (its reserved space reads as a torn tail, which readers ignore). Reading
+    // on to the end could take a later frame too, after an unwritten one: damage in the middle,
+    // where every save committed in order. It also bounds the read if a non-cooperating writer
+    // grows the file.
+    (&file).take(metadata.len()).read_to_end(&mut bytes).map_err(|source| CacheError::io("read", path, source))?;
     Ok(FileRead::Bytes(Bytes::from(bytes), FileIdentity::of(&metadata)))
 }
 

@@ -157,7 +157,8 @@ pub fn running_as_root() -> bool {
 
 pub use sys::{ChildStatus, change_owner_and_become, fork_and_wait, fork_child, kill_self, wait_for, wait_for_at_most};
 
-/// The only `unsafe` of the tests.
+/// The `unsafe` the tests share (`append_log.rs` has one more module, `pause`, that replaces
+/// libc's `read` and `pwrite64` in that test binary only).
 mod sys {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
