@@ -519,10 +519,10 @@ fn decode_bounded(file: &Bytes, limits: Option<&FormatLimits>) -> Result<Log, Fo
             }
             Err(FrameError::Content(error)) => return Err(error),
             Err(FrameError::Invalid(reason)) => {
-                if let Some(later) = valid_frame_after(file, offset, header.file_id) {
+                if let Some(after) = damage_after(file, offset, header.file_id) {
                     return Err(FormatError::DamagedFrame {
                         offset: offset as u64,
-                        reason: format!("{reason}; a valid frame follows at byte {later}"),
+                        reason: format!("{reason}; {after}"),
                     });
                 }
                 torn_tail = (file.len() - offset) as u64;
@@ -599,11 +599,18 @@ pub(crate) fn read_frame(
     Ok(Frame { entries, end })
 }
 
-/// Where a valid frame starts after `after`, if any: an append is only ever written after a tail
-/// its writer read and verified, so an invalid frame followed by *any* valid one is damage, not
-/// a torn append (checking only the last frame let two damaged frames hide a valid one between
-/// them). Scans for the frame magic; runs only when an invalid frame was found.
-fn valid_frame_after(file: &Bytes, after: usize, file_id: u64) -> Option<usize> {
+/// What, after the invalid frame at `after`, shows it is damage rather than a torn append, if
+/// anything: an append is only ever written after a tail its writer read and verified, so an
+/// invalid frame followed by *any* valid one is damage (checking only the last frame let two
+/// damaged frames hide a valid one between them). Scans for the frame magic; runs only when an
+/// invalid frame was found.
+///
+/// Bounded: checking a candidate hashes it, and nested candidates (headers, then their footers
+/// in reverse) would make the scan quadratic in the file's length. A torn append is a prefix of
+/// one frame; candidates that would take more than [`CANDIDATE_HASH_BUDGET`] times the file's
+/// length to check are not what one leaves, and are damage too.
+fn damage_after(file: &Bytes, after: usize, file_id: u64) -> Option<String> {
+    let mut budget = file.len().saturating_mul(CANDIDATE_HASH_BUDGET);
     let mut start = after + 1;
     while start + FRAME_OVERHEAD as usize <= file.len() {
         let found = file[start..].windows(FRAME_MAGIC.len()).position(|window| window == FRAME_MAGIC)?;
@@ -618,17 +625,26 @@ fn valid_frame_after(file: &Bytes, after: usize, file_id: u64) -> Option<usize> 
             .and_then(|at| at.checked_add(FRAME_FOOTER_LEN));
         if let Some(end) = end.filter(|end| *end <= file.len()) {
             let footer = end - FRAME_FOOTER_LEN;
-            let sealed = file[footer + 16..end] == FOOTER_MAGIC
-                && u64_at(file, footer + 8) == payload_len as u64
-                && xxh3_64_with_seed(&file[start..footer], file_id) == u64_at(file, footer);
-            if sealed {
-                return Some(start);
+            if file[footer + 16..end] == FOOTER_MAGIC && u64_at(file, footer + 8) == payload_len as u64 {
+                let Some(left) = budget.checked_sub(footer - start) else {
+                    return Some(format!(
+                        "the bytes after it hold frame-like structures worth more than {CANDIDATE_HASH_BUDGET} \
+                         times the file's length to check, which no torn append leaves (the first at byte {start})"
+                    ));
+                };
+                budget = left;
+                if xxh3_64_with_seed(&file[start..footer], file_id) == u64_at(file, footer) {
+                    return Some(format!("a valid frame follows at byte {start}"));
+                }
             }
         }
         start += 1;
     }
     None
 }
+
+/// How many times its length [`damage_after`] may hash of a file while it checks candidates.
+const CANDIDATE_HASH_BUDGET: usize = 2;
 
 /// A frame's payload: entry count, then entries sorted by key.
 fn decode_payload(payload: &Bytes, limits: Option<&FormatLimits>) -> Result<Vec<Entry>, FormatError> {
@@ -854,6 +870,41 @@ mod tests {
         file[last] ^= 1;
         let result = decode_log(&Bytes::from(file), &FormatLimits::default());
         assert!(matches!(result, Err(FormatError::DamagedFrame { .. })), "{result:?}");
+    }
+
+    /// A hostile tail: after an invalid frame, `nested` frame headers, filler, then their footers
+    /// in reverse, each footer sealing the header it matches in length but not in hash. Checking
+    /// each candidate hashes nearly the whole tail: unbounded, that is quadratic in the file's
+    /// length (minutes for a few MiB). The check stops at twice the file's length and calls it
+    /// damage: no torn append (a prefix of one frame) looks like this.
+    #[test]
+    fn nested_frame_lookalikes_after_an_invalid_frame_are_damage_found_in_bounded_work() {
+        let mut file = encoded(&sample(2));
+        let (nested, filler) = (64usize, 64 * 1024);
+        let tail = file.len();
+        file.extend_from_slice(b"torn....");
+        let starts: Vec<usize> = (0..nested).map(|i| tail + 8 + i * FRAME_HEADER_LEN).collect();
+        let footers_at = starts.last().unwrap() + FRAME_HEADER_LEN + filler;
+        let end_of = |i: usize| footers_at + (nested - i) * FRAME_FOOTER_LEN;
+        for (i, start) in starts.iter().enumerate() {
+            let payload_len = (end_of(i) - FRAME_FOOTER_LEN - start - FRAME_HEADER_LEN) as u64;
+            file.extend_from_slice(&FRAME_MAGIC);
+            file.extend_from_slice(&0u64.to_le_bytes());
+            file.extend_from_slice(&payload_len.to_le_bytes());
+        }
+        file.resize(footers_at, 0xAB);
+        for i in (0..nested).rev() {
+            let payload_len = (end_of(i) - FRAME_FOOTER_LEN - starts[i] - FRAME_HEADER_LEN) as u64;
+            file.extend_from_slice(&0u64.to_le_bytes());
+            file.extend_from_slice(&payload_len.to_le_bytes());
+            file.extend_from_slice(&FOOTER_MAGIC);
+        }
+        assert_eq!(file.len(), end_of(0));
+        let result = decode_log(&Bytes::from(file), &FormatLimits::default());
+        match result {
+            Err(FormatError::DamagedFrame { reason, .. }) => assert!(reason.contains("frame-like"), "{reason}"),
+            other => panic!("expected damage, got {other:?}"),
+        }
     }
 
     #[test]
