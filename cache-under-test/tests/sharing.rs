@@ -174,10 +174,10 @@ fn a_held_lock_makes_save_and_open_time_out_and_leaves_the_file_intact() {
     assert_eq!(on_disk(&path).len(), 2);
 }
 
-/// Saves `cache` (at `path`, its lock `<path>.lock`) with `key` inserted while the save runs:
+/// Saves `cache` (at `path`, its lock `<path>.lock`) with `during` run while the save runs:
 /// after the save has taken its snapshot (`Event::SaveStarted`) and before it reads the file,
-/// which it cannot do sooner, as this function holds the lock until the insert is done.
-fn save_with_an_insert_after_its_snapshot(cache: &RuntimeCache, path: &Path, key: KernelKey, artifact: Bytes) {
+/// which it cannot do sooner, as this function holds the lock until `during` returns.
+fn save_with_a_change_after_its_snapshot(cache: &RuntimeCache, path: &Path, during: impl FnOnce()) {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
     let holder = File::options().read(true).write(true).open(lock_path).unwrap();
@@ -194,11 +194,16 @@ fn save_with_an_insert_after_its_snapshot(cache: &RuntimeCache, path: &Path, key
     std::thread::scope(|scope| {
         let save = scope.spawn(|| cache.save());
         snapshotted.recv_timeout(Duration::from_secs(10)).expect("the save started");
-        cache.insert(key, artifact);
+        during();
         holder.unlock().unwrap();
         save.join().unwrap().unwrap();
     });
     runtime_cache::clear_observer();
+}
+
+/// [`save_with_a_change_after_its_snapshot`], the change an insert of `key`.
+fn save_with_an_insert_after_its_snapshot(cache: &RuntimeCache, path: &Path, key: KernelKey, artifact: Bytes) {
+    save_with_a_change_after_its_snapshot(cache, path, || cache.insert(key, artifact));
 }
 
 /// Generous: the save waits for the lock this test holds while it inserts.
@@ -254,4 +259,64 @@ fn an_insert_during_a_save_stays_dirty_when_a_later_append_replaced_those_bytes(
     assert!(ours.is_dirty(), "the file holds other bytes under k2: ours are not saved yet");
     ours.save().unwrap();
     assert_eq!(on_disk(&path).get(&key(1, 2)), Some(Bytes::from_static(b"ours")), "the saver wins");
+}
+
+/// A key removed while a save runs (after its snapshot) stays removed: the save does not forget
+/// the removal, so the next save rewrites the file without it.
+#[test]
+fn a_remove_during_a_save_is_carried_by_the_next_save() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtk");
+    let ours = patient(&path);
+    ours.insert(key(1, 1), artifact(1, 1));
+    ours.save().unwrap();
+    ours.insert(key(1, 2), artifact(1, 2));
+
+    save_with_a_change_after_its_snapshot(&ours, &path, || assert!(ours.remove(&key(1, 1))));
+
+    assert!(ours.is_dirty(), "the removal of k1 is not in the file yet");
+    ours.save().unwrap();
+    let file = on_disk(&path);
+    assert_eq!(file.get(&key(1, 1)), None, "a removed key came back: the removal was lost");
+    assert_eq!(file.get(&key(1, 2)), Some(artifact(1, 2)));
+}
+
+/// A `clear()` while a save runs (after its snapshot) is not undone by what that save read from
+/// the file: nothing merges back into the cleared handle, and its next save empties the file.
+#[test]
+fn a_clear_during_a_save_keeps_what_the_save_read_out_of_the_handle() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtk");
+    let first = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    first.insert(key(1, 0), artifact(1, 0));
+    first.save().unwrap();
+    let ours = patient(&path);
+    ours.insert(key(1, 3), artifact(1, 3));
+    // Another process appends k2: our save reads it from the file.
+    let other = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    other.insert(key(1, 2), artifact(1, 2));
+    other.save().unwrap();
+
+    save_with_a_change_after_its_snapshot(&ours, &path, || ours.clear());
+
+    assert_eq!(ours.len(), 0, "entries merged back into a handle cleared during the save");
+    ours.save().unwrap();
+    assert_eq!(on_disk(&path).len(), 0, "the clear reaches the file at the next save");
+}
+
+/// Caching the bytes a handle already holds under a key changes nothing: the handle stays clean
+/// and writes nothing.
+#[test]
+fn inserting_the_same_bytes_again_leaves_the_handle_clean() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtk");
+    let cache = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    cache.insert(key(1, 1), artifact(1, 1));
+    cache.save().unwrap();
+    cache.insert(key(1, 1), artifact(1, 1));
+    assert!(!cache.is_dirty(), "the same bytes again made the handle dirty");
+    assert_eq!(cache.save().unwrap(), SaveOutcome::Clean);
 }
