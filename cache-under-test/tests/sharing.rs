@@ -212,6 +212,19 @@ fn patient(path: &Path) -> RuntimeCache {
     RuntimeCache::open(path, options).unwrap()
 }
 
+/// A cache file `kernels.rtk` saved once (k0, a version-3 file that later saves append to) and
+/// our [`patient`] handle on it, dirty with k3.
+fn a_saved_file_and_our_dirty_handle() -> (tempfile::TempDir, RuntimeCache) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtk");
+    let first = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    first.insert(key(1, 0), artifact(1, 0));
+    first.save().unwrap();
+    let ours = patient(&path);
+    ours.insert(key(1, 3), artifact(1, 3));
+    (dir, ours)
+}
+
 /// Found by the fuzzer (`create e0 a.rtc; compile e0 k3; spawn a.rtc k2; thread-compile e0 k2;
 /// save e0; exit(0)` saved twice about once in 10 000 cases): a kernel inserted while a save
 /// runs, after its snapshot, that the save then finds on disk with the same bytes (another
@@ -240,13 +253,8 @@ fn an_insert_during_a_save_that_finds_it_on_disk_leaves_the_handle_clean() {
 #[test]
 fn an_insert_during_a_save_stays_dirty_when_a_later_append_replaced_those_bytes() {
     let _serial = support::serial();
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, ours) = a_saved_file_and_our_dirty_handle();
     let path = dir.path().join("kernels.rtk");
-    let first = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
-    first.insert(key(1, 0), artifact(1, 0));
-    first.save().unwrap();
-    let ours = patient(&path);
-    ours.insert(key(1, 3), artifact(1, 3));
     for bytes in [Bytes::from_static(b"ours"), Bytes::from_static(b"theirs")] {
         let other = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
         other.insert(key(1, 2), bytes);
@@ -287,13 +295,8 @@ fn a_remove_during_a_save_is_carried_by_the_next_save() {
 #[test]
 fn a_clear_during_a_save_keeps_what_the_save_read_out_of_the_handle() {
     let _serial = support::serial();
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, ours) = a_saved_file_and_our_dirty_handle();
     let path = dir.path().join("kernels.rtk");
-    let first = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
-    first.insert(key(1, 0), artifact(1, 0));
-    first.save().unwrap();
-    let ours = patient(&path);
-    ours.insert(key(1, 3), artifact(1, 3));
     // Another process appends k2: our save reads it from the file.
     let other = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
     other.insert(key(1, 2), artifact(1, 2));
