@@ -106,12 +106,14 @@ impl Run {
         self.folder.scratch.path()
     }
 
-    /// Gives `cmd` the run's environment, its own process group and piped output.
+    /// Gives `cmd` the run's environment, its own process group, piped output, and the default
+    /// action of SIGINT and SIGQUIT where this process ignores them (see `sys`).
     ///
     /// `RUST_BACKTRACE` and `RUST_LIB_BACKTRACE` are removed so that a panic's stderr does not
     /// depend on the developer's shell; a spec may set them again.
     pub(crate) fn configure(&self, cmd: &mut Command) {
         descendants::adopt_orphans();
+        crate::sys::restore_default_signals(cmd);
         cmd.env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE")
             .env(JOURNAL_ENV, &self.folder.journal_path)

@@ -117,6 +117,39 @@ fn a_signal_is_sent_when_the_output_shows_a_line_or_after_a_delay() {
     assert!(!obs.timed_out);
 }
 
+/// A shell starts a background job (`cargo test &`) with SIGINT ignored, and the harness's own
+/// process would pass that on to every child: the runner gives the child SIGINT's default action
+/// back, so a SIGINT a scenario sends still ends it. Runs in a copy of this test binary started
+/// with SIGINT ignored (`trap '' INT`).
+#[test]
+fn a_child_ends_on_sigint_even_when_the_harness_process_ignores_sigint() {
+    const INSIDE: &str = "RUNNER_TEST_WITH_SIGINT_IGNORED";
+    if std::env::var_os(INSIDE).is_some() {
+        // The precondition: a child started without the harness inherits the ignored SIGINT.
+        let plain = std::process::Command::new("sh").args(["-c", "kill -INT $$; echo survived"]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&plain.stdout), "survived\n", "SIGINT is not ignored here");
+        let obs = ChildSpec::new("sleep")
+            .arg("20")
+            .timeout(Duration::from_secs(5))
+            .signal_when(exit_harness::spec::When::After(Duration::from_millis(50)), 2)
+            .run(&[])
+            .unwrap();
+        assert_eq!(obs.outcome, ExitOutcome::Signal(2), "the child ignored the SIGINT it was sent");
+        assert!(!obs.timed_out);
+        return;
+    }
+    let name = "a_child_ends_on_sigint_even_when_the_harness_process_ignores_sigint";
+    let inner = std::process::Command::new("sh")
+        .args(["-c", "trap '' INT; exec \"$0\" --exact \"$1\" --nocapture --test-threads 1"])
+        .arg(std::env::current_exe().unwrap())
+        .arg(name)
+        .env(INSIDE, "1")
+        .output()
+        .unwrap();
+    let output = String::from_utf8_lossy(&inner.stdout).into_owned() + &String::from_utf8_lossy(&inner.stderr);
+    assert!(inner.status.success() && output.contains("1 passed"), "the run with SIGINT ignored:\n{output}");
+}
+
 #[test]
 fn cargo_bin_finds_a_binary_of_the_package_and_names_what_it_looked_for() {
     let spec = ChildSpec::cargo_bin("exit-harness-test-child").expect("the test child is built with the tests");
