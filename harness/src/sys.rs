@@ -10,26 +10,22 @@
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::OnceLock;
 
 /// The signals a shell ignores in its background jobs.
 const RESTORED: [libc::c_int; 2] = [libc::SIGINT, libc::SIGQUIT];
 
-/// Which of [`RESTORED`] this process ignores (looked up once).
-fn ignored_here() -> &'static [libc::c_int] {
-    static IGNORED: OnceLock<Vec<libc::c_int>> = OnceLock::new();
-    IGNORED.get_or_init(|| {
-        RESTORED
-            .into_iter()
-            .filter(|&signal| {
-                // SAFETY: a null new action only reads the disposition into `old`, a zeroed,
-                // writable `sigaction` that lives for the call.
-                let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-                let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } == 0;
-                read && old.sa_sigaction == libc::SIG_IGN
-            })
-            .collect()
-    })
+/// Which of [`RESTORED`] this process ignores now (a program may change that between runs).
+fn ignored_here() -> Vec<libc::c_int> {
+    RESTORED
+        .into_iter()
+        .filter(|&signal| {
+            // SAFETY: a null new action only reads the disposition into `old`, a zeroed,
+            // writable `sigaction` that lives for the call.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } == 0;
+            read && old.sa_sigaction == libc::SIG_IGN
+        })
+        .collect()
 }
 
 /// Gives the child spawned by `cmd` the default action of every signal in [`RESTORED`] that
@@ -39,12 +35,11 @@ pub(crate) fn restore_default_signals(cmd: &mut Command) {
     if ignored.is_empty() {
         return;
     }
-    // SAFETY: the hook runs in the forked child before `exec`; it reads a slice that lives for
-    // the whole program and calls only `signal(2)`, which is async-signal-safe, and allocates
-    // nothing.
+    // SAFETY: the hook runs in the forked child before `exec`; it reads its own copy of
+    // `ignored`, calls only `signal(2)`, which is async-signal-safe, and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            for &signal in ignored {
+            for &signal in &ignored {
                 libc::signal(signal, libc::SIG_DFL);
             }
             Ok(())
