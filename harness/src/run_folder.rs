@@ -158,10 +158,13 @@ mod tests {
         gone.wait().unwrap();
         let dead = std::env::temp_dir().join(format!("{PREFIX}{dead_pid}-sweeptest"));
         let alive = std::env::temp_dir().join(format!("{PREFIX}{}-sweeptest", std::process::id()));
-        for dir in [&dead, &alive] {
-            std::fs::create_dir_all(dir.join("scratch/sub")).unwrap();
-        }
-        std::fs::set_permissions(dead.join("scratch/sub"), std::fs::Permissions::from_mode(0o500)).unwrap();
+        std::fs::create_dir_all(alive.join("scratch/sub")).unwrap();
+        // Made under a name no sweep touches, then renamed into place whole: a sweep that other
+        // tests of this binary run meanwhile may remove it from then on, never half-made.
+        let staging = std::env::temp_dir().join(format!("sweeptest-staging-{}-{dead_pid}", std::process::id()));
+        std::fs::create_dir_all(staging.join("scratch/sub")).unwrap();
+        std::fs::set_permissions(staging.join("scratch/sub"), std::fs::Permissions::from_mode(0o500)).unwrap();
+        std::fs::rename(&staging, &dead).unwrap();
         sweep_dead_runs();
         assert!(!dead.exists(), "a dead harness's folder is swept");
         assert!(alive.exists(), "a live harness's folder is kept");
