@@ -21,8 +21,8 @@ use crate::cache_oracles::{self, Planted};
 use crate::contract::{Ending, Hostile, HostileOutcome, contract, hostile_contract};
 use crate::defects::{self, Defect, FAILPOINTS_ENV};
 use crate::plan::{
-    CACHE_FILE, ChildPlan, Family, Holder, InitFailure, OWN_TORN_TEMP, SaveFailure, SaveStep, TEMP_LOOKALIKES,
-    hostile_cache_path, hostile_link_target,
+    CACHE_FILE, ChildPlan, Family, Holder, InitFailure, OWN_TORN_TEMP, RaceChange, SaveFailure, SaveStep,
+    TEMP_LOOKALIKES, hostile_cache_path, hostile_link_target,
 };
 
 /// The rows of the contract table the survive-to-exit family covers: each ending, and whether
@@ -169,8 +169,8 @@ impl Catalog for RuntimeCacheCatalog {
         for write_through in [false, true] {
             cells.push(self.save_recovery(write_through));
         }
-        for replace in [false, true] {
-            cells.push(self.save_race(replace));
+        for change in RaceChange::ALL {
+            cells.push(self.save_race(change));
         }
         cells.push(self.late_signal());
         for busy in [false, true] {
@@ -629,21 +629,50 @@ impl RuntimeCacheCatalog {
             .exits_cleanly()
     }
 
-    /// save race: while an explicit save is between its snapshot and its rename, another thread
-    /// adds an entry (`new-entry`) or re-inserts a snapshotted key with a new artifact
-    /// (`replaced-entry`); the save must not mark it clean, so the drop saves it (two saves,
-    /// `explicit` then `drop`). `new-entry` catches bug 02 (the commit clears the whole dirty
-    /// set); `replaced-entry` catches bug 19 (the commit cleans every snapshotted key, replaced
-    /// or not).
-    pub fn save_race(&self, replace: bool) -> Cell {
-        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SaveRace { replace });
-        let name = if replace { "replaced-entry" } else { "new-entry" };
-        self.cell(format!("save-race/{name}"), "save-race", &plan)
-            .file(cache_file(&plan.cache))
-            .oracle(MarkerSeen::new("inserted-during-save"))
-            .saves_without_loss(&plan.cache, 2)
-            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
-            .exits_cleanly()
+    /// save race: while an explicit save is between its snapshot and its commit, another thread
+    /// changes the handle. What the save did not write must stay to save, and what it read back
+    /// from the file must not undo the change:
+    /// - `new-entry`, `replaced-entry`: a kernel the save did not snapshot, or a snapshotted key
+    ///   re-inserted with a new artifact, stays dirty: the drop saves it (`explicit`, `drop`).
+    ///   Catch bugs 02 (the commit clears the whole dirty set) and 19 (it cleans every
+    ///   snapshotted key, replaced or not).
+    /// - `removed-entry`: an old entry removed stays a pending removal: the drop rewrites the file
+    ///   without it.
+    /// - `cleared`: another handle appended an entry first, which the save reads back; nothing
+    ///   merges back into the cleared handle, and the drop empties the file.
+    /// - `entry-already-on-disk`: the entry inserted is the one another handle appended just
+    ///   before, byte for byte; the save finds it in the file, so the handle is clean after it
+    ///   and the drop writes nothing (two saves: the other handle's and this one's).
+    pub fn save_race(&self, change: RaceChange) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SaveRace { change });
+        let mut file = cache_file(&plan.cache);
+        if change.seeds_old_file() {
+            file = file.seeded(old_cache_bytes());
+        }
+        let cell = self
+            .cell(format!("save-race/{}", change.name()), "save-race", &plan)
+            .file(file)
+            .oracle(MarkerSeen::new("changed-during-save"))
+            .exits_cleanly();
+        let [old, other_old] = old_cache_keys().map(|key| key.to_hex());
+        let other = other_writer_entry().0.to_hex();
+        match change {
+            RaceChange::NewEntry | RaceChange::ReplacedEntry => {
+                cell.saves_without_loss(&plan.cache, 2).oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
+            }
+            RaceChange::RemovedEntry => cell
+                .oracle(SaveCount::exactly(2).of(&plan.cache))
+                .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
+                .oracle(cache_oracles::file_keys(&plan.cache, vec![other_old], vec![old])),
+            RaceChange::Cleared => cell
+                .oracle(SaveCount::exactly(3).of(&plan.cache))
+                .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit", "drop"]))
+                .oracle(cache_oracles::file_keys(&plan.cache, Vec::new(), vec![old, other_old, other])),
+            RaceChange::EntryAlreadyOnDisk => cell
+                .oracle(SaveCount::exactly(2).of(&plan.cache))
+                .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit"]))
+                .oracle(cache_oracles::file_keys(&plan.cache, vec![old, other_old, other], Vec::new())),
+        }
     }
 
     /// late signal: the termination handler is installed, the exit budget is 300 ms, and SIGTERM

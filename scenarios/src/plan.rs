@@ -109,6 +109,56 @@ pub enum SaveFailure {
     LockHeld,
 }
 
+/// What another thread changes in the handle while an explicit save runs (after the save's
+/// snapshot, before its commit), in the save-race family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaceChange {
+    /// Compiles a kernel the save did not snapshot.
+    NewEntry,
+    /// Re-inserts a key the save snapshotted, with a new artifact.
+    ReplacedEntry,
+    /// Removes an old entry, which the file holds.
+    RemovedEntry,
+    /// Clears the handle, after another handle appended an entry that the save reads back.
+    Cleared,
+    /// Inserts the entry another handle appended just before the save, with the same bytes.
+    EntryAlreadyOnDisk,
+}
+
+impl RaceChange {
+    /// Every change.
+    pub const ALL: [RaceChange; 5] = [
+        RaceChange::NewEntry,
+        RaceChange::ReplacedEntry,
+        RaceChange::RemovedEntry,
+        RaceChange::Cleared,
+        RaceChange::EntryAlreadyOnDisk,
+    ];
+
+    /// The cell's name for this change.
+    pub fn name(self) -> &'static str {
+        match self {
+            RaceChange::NewEntry => "new-entry",
+            RaceChange::ReplacedEntry => "replaced-entry",
+            RaceChange::RemovedEntry => "removed-entry",
+            RaceChange::Cleared => "cleared",
+            RaceChange::EntryAlreadyOnDisk => "entry-already-on-disk",
+        }
+    }
+
+    /// Whether the cell starts from the old cache file (the changes that act on what the file
+    /// holds), rather than from no file.
+    pub fn seeds_old_file(self) -> bool {
+        matches!(self, RaceChange::RemovedEntry | RaceChange::Cleared | RaceChange::EntryAlreadyOnDisk)
+    }
+
+    /// Whether another handle appends its entry before the save, so that the save reads it back.
+    pub fn another_handle_appends_first(self) -> bool {
+        matches!(self, RaceChange::Cleared | RaceChange::EntryAlreadyOnDisk)
+    }
+}
+
 /// What the child does between building its engine and ending.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -170,12 +220,12 @@ pub enum Family {
         /// Whether the cache saves after every insert.
         write_through: bool,
     },
-    /// While an explicit save is between its snapshot and its rename (failpoint
-    /// `save-before-rename`), another thread compiles a new kernel or, with `replace`, re-inserts
-    /// a saved key with a new artifact; then the engine is dropped.
+    /// While an explicit save is between its snapshot and its commit (failpoint
+    /// `save-before-rename`), another thread makes `change` to the handle; then the engine is
+    /// dropped.
     SaveRace {
-        /// Re-insert a key the save snapshotted instead of adding a new one.
-        replace: bool,
+        /// What the other thread changes.
+        change: RaceChange,
     },
     /// The termination handler is installed, the exit budget is short, and the harness sends
     /// SIGTERM well after the budget has run out (at the `awaiting-signal` marker).

@@ -15,7 +15,7 @@ use runtime_cache::{
     SyntheticCompiler,
 };
 use scenarios::contract::Hostile;
-use scenarios::plan::{ChildPlan, Family, Holder, InitFailure, SaveFailure};
+use scenarios::plan::{ChildPlan, Family, Holder, InitFailure, RaceChange, SaveFailure};
 use scenarios::wiring;
 
 use crate::ending::{end, give_up};
@@ -185,7 +185,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             code
         }
         Family::SaveRecovery { write_through } => save_recovery(plan, *write_through),
-        Family::SaveRace { replace } => save_race(plan, *replace),
+        Family::SaveRace { change } => save_race(plan, *change),
         Family::LateSignal => {
             let _engine = dirty_engine(plan, &plan.cache, 0);
             wiring::sample_registry(1);
@@ -274,14 +274,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             let Some(cache) = engine.runtime_cache() else {
                 give_up("the engine has no cache");
             };
-            let other = RuntimeCache::open(&plan.cache, CacheOptions::default())
-                .unwrap_or_else(|error| give_up(&format!("open the other handle: {error}")));
-            let (key, artifact) = scenarios::catalog::other_writer_entry();
-            other.insert(key, artifact);
-            if let Err(error) = other.save() {
-                give_up(&format!("the other handle's save: {error}"));
-            }
-            drop(other);
+            append_from_another_handle(&plan.cache);
             let removed = scenarios::catalog::old_cache_keys()[0];
             let held = cache.remove(&removed);
             wiring::record(Line::new("removed").with("key", removed.to_hex()).with("held", u64::from(held)));
@@ -456,12 +449,14 @@ fn save_recovery(plan: &ChildPlan, write_through: bool) -> ExitCode {
 
 /// The save-race family: another thread adds (or replaces) an entry while an explicit save is
 /// between its snapshot and its rename; then the engine is dropped.
-fn save_race(plan: &ChildPlan, replace: bool) -> ExitCode {
+fn save_race(plan: &ChildPlan, change: RaceChange) -> ExitCode {
     let engine = Arc::new(dirty_engine(plan, &plan.cache, 0));
-    let replaced = match engine.kernel(&kernel_spec(0, 0)) {
-        Ok(kernel) => kernel.key,
-        Err(error) => give_up(&format!("find k0_0 again: {error}")),
-    };
+    if engine.runtime_cache().is_none() {
+        give_up("the engine has no cache");
+    }
+    if change.another_handle_appends_first() {
+        append_from_another_handle(&plan.cache);
+    }
     let fired = AtomicBool::new(false);
     let racer = engine.clone();
     let artifact_bytes = plan.artifact_bytes;
@@ -470,21 +465,11 @@ fn save_race(plan: &ChildPlan, replace: bool) -> ExitCode {
             return;
         }
         let racer = racer.clone();
-        let inserted = std::thread::spawn(move || {
-            if replace {
-                if let Some(cache) = racer.runtime_cache() {
-                    cache.insert(replaced, bytes::Bytes::from(vec![0x5a; artifact_bytes]));
-                    wiring::record(Line::new("replaced").with("key", replaced.to_hex()));
-                }
-            } else {
-                compile(&racer, 1, 1);
-            }
-        })
-        .join();
-        if inserted.is_err() {
+        let changed = std::thread::spawn(move || change_during_save(&racer, change, artifact_bytes)).join();
+        if changed.is_err() {
             give_up("the racing thread panicked");
         }
-        wiring::marker("inserted-during-save");
+        wiring::marker("changed-during-save");
     });
     if let Err(error) = armed {
         give_up(&format!("arm failpoint: {error}"));
@@ -498,6 +483,51 @@ fn save_race(plan: &ChildPlan, replace: bool) -> ExitCode {
         give_up("the engine is still shared after the save");
     };
     end_holding(plan, engine)
+}
+
+/// Another handle on `cache` saves [`scenarios::catalog::other_writer_entry`] (an append, as
+/// another process's save would be) and is dropped clean.
+fn append_from_another_handle(cache: &str) {
+    let other = RuntimeCache::open(cache, CacheOptions::default())
+        .unwrap_or_else(|error| give_up(&format!("open the other handle: {error}")));
+    let (key, artifact) = scenarios::catalog::other_writer_entry();
+    other.insert(key, artifact);
+    if let Err(error) = other.save() {
+        give_up(&format!("the other handle's save: {error}"));
+    }
+}
+
+/// The save-race family's change, made on the racing thread and journaled.
+fn change_during_save(engine: &Engine, change: RaceChange, artifact_bytes: usize) {
+    let Some(cache) = engine.runtime_cache() else { return };
+    let line = match change {
+        RaceChange::NewEntry => {
+            compile(engine, 1, 1);
+            return;
+        }
+        RaceChange::ReplacedEntry => {
+            let key = match engine.kernel(&kernel_spec(0, 0)) {
+                Ok(kernel) => kernel.key,
+                Err(error) => give_up(&format!("find k0_0 again: {error}")),
+            };
+            cache.insert(key, bytes::Bytes::from(vec![0x5a; artifact_bytes]));
+            Line::new("replaced").with("key", key.to_hex())
+        }
+        RaceChange::RemovedEntry => {
+            let key = scenarios::catalog::old_cache_keys()[0];
+            Line::new("removed").with("key", key.to_hex()).with("held", u64::from(cache.remove(&key)))
+        }
+        RaceChange::Cleared => {
+            cache.clear();
+            Line::new("cleared")
+        }
+        RaceChange::EntryAlreadyOnDisk => {
+            let (key, artifact) = scenarios::catalog::other_writer_entry();
+            cache.insert(key, artifact);
+            Line::new("inserted").with("key", key.to_hex())
+        }
+    };
+    wiring::record(line);
 }
 
 /// The hostile family: plants `hostile` (before the open, or between the open and the exit),
