@@ -351,6 +351,8 @@ fn renumber(mut case: Case) -> Case {
             }
             Op::Compile { engine, .. }
             | Op::Save { engine }
+            | Op::Remove { engine, .. }
+            | Op::Clear { engine }
             | Op::Drop { engine }
             | Op::Leak { engine }
             | Op::Move { engine, .. }

@@ -13,7 +13,8 @@ use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest_state_machine::ReferenceStateMachine;
 
-use super::ops::{Op, Place, SaveFault, WAIT_MS};
+use super::model::SPAWN_USER;
+use super::ops::{FileUsers, Op, Place, SaveFault, WAIT_MS};
 use crate::contract::Ending;
 
 /// The cache files cases choose from.
@@ -58,6 +59,8 @@ pub struct Drawn {
     /// The engine the last operation started a thread on: its thread runs alongside the next
     /// operation, which is then most often a save of that engine (the race a save must win).
     threading: Option<u32>,
+    /// Who uses each file: `remove` and `clear` are drawn only on a file of the engine's own.
+    users: FileUsers,
 }
 
 /// The operations of a case, as a reference state machine.
@@ -69,10 +72,22 @@ impl CaseMachine {
     fn may_wait(state: &Drawn) -> bool {
         state.handler && !state.waited && matches!(state.ending, Ending::SigTerm | Ending::SigInt)
     }
+
+    /// Whether engine `engine` may `remove` or `clear`: no one else uses its file.
+    fn may_claim(state: &Drawn, engine: u32) -> bool {
+        state.paths.get(&engine).is_some_and(|path| state.users.may_claim(path, &engine_user(engine)))
+    }
 }
 
-fn file() -> impl Strategy<Value = String> + Clone {
-    (0..FILE_POOL.len()).prop_map(|index| FILE_POOL[index].to_owned())
+fn engine_user(engine: u32) -> String {
+    format!("e{engine}")
+}
+
+/// The files of the pool that `user` may use, or `None` when every one is another's.
+fn file_for(users: &FileUsers, user: &str) -> Option<BoxedStrategy<String>> {
+    let files: Vec<String> =
+        FILE_POOL.iter().filter(|path| users.may_use(path, user)).map(|path| (*path).to_owned()).collect();
+    (!files.is_empty()).then(|| proptest::sample::select(files).boxed())
 }
 
 fn kernel() -> impl Strategy<Value = String> + Clone {
@@ -114,6 +129,7 @@ impl ReferenceStateMachine for CaseMachine {
                 waited: false,
                 compiled: false,
                 threading: None,
+                users: FileUsers::default(),
             })
             .boxed()
     }
@@ -123,10 +139,18 @@ impl ReferenceStateMachine for CaseMachine {
         let mut choices: Vec<(u32, BoxedStrategy<Op>)> = Vec::new();
         if let Some(engine) = state.threading {
             choices.push((40, Just(Op::Save { engine }).boxed()));
+            if Self::may_claim(state, engine) {
+                // A removal or a clear while the thread saves (or compiles): a change the save
+                // must neither lose nor undo with what it reads back.
+                choices.push((6, kernel().prop_map(move |kernel| Op::Remove { engine, kernel }).boxed()));
+                choices.push((3, Just(Op::Clear { engine }).boxed()));
+            }
         }
-        if state.created < MAX_ENGINES {
+        if state.created < MAX_ENGINES
+            && let Some(file) = file_for(&state.users, &engine_user(state.created))
+        {
             let engine = state.created;
-            let create = (file(), prop::bool::weighted(0.15)).prop_map(move |(path, handler)| Op::Create {
+            let create = (file, prop::bool::weighted(0.15)).prop_map(move |(path, handler)| Op::Create {
                 engine,
                 path,
                 handler,
@@ -136,10 +160,14 @@ impl ReferenceStateMachine for CaseMachine {
         if state.processes < MAX_PROCESSES {
             let fork = ending([1; 8]).prop_map(|ending| Op::Fork { ending });
             choices.push((3, fork.boxed()));
-            choices.push((3, (file(), kernel()).prop_map(|(path, kernel)| Op::Spawn { path, kernel }).boxed()));
-            if !state.saved.is_empty() {
+            if let Some(file) = file_for(&state.users, SPAWN_USER) {
+                choices.push((3, (file, kernel()).prop_map(|(path, kernel)| Op::Spawn { path, kernel }).boxed()));
+            }
+            let saved: Vec<String> =
+                state.saved.iter().filter(|path| state.users.may_use(path, SPAWN_USER)).cloned().collect();
+            if !saved.is_empty() {
                 // Between two saves of one handle: another process saves the same file.
-                let path = proptest::sample::select(state.saved.clone());
+                let path = proptest::sample::select(saved);
                 choices.push((9, (path, kernel()).prop_map(|(path, kernel)| Op::Spawn { path, kernel }).boxed()));
             }
         }
@@ -153,7 +181,12 @@ impl ReferenceStateMachine for CaseMachine {
             let compile = (engine.clone(), kernel()).prop_map(|(engine, kernel)| Op::Compile { engine, kernel });
             let moved = (engine.clone(), proptest::sample::select(Place::ALL.to_vec()))
                 .prop_map(|(engine, to)| Op::Move { engine, to });
-            let swap = (engine.clone(), file()).prop_map(|(engine, path)| Op::Swap { engine, path });
+            let users = state.users.clone();
+            let swap = (engine.clone(), proptest::sample::select(FILE_POOL.to_vec()))
+                .prop_filter("the file is another engine's", move |(engine, path)| {
+                    users.may_use(path, &engine_user(*engine))
+                })
+                .prop_map(|(engine, path)| Op::Swap { engine, path: path.to_owned() });
             choices.extend([
                 (18, compile.boxed()),
                 (6, engine.clone().prop_map(|engine| Op::Save { engine }).boxed()),
@@ -162,6 +195,14 @@ impl ReferenceStateMachine for CaseMachine {
                 (6, moved.boxed()),
                 (3, swap.boxed()),
             ]);
+            let claimers: Vec<u32> =
+                state.owned.iter().copied().filter(|engine| Self::may_claim(state, *engine)).collect();
+            if !claimers.is_empty() {
+                let claimer = proptest::sample::select(claimers);
+                let remove = (claimer.clone(), kernel()).prop_map(|(engine, kernel)| Op::Remove { engine, kernel });
+                choices.push((3, remove.boxed()));
+                choices.push((1, claimer.prop_map(|engine| Op::Clear { engine }).boxed()));
+            }
             let fault = proptest::sample::select(SaveFault::ALL.to_vec());
             let fail_save = (engine.clone(), fault).prop_map(|(engine, at)| Op::FailSave { engine, at });
             choices.push((6, fail_save.boxed()));
@@ -178,8 +219,19 @@ impl ReferenceStateMachine for CaseMachine {
     fn preconditions(state: &Drawn, op: &Op) -> bool {
         match op {
             // A shrunk case may skip numbers; an engine is never created twice.
-            Op::Create { engine, .. } => *engine >= state.created && state.created < MAX_ENGINES,
-            Op::Fork { .. } | Op::Spawn { .. } => state.processes < MAX_PROCESSES,
+            Op::Create { engine, path, .. } => {
+                *engine >= state.created
+                    && state.created < MAX_ENGINES
+                    && state.users.may_use(path, &engine_user(*engine))
+            }
+            Op::Fork { .. } => state.processes < MAX_PROCESSES,
+            Op::Spawn { path, .. } => state.processes < MAX_PROCESSES && state.users.may_use(path, SPAWN_USER),
+            Op::Swap { engine, path } => {
+                state.owned.contains(engine) && state.users.may_use(path, &engine_user(*engine))
+            }
+            Op::Remove { engine, .. } | Op::Clear { engine } => {
+                state.owned.contains(engine) && Self::may_claim(state, *engine)
+            }
             Op::Wait { .. } => Self::may_wait(state),
             Op::ThreadCompile { engine, .. } | Op::ThreadSave { engine } => {
                 state.threads < MAX_THREADS && state.owned.contains(engine)
@@ -195,6 +247,7 @@ impl ReferenceStateMachine for CaseMachine {
         };
         match op {
             Op::Create { engine, path, handler } => {
+                let _ = state.users.uses(path, &engine_user(*engine));
                 state.owned.push(*engine);
                 state.created = engine + 1;
                 state.paths.insert(*engine, path.clone());
@@ -206,7 +259,11 @@ impl ReferenceStateMachine for CaseMachine {
                 state.compiled &= !state.owned.is_empty();
             }
             Op::Compile { .. } => state.compiled = true,
-            Op::Fork { .. } | Op::Spawn { .. } => state.processes += 1,
+            Op::Fork { .. } => state.processes += 1,
+            Op::Spawn { path, .. } => {
+                let _ = state.users.uses(path, SPAWN_USER);
+                state.processes += 1;
+            }
             Op::Save { engine } => {
                 if let Some(path) = state.paths.get(engine)
                     && !state.saved.contains(path)
@@ -215,6 +272,7 @@ impl ReferenceStateMachine for CaseMachine {
                 }
             }
             Op::Swap { engine, path } => {
+                let _ = state.users.uses(path, &engine_user(*engine));
                 state.paths.insert(*engine, path.clone());
             }
             Op::ThreadCompile { .. } => {
@@ -223,6 +281,13 @@ impl ReferenceStateMachine for CaseMachine {
             }
             Op::ThreadSave { .. } => state.threads += 1,
             Op::Wait { .. } => state.waited = true,
+            // A removal or a clear makes the handle dirty, as a compile does.
+            Op::Remove { engine, .. } | Op::Clear { engine } => {
+                if let Some(path) = state.paths.get(engine) {
+                    let _ = state.users.claim(path, &engine_user(*engine));
+                }
+                state.compiled = true;
+            }
             Op::FailSave { .. } => {}
         }
         state
@@ -284,7 +349,7 @@ mod tests {
             racy += usize::from(predict_all(&case).expect("every generated case is legal").len() > 1);
         }
         let every = ["create", "compile", "save", "drop", "leak", "move", "swap", "fork", "spawn"];
-        let new = ["thread-compile", "thread-save", "fail-save", "wait"];
+        let new = ["thread-compile", "thread-save", "fail-save", "wait", "remove", "clear"];
         for kind in every.iter().chain(&new) {
             assert!(kinds.get(*kind).copied().unwrap_or(0) >= 5, "`{kind}` drawn too rarely: {kinds:?}");
         }

@@ -1,10 +1,12 @@
 //! The reference model: what the contract (DESIGN.md) says a [`Case`] must do, predicted
 //! without running anything.
 //!
-//! It tracks, per engine, its cache file, the kernels its handle holds and whether it is dirty;
-//! per file, the kernels on disk; per process, the saves of each file. A save of a dirty handle
-//! merges: the file becomes the union of what it held and what the handle holds, and the handle
-//! learns what the file held. A clean handle never writes. A handle saves exactly once at drop,
+//! It tracks, per engine, its cache file, the kernels its handle holds, the removals and the
+//! clear it has not saved yet, and whether it is dirty; per file, the kernels on disk; per
+//! process, the saves of each file. A save of a dirty handle merges: the file becomes the union
+//! of what it held and what the handle holds, less the handle's removals (after a `clear`, only
+//! what the handle holds), and the handle learns what the file then holds. A clean handle never
+//! writes. A handle saves exactly once at drop,
 //! at swap, or (alive and dirty) at the ending when the contract table says so. A forked child
 //! saves nothing of its parent's. A save that fails (`fail-save` of a dirty handle) writes
 //! nothing, counts a failed save and leaves the handle dirty, so its next save writes everything.
@@ -20,8 +22,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exit_harness::ExitOutcome;
 
-use super::ops::{Case, MAIN, Op, process_name};
+use super::ops::{Case, FileUsers, MAIN, Op, process_name};
 use crate::contract::{Ending, contract};
+
+/// How [`FileUsers`] names a spawned process (any name that is not an engine's would do).
+pub const SPAWN_USER: &str = "spawn";
 
 /// Saves per process per file: `saves["main"]["a.rtc"] == 1`.
 pub type Saves = BTreeMap<String, BTreeMap<String, u64>>;
@@ -99,6 +104,10 @@ pub struct CaseError {
 struct EngineState {
     path: String,
     kernels: BTreeSet<String>,
+    /// Kernels removed since the last save: the next save keeps them out of the file.
+    removed: BTreeSet<String>,
+    /// Cleared since the last save: the next save writes only what the handle holds.
+    cleared: bool,
     dirty: bool,
     /// Still owned by the case (not leaked or moved): operations may act on it.
     owned: bool,
@@ -113,6 +122,21 @@ struct State {
     panics: bool,
     children: BTreeMap<String, ExitOutcome>,
     failed_saves: u64,
+    /// Who uses each file: a `remove` or `clear` needs a file of its own.
+    users: FileUsers,
+}
+
+impl EngineState {
+    /// Caches `kernel` if the handle does not hold it (a miss: compiled, dirty, no longer a
+    /// pending removal); true if it did.
+    fn insert(&mut self, kernel: &str) -> bool {
+        let missed = self.kernels.insert(kernel.to_owned());
+        if missed {
+            self.removed.remove(kernel);
+            self.dirty = true;
+        }
+        missed
+    }
 }
 
 impl State {
@@ -122,7 +146,14 @@ impl State {
             return;
         }
         let on_disk = self.files.entry(engine.path.clone()).or_default();
-        on_disk.extend(engine.kernels.iter().cloned());
+        if std::mem::take(&mut engine.cleared) {
+            on_disk.clone_from(&engine.kernels);
+        } else {
+            on_disk.extend(engine.kernels.iter().cloned());
+        }
+        for removed in std::mem::take(&mut engine.removed) {
+            on_disk.remove(&removed);
+        }
         engine.kernels.clone_from(on_disk);
         engine.dirty = false;
         *self.saves.entry(process.into()).or_default().entry(engine.path.clone()).or_default() += 1;
@@ -134,6 +165,18 @@ impl State {
 
     fn loaded(&self, path: &str) -> BTreeSet<String> {
         self.files.get(path).cloned().unwrap_or_default()
+    }
+
+    /// A fresh, clean handle on `path`, holding what the file holds.
+    fn opened(&self, path: &str) -> EngineState {
+        EngineState {
+            path: path.to_owned(),
+            kernels: self.loaded(path),
+            removed: BTreeSet::new(),
+            cleared: false,
+            dirty: false,
+            owned: true,
+        }
     }
 }
 
@@ -194,6 +237,7 @@ fn predict_ordered(case: &Case, thread_first: &mut dyn FnMut(usize) -> bool) -> 
         panics: false,
         children: BTreeMap::new(),
         failed_saves: 0,
+        users: FileUsers::default(),
     };
     let mut steps = Vec::with_capacity(case.ops.len());
     let mut pending: Option<Pending> = None;
@@ -276,19 +320,30 @@ impl State {
                 if state.engines.contains_key(engine) || state.retired.contains(engine) {
                     return Err(fail(format!("e{engine} already exists")));
                 }
+                state.users.uses(path, &format!("e{engine}")).map_err(fail)?;
                 state.handler |= handler;
                 state.note_file(MAIN, path);
-                let kernels = state.loaded(path);
-                state.engines.insert(*engine, EngineState { path: path.clone(), kernels, dirty: false, owned: true });
+                let handle = state.opened(path);
+                state.engines.insert(*engine, handle);
             }
             Op::Compile { engine, kernel } => {
                 let engine = state.engines.get_mut(engine).expect("checked above");
-                origin = Some(if engine.kernels.insert(kernel.clone()) {
-                    engine.dirty = true;
-                    Origin::Miss
-                } else {
-                    Origin::Hit
-                });
+                origin = Some(if engine.insert(kernel) { Origin::Miss } else { Origin::Hit });
+            }
+            Op::Remove { engine: id, kernel } => {
+                let engine = state.engines.get_mut(id).expect("checked above");
+                state.users.claim(&engine.path, &format!("e{id}")).map_err(fail)?;
+                engine.kernels.remove(kernel);
+                engine.removed.insert(kernel.clone());
+                engine.dirty = true;
+            }
+            Op::Clear { engine: id } => {
+                let engine = state.engines.get_mut(id).expect("checked above");
+                state.users.claim(&engine.path, &format!("e{id}")).map_err(fail)?;
+                engine.kernels.clear();
+                engine.removed.clear();
+                engine.cleared = true;
+                engine.dirty = true;
             }
             Op::Save { engine } => {
                 let mut handle = state.engines.remove(engine).expect("checked above");
@@ -306,11 +361,12 @@ impl State {
             Op::Swap { engine, path } => {
                 let mut handle = state.engines.remove(engine).expect("checked above");
                 if handle.path != *path {
+                    state.users.uses(path, &format!("e{engine}")).map_err(fail)?;
                     // The new cache opens first, then the old one saves once (trigger swap).
-                    let kernels = state.loaded(path);
+                    let opened = state.opened(path);
                     state.save(MAIN, &mut handle);
                     state.note_file(MAIN, path);
-                    handle = EngineState { path: path.clone(), kernels, dirty: false, owned: true };
+                    handle = opened;
                 }
                 state.engines.insert(*engine, handle);
             }
@@ -325,16 +381,15 @@ impl State {
             }
             Op::Spawn { path, kernel } => {
                 let name = process_name(op, n).expect("spawn names a process");
+                state.users.uses(path, SPAWN_USER).map_err(fail)?;
                 state.note_file(&name, path);
-                let mut worker =
-                    EngineState { path: path.clone(), kernels: state.loaded(path), dirty: false, owned: true };
-                worker.dirty = worker.kernels.insert(kernel.clone());
+                let mut worker = state.opened(path);
+                worker.insert(kernel);
                 state.save(&name, &mut worker);
                 state.children.insert(name, ExitOutcome::Code(0));
             }
             Op::ThreadCompile { engine, kernel } => {
-                let engine = state.engines.get_mut(engine).expect("checked above");
-                engine.dirty |= engine.kernels.insert(kernel.clone());
+                state.engines.get_mut(engine).expect("checked above").insert(kernel);
             }
             Op::ThreadSave { engine } => {
                 let mut handle = state.engines.remove(engine).expect("checked above");
@@ -416,6 +471,51 @@ mod tests {
         // A clean handle does not write, so it does not fail either.
         let clean = predict(&case(&["create e0 a.rtc", "fail-save e0 lock"], Ending::Return)).unwrap();
         assert_eq!(clean.expect.failed_saves, 0);
+    }
+
+    #[test]
+    fn removals_and_a_clear_reach_the_file_and_nothing_merges_back() {
+        let removed = predict(&case(
+            &["create e0 a.rtc", "compile e0 k1", "compile e0 k2", "save e0", "remove e0 k1"],
+            Ending::Return,
+        ))
+        .unwrap();
+        // The drop at return saves the removal: k1 leaves the file.
+        assert_eq!(removed.expect.saves["main"]["a.rtc"], 2);
+        assert_eq!(removed.expect.entries["a.rtc"], BTreeSet::from(["k2".into()]));
+        // Removing a kernel the handle does not hold makes it dirty all the same.
+        let not_held = predict(&case(&["create e0 a.rtc", "remove e0 k3"], Ending::Exit(0))).unwrap();
+        assert_eq!(not_held.expect.saves["main"]["a.rtc"], 1);
+        assert_eq!(not_held.expect.entries["a.rtc"], BTreeSet::new());
+        let cleared = predict(&case(
+            &["create e0 a.rtc", "compile e0 k1", "compile e0 k2", "save e0", "clear e0", "compile e0 k1"],
+            Ending::Exit(0),
+        ))
+        .unwrap();
+        // After the clear, k1 is a miss again, and the exit's save writes only what the handle
+        // holds: k2 is gone.
+        assert_eq!(cleared.steps[5].origin, Some(Origin::Miss));
+        assert_eq!(cleared.expect.entries["a.rtc"], BTreeSet::from(["k1".into()]));
+        // A file another engine or process uses cannot be removed from, nor used once removed
+        // from: what a save does with another handle's removals is not in the contract.
+        for (ops, op) in [
+            (&["spawn a.rtc k3", "create e0 a.rtc", "remove e0 k3"][..], 3),
+            (&["create e0 a.rtc", "create e1 a.rtc", "clear e1"][..], 3),
+            (&["create e0 a.rtc", "clear e0", "spawn a.rtc k1"][..], 3),
+            (&["create e0 a.rtc", "remove e0 k1", "create e1 b.rtc", "swap e1 a.rtc"][..], 4),
+        ] {
+            assert_eq!(predict(&case(ops, Ending::Return)).unwrap_err().op, op, "{ops:?}");
+        }
+        // A clear racing a save on a thread: the save's snapshot first (it writes k1, the clear
+        // leaves the handle dirty, and the drop at return empties the file), or the clear first
+        // (the save writes the empty file, and the drop has nothing left to save).
+        let racy = case(&["create e0 a.rtc", "compile e0 k1", "thread-save e0", "clear e0"], Ending::Return);
+        let outcomes = predict_all(&racy).unwrap();
+        let saves: Vec<u64> = outcomes.iter().map(|p| p.expect.saves["main"]["a.rtc"]).collect();
+        assert_eq!(saves, [2, 1]);
+        for outcome in &outcomes {
+            assert_eq!(outcome.expect.entries["a.rtc"], BTreeSet::new());
+        }
     }
 
     #[test]

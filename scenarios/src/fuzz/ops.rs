@@ -8,6 +8,8 @@
 //! | `create e0 a.rtc [handler]` | `Engine::new` on `a.rtc` (installing the termination handler first) |
 //! | `compile e0 k1` | compiles kernel `k1` (a hit or a miss, the model says which) |
 //! | `save e0` | an explicit `RuntimeCache::save` |
+//! | `remove e0 k1` | `RuntimeCache::remove` of kernel `k1`'s entry (held or not: the next save keeps it out of the file) |
+//! | `clear e0` | `RuntimeCache::clear`: the next save writes only what is inserted after it |
 //! | `drop e0` | drops the engine |
 //! | `leak e0` | `Box::leak`s it: alive at exit |
 //! | `move e0 static` / `thread-local` / `thread` | moves it into a `static`, a main-thread `thread_local!`, or a thread that runs until exit |
@@ -18,6 +20,12 @@
 //! | `thread-save e0` | a thread saves `e0` explicitly while the next operation runs (joined as above) |
 //! | `fail-save e0 before-rename` | an explicit save that fails once, at the runtime-cache failpoint `save-before-rename` (also `mid-write`, `lock`): armed with `fail::cfg` for this save only |
 //! | `wait 45ms` | the main thread sleeps; a case with a `wait` sets the exit budget ([`WAIT_EXIT_BUDGET`]) shorter than the wait, so a signal arriving after it tests that the budget starts when the exit does |
+//!
+//! `remove` and `clear` act only on a file that no other engine or process of the case uses,
+//! before or after ([`FileUsers`]): the contract does not say what one handle's save does with
+//! another handle's removals (runtime-cache's append leaves them out, its full rewrite brings
+//! back what the saving handle holds), nor in which order the exit saves handles that share a
+//! file, which decides what a `clear` leaves.
 //!
 //! A thread operation makes a case racy: the model then predicts every legal order of the
 //! thread's effect and the next operation's ([`crate::fuzz::model::predict_all`]), and a run
@@ -90,6 +98,18 @@ pub enum Op {
     },
     /// Drops engine `engine`.
     Drop {
+        /// The engine.
+        engine: u32,
+    },
+    /// Removes kernel `kernel`'s entry from engine `engine`'s cache (`RuntimeCache::remove`).
+    Remove {
+        /// The engine.
+        engine: u32,
+        /// The kernel's name.
+        kernel: String,
+    },
+    /// Empties engine `engine`'s cache (`RuntimeCache::clear`).
+    Clear {
         /// The engine.
         engine: u32,
     },
@@ -201,6 +221,8 @@ impl Op {
         match self {
             Op::Compile { engine, .. }
             | Op::Save { engine }
+            | Op::Remove { engine, .. }
+            | Op::Clear { engine }
             | Op::Drop { engine }
             | Op::Leak { engine }
             | Op::Move { engine, .. }
@@ -223,7 +245,7 @@ impl Op {
     /// overlap a thread: those that give an engine up, fork, sleep or fail a save (the armed
     /// failpoint is process-wide) wait for it.
     pub fn overlaps_a_thread(&self) -> bool {
-        matches!(self, Op::Create { .. } | Op::Compile { .. } | Op::Save { .. })
+        matches!(self, Op::Create { .. } | Op::Compile { .. } | Op::Save { .. } | Op::Remove { .. } | Op::Clear { .. })
     }
 }
 
@@ -235,6 +257,8 @@ impl fmt::Display for Op {
             }
             Op::Compile { engine, kernel } => write!(f, "compile e{engine} {kernel}"),
             Op::Save { engine } => write!(f, "save e{engine}"),
+            Op::Remove { engine, kernel } => write!(f, "remove e{engine} {kernel}"),
+            Op::Clear { engine } => write!(f, "clear e{engine}"),
             Op::Drop { engine } => write!(f, "drop e{engine}"),
             Op::Leak { engine } => write!(f, "leak e{engine}"),
             Op::Move { engine, to } => write!(f, "move e{engine} {}", to.name()),
@@ -274,6 +298,11 @@ impl FromStr for Op {
                 Ok(Op::Compile { engine: engine(words[1])?, kernel: kernel(words[2])? })
             }
             Some("save") => arity(2, "save eN").and_then(|()| Ok(Op::Save { engine: engine(words[1])? })),
+            Some("remove") => {
+                arity(3, "remove eN KERNEL")?;
+                Ok(Op::Remove { engine: engine(words[1])?, kernel: kernel(words[2])? })
+            }
+            Some("clear") => arity(2, "clear eN").and_then(|()| Ok(Op::Clear { engine: engine(words[1])? })),
             Some("drop") => arity(2, "drop eN").and_then(|()| Ok(Op::Drop { engine: engine(words[1])? })),
             Some("leak") => arity(2, "leak eN").and_then(|()| Ok(Op::Leak { engine: engine(words[1])? })),
             Some("move") => {
@@ -319,8 +348,8 @@ impl FromStr for Op {
                 }
             }
             Some(other) => Err(format!(
-                "unknown operation `{other}` (create, compile, save, drop, leak, move, swap, fork, spawn, \
-                 thread-compile, thread-save, fail-save, wait)"
+                "unknown operation `{other}` (create, compile, save, remove, clear, drop, leak, move, swap, fork, \
+                 spawn, thread-compile, thread-save, fail-save, wait)"
             )),
             None => Err("empty operation".into()),
         }
@@ -343,6 +372,49 @@ fn file(word: &str) -> Result<String, String> {
 fn kernel(word: &str) -> Result<String, String> {
     let ok = !word.is_empty() && word.len() <= 32 && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok { Ok(word.to_owned()) } else { Err(format!("`{word}` is not a kernel name (like k1)")) }
+}
+
+/// Who uses each cache file of a case (engines `e0`, ... created on it or swapped to it, and
+/// processes `spawn`ed on it), and which files a `remove` or `clear` claimed for one engine: no
+/// one else may use a claimed file, and a file with another user cannot be claimed.
+#[derive(Clone, Debug, Default)]
+pub struct FileUsers {
+    users: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    claimed: std::collections::BTreeSet<String>,
+}
+
+impl FileUsers {
+    /// Whether `user` may use `path`: it is not claimed by another.
+    pub fn may_use(&self, path: &str, user: &str) -> bool {
+        !self.claimed.contains(path) || self.only_user(path, user)
+    }
+
+    /// Whether `user` may remove from or clear `path`: no one else uses it.
+    pub fn may_claim(&self, path: &str, user: &str) -> bool {
+        self.only_user(path, user)
+    }
+
+    /// Notes that `user` uses `path`; says why not when another claimed it.
+    pub fn uses(&mut self, path: &str, user: &str) -> Result<(), String> {
+        if !self.may_use(path, user) {
+            return Err(format!("{user} uses {path}, which another engine removed from or cleared"));
+        }
+        self.users.entry(path.to_owned()).or_default().insert(user.to_owned());
+        Ok(())
+    }
+
+    /// Claims `path` for `user`'s removals; says why not when someone else uses it.
+    pub fn claim(&mut self, path: &str, user: &str) -> Result<(), String> {
+        if !self.may_claim(path, user) {
+            return Err(format!("{user} removes from or clears {path}, which another engine or process uses"));
+        }
+        self.claimed.insert(path.to_owned());
+        Ok(())
+    }
+
+    fn only_user(&self, path: &str, user: &str) -> bool {
+        self.users.get(path).is_none_or(|users| users.iter().all(|other| other == user))
+    }
 }
 
 /// One fuzz case: what a child process does, then how it ends.
@@ -413,18 +485,20 @@ pub fn kernel_spec(name: &str) -> KernelSpec {
     KernelSpec::new(format!("{name}.cu"), source, name)
 }
 
-/// The hex cache key of kernel `name`, as the cache file holds it (derived once per name: the
-/// fuzzer judges thousands of cases a second, and cases draw from a handful of kernels).
+/// The cache key of kernel `name`, as the child's engines compute it.
+pub fn kernel_key(name: &str) -> KernelKey {
+    let compiler = compiler();
+    let identity: &CompilerIdentity = compiler.identity();
+    KernelKey::derive(&kernel_spec(name), identity)
+}
+
+/// [`kernel_key`] in hex, as the cache file holds it (derived once per name: the fuzzer judges
+/// thousands of cases a second, and cases draw from a handful of kernels).
 pub fn kernel_key_hex(name: &str) -> String {
     static KEYS: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
         std::sync::Mutex::new(std::collections::BTreeMap::new());
     let mut keys = KEYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let key = keys.entry(name.to_owned()).or_insert_with(|| {
-        let compiler = compiler();
-        let identity: &CompilerIdentity = compiler.identity();
-        KernelKey::derive(&kernel_spec(name), identity).to_hex()
-    });
-    key.clone()
+    keys.entry(name.to_owned()).or_insert_with(|| kernel_key(name).to_hex()).clone()
 }
 
 #[cfg(test)]
@@ -438,6 +512,8 @@ mod tests {
             "create e3 b.rtc handler",
             "compile e0 k1",
             "save e0",
+            "remove e0 k2",
+            "clear e1",
             "drop e0",
             "leak e1",
             "move e2 thread-local",

@@ -229,6 +229,20 @@ fn run_case(case: &Case) -> ExitCode {
                 }
                 engines.insert(*engine, handle);
             }
+            Op::Remove { engine, kernel } => {
+                let handle = owned(engine);
+                if let Some(cache) = handle.runtime_cache() {
+                    line = line.with("held", u64::from(cache.remove(&ops::kernel_key(kernel))));
+                }
+                engines.insert(*engine, handle);
+            }
+            Op::Clear { engine } => {
+                let handle = owned(engine);
+                if let Some(cache) = handle.runtime_cache() {
+                    cache.clear();
+                }
+                engines.insert(*engine, handle);
+            }
             Op::Drop { engine } => drop(unshared(owned(engine), n)),
             Op::Leak { engine } => {
                 let _leaked: &'static Engine = Box::leak(Box::new(unshared(owned(engine), n)));
