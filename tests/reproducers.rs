@@ -1,7 +1,7 @@
 //! Every shipped reproducer under `scenarios/reproducers/`, one test per file (as trybuild does):
 //! each is replayed in a real child process and must pass on runtime-cache, and must fail on the
 //! defect of the defect zoo it names (the proof that it can fail). The fuzzer's thread, failing
-//! save, wait and lost-update reproducers name no defect: each was found by `runtime-cache-scenarios fuzz`
+//! save, wait, lost-update and removal reproducers name no defect: each was found by `runtime-cache-scenarios fuzz`
 //! against a bug planted in runtime-cache's source and never committed ([`PROVED_BY_A_PLANT`]
 //! says which; the file's comments tell how it was found). Then the tools themselves:
 //! a malformed file is refused naming its line, and `fuzz` finds a planted defect and writes a
@@ -18,7 +18,7 @@ const CHILD: &str = env!("CARGO_BIN_EXE_scenario-child");
 const RUNTIME_CACHE_SCENARIOS: &str = env!("CARGO_BIN_EXE_runtime-cache-scenarios");
 
 /// The shipped reproducers; `every_shipped_reproducer_has_a_test` keeps this list complete.
-const SHIPPED: [&str; 10] = [
+const SHIPPED: [&str; 11] = [
     "many-engines-alive-at-exit.toml",
     "swap-saves-old-cache-once.toml",
     "two-processes-share-one-file.toml",
@@ -29,11 +29,12 @@ const SHIPPED: [&str; 10] = [
     "failed-save-then-recovery.toml",
     "signal-after-a-wait-saves-every-handle.toml",
     "spawn-between-two-saves-of-one-handle.toml",
+    "removal-reaches-the-file.toml",
 ];
 
 /// Reproducers proved able to fail by a bug planted in runtime-cache (not in the defect zoo),
 /// with the bug: the file, and what the plant did.
-const PROVED_BY_A_PLANT: [(&str, &str); 4] = [
+const PROVED_BY_A_PLANT: [(&str, &str); 5] = [
     (
         "thread-compile-during-save.toml",
         "a save marks every entry clean after its write, including one a thread inserted after its snapshot",
@@ -50,6 +51,7 @@ const PROVED_BY_A_PLANT: [(&str, &str); 4] = [
         "spawn-between-two-saves-of-one-handle.toml",
         "a handle that wrote the file last skips the re-read before its next save",
     ),
+    ("removal-reaches-the-file.toml", "`remove` takes the entry out of the handle without recording the removal"),
 ];
 
 fn folder() -> PathBuf {
@@ -116,6 +118,11 @@ fn signal_after_a_wait_saves_every_handle() {
 #[test]
 fn spawn_between_two_saves_of_one_handle() {
     replay_shipped("spawn-between-two-saves-of-one-handle.toml");
+}
+
+#[test]
+fn removal_reaches_the_file() {
+    replay_shipped("removal-reaches-the-file.toml");
 }
 
 #[test]
