@@ -18,7 +18,7 @@ const CHILD: &str = env!("CARGO_BIN_EXE_scenario-child");
 const RUNTIME_CACHE_SCENARIOS: &str = env!("CARGO_BIN_EXE_runtime-cache-scenarios");
 
 /// The shipped reproducers; `every_shipped_reproducer_has_a_test` keeps this list complete.
-const SHIPPED: [&str; 11] = [
+const SHIPPED: [&str; 12] = [
     "many-engines-alive-at-exit.toml",
     "swap-saves-old-cache-once.toml",
     "two-processes-share-one-file.toml",
@@ -30,11 +30,12 @@ const SHIPPED: [&str; 11] = [
     "signal-after-a-wait-saves-every-handle.toml",
     "spawn-between-two-saves-of-one-handle.toml",
     "removal-reaches-the-file.toml",
+    "failed-append-then-learns.toml",
 ];
 
 /// Reproducers proved able to fail by a bug planted in runtime-cache (not in the defect zoo),
 /// with the bug: the file, and what the plant did.
-const PROVED_BY_A_PLANT: [(&str, &str); 5] = [
+const PROVED_BY_A_PLANT: [(&str, &str); 6] = [
     (
         "thread-compile-during-save.toml",
         "a save marks every entry clean after its write, including one a thread inserted after its snapshot",
@@ -52,6 +53,10 @@ const PROVED_BY_A_PLANT: [(&str, &str); 5] = [
         "a handle that wrote the file last skips the re-read before its next save",
     ),
     ("removal-reaches-the-file.toml", "`remove` takes the entry out of the handle without recording the removal"),
+    (
+        "failed-append-then-learns.toml",
+        "without the fix: a failed save keeps the view of the file it moved past what it read",
+    ),
 ];
 
 fn folder() -> PathBuf {
@@ -123,6 +128,11 @@ fn spawn_between_two_saves_of_one_handle() {
 #[test]
 fn removal_reaches_the_file() {
     replay_shipped("removal-reaches-the-file.toml");
+}
+
+#[test]
+fn failed_append_then_learns() {
+    replay_shipped("failed-append-then-learns.toml");
 }
 
 #[test]

@@ -309,6 +309,36 @@ fn a_clear_during_a_save_keeps_what_the_save_read_out_of_the_handle() {
     assert_eq!(on_disk(&path).len(), 0, "the clear reaches the file at the next save");
 }
 
+/// A save whose append fails (a full disk) after it read what another process appended forgets
+/// none of it: the next save still brings it into the handle. Found by a review of the fuzzer's
+/// `fail-save` cases: the failed append had moved the handle's view of the file past those
+/// frames, so the next save found nothing new, and the handle missed (and recompiled) kernels the
+/// file held.
+#[test]
+fn a_failed_append_does_not_forget_what_it_read_of_another_processs_save() {
+    let _serial = support::serial();
+    let (dir, ours) = a_saved_file_and_our_dirty_handle();
+    let path = dir.path().join("kernels.rtk");
+    let other = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    other.insert(key(1, 2), artifact(1, 2));
+    other.save().unwrap();
+    // The file size limit is process-wide: a forked child takes it.
+    let status = support::fork_and_wait(|| {
+        support::limit_file_size(Some(fs::metadata(&path).map_or(0, |metadata| metadata.len())));
+        let failed = ours.save().is_err();
+        support::limit_file_size(None);
+        let saved = ours.save().is_ok();
+        match (failed, saved, ours.get(&key(1, 2))) {
+            (false, _, _) => support::report(2, "the save with a full disk did not fail"),
+            (_, false, _) => support::report(3, "the save after the disk had room again failed"),
+            (_, _, None) => support::report(4, "k2, which another process saved, never reached our handle"),
+            (true, true, Some(_)) => 0,
+        }
+    });
+    assert_eq!(status, ChildStatus::Exited(0));
+    assert_eq!(on_disk(&path).len(), 3, "k0, k2 and k3 are in the file");
+}
+
 /// Caching the bytes a handle already holds under a key changes nothing: the handle stays clean
 /// and writes nothing.
 #[test]

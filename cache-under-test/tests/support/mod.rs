@@ -155,7 +155,10 @@ pub fn running_as_root() -> bool {
     sys::effective_uid() == 0
 }
 
-pub use sys::{ChildStatus, change_owner_and_become, fork_and_wait, fork_child, kill_self, wait_for, wait_for_at_most};
+pub use sys::{
+    ChildStatus, change_owner_and_become, fork_and_wait, fork_child, kill_self, limit_file_size, wait_for,
+    wait_for_at_most,
+};
 
 /// The `unsafe` the tests share (`append_log.rs` has one more module, `pause`, that replaces
 /// libc's `read` and `pwrite64` in that test binary only).
@@ -180,6 +183,20 @@ mod sys {
         // process ends here.
         unsafe { libc::raise(libc::SIGKILL) };
         unreachable!("SIGKILL returned")
+    }
+
+    /// Limits the size of any file this process writes to `bytes` (RLIMIT_FSIZE, the soft
+    /// limit; `None` lifts it), with SIGXFSZ ignored, so that a write past it fails with EFBIG
+    /// as on a full disk. For a forked child: the limit is process-wide.
+    pub fn limit_file_size(bytes: Option<u64>) {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: `limit` is a live, writable rlimit; ignoring SIGXFSZ installs no handler code.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0, "getrlimit");
+            limit.rlim_cur = bytes.map_or(limit.rlim_max, |bytes| bytes as libc::rlim_t);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0, "setrlimit");
+        }
     }
 
     pub fn effective_uid() -> u32 {
