@@ -233,6 +233,23 @@ pub fn file_keys(name: &str, kept: Vec<String>, removed: Vec<String>) -> impl Or
     })
 }
 
+/// After the run, the file under test `name` is valid and holds exactly `count` keys.
+pub fn file_key_count(name: &str, count: usize) -> impl Oracle + use<> {
+    let name = name.to_owned();
+    oracle::from_fn("file_key_count", move |obs| {
+        let Some(file) = obs.file(&name) else {
+            return OracleVerdict::fail(format!("{name} is not a file under test"));
+        };
+        match file.after.keys() {
+            Some(keys) if keys.len() == count => OracleVerdict::Pass,
+            Some(keys) => OracleVerdict::fail(format!("{name} holds {} keys, expected {count}: {keys:?}", keys.len())),
+            None => {
+                OracleVerdict::fail(format!("{name}: no valid file with keys after the run: {}", file.after.describe()))
+            }
+        }
+    })
+}
+
 /// After the run, the file under test `name` decodes and holds `expected` under `key`, byte for
 /// byte (read from its path, which stays until the observation is judged).
 pub fn file_artifact(name: &str, key: KernelKey, expected: bytes::Bytes) -> impl Oracle + use<> {

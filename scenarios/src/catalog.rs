@@ -638,6 +638,8 @@ impl RuntimeCacheCatalog {
     ///   snapshotted key, replaced or not).
     /// - `removed-entry`: an old entry removed stays a pending removal: the drop rewrites the file
     ///   without it.
+    /// - `removed-appended-entry`: another handle appended an entry first; it is removed while
+    ///   the save reads it back, and must not merge back: the drop rewrites the file without it.
     /// - `cleared`: another handle appended an entry first, which the save reads back; nothing
     ///   merges back into the cleared handle, and the drop empties the file.
     /// - `entry-already-on-disk`: the entry inserted is the one another handle appended just
@@ -663,14 +665,22 @@ impl RuntimeCacheCatalog {
             RaceChange::RemovedEntry => cell
                 .oracle(SaveCount::exactly(2).of(&plan.cache))
                 .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
+                .oracle(NoLostEntries::new().of(&plan.cache))
                 .oracle(cache_oracles::file_keys(&plan.cache, vec![other_old], vec![old])),
+            // The old entries and the engine's kernels stay; the removed one does not come back.
+            RaceChange::RemovedAppendedEntry => cell
+                .oracle(SaveCount::exactly(3).of(&plan.cache))
+                .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit", "drop"]))
+                .oracle(cache_oracles::file_keys(&plan.cache, vec![old, other_old], vec![other]))
+                .oracle(cache_oracles::file_key_count(&plan.cache, 2 + plan.kernels as usize)),
             RaceChange::Cleared => cell
                 .oracle(SaveCount::exactly(3).of(&plan.cache))
                 .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit", "drop"]))
-                .oracle(cache_oracles::file_keys(&plan.cache, Vec::new(), vec![old, other_old, other])),
+                .oracle(cache_oracles::file_key_count(&plan.cache, 0)),
             RaceChange::EntryAlreadyOnDisk => cell
                 .oracle(SaveCount::exactly(2).of(&plan.cache))
                 .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit"]))
+                .oracle(NoLostEntries::new().of(&plan.cache))
                 .oracle(cache_oracles::file_keys(&plan.cache, vec![old, other_old, other], Vec::new())),
         }
     }

@@ -120,6 +120,9 @@ pub enum RaceChange {
     ReplacedEntry,
     /// Removes an old entry, which the file holds.
     RemovedEntry,
+    /// Removes the entry another handle appended just before the save, which the save reads
+    /// back from the file.
+    RemovedAppendedEntry,
     /// Clears the handle, after another handle appended an entry that the save reads back.
     Cleared,
     /// Inserts the entry another handle appended just before the save, with the same bytes.
@@ -128,10 +131,11 @@ pub enum RaceChange {
 
 impl RaceChange {
     /// Every change.
-    pub const ALL: [RaceChange; 5] = [
+    pub const ALL: [RaceChange; 6] = [
         RaceChange::NewEntry,
         RaceChange::ReplacedEntry,
         RaceChange::RemovedEntry,
+        RaceChange::RemovedAppendedEntry,
         RaceChange::Cleared,
         RaceChange::EntryAlreadyOnDisk,
     ];
@@ -142,6 +146,7 @@ impl RaceChange {
             RaceChange::NewEntry => "new-entry",
             RaceChange::ReplacedEntry => "replaced-entry",
             RaceChange::RemovedEntry => "removed-entry",
+            RaceChange::RemovedAppendedEntry => "removed-appended-entry",
             RaceChange::Cleared => "cleared",
             RaceChange::EntryAlreadyOnDisk => "entry-already-on-disk",
         }
@@ -150,12 +155,12 @@ impl RaceChange {
     /// Whether the cell starts from the old cache file (the changes that act on what the file
     /// holds), rather than from no file.
     pub fn seeds_old_file(self) -> bool {
-        matches!(self, RaceChange::RemovedEntry | RaceChange::Cleared | RaceChange::EntryAlreadyOnDisk)
+        !matches!(self, RaceChange::NewEntry | RaceChange::ReplacedEntry)
     }
 
     /// Whether another handle appends its entry before the save, so that the save reads it back.
     pub fn another_handle_appends_first(self) -> bool {
-        matches!(self, RaceChange::Cleared | RaceChange::EntryAlreadyOnDisk)
+        matches!(self, RaceChange::RemovedAppendedEntry | RaceChange::Cleared | RaceChange::EntryAlreadyOnDisk)
     }
 }
 

@@ -447,8 +447,9 @@ fn save_recovery(plan: &ChildPlan, write_through: bool) -> ExitCode {
     end_holding(plan, engine)
 }
 
-/// The save-race family: another thread adds (or replaces) an entry while an explicit save is
-/// between its snapshot and its rename; then the engine is dropped.
+/// The save-race family: another thread makes `change` to the handle while an explicit save is
+/// between its snapshot and its commit (the failpoint `save-before-rename` fires there on both
+/// save paths: before an append's write, before a rewrite's rename); then the engine is dropped.
 fn save_race(plan: &ChildPlan, change: RaceChange) -> ExitCode {
     let engine = Arc::new(dirty_engine(plan, &plan.cache, 0));
     if engine.runtime_cache().is_none() {
@@ -515,6 +516,10 @@ fn change_during_save(engine: &Engine, change: RaceChange, artifact_bytes: usize
         }
         RaceChange::RemovedEntry => {
             let key = scenarios::catalog::old_cache_keys()[0];
+            Line::new("removed").with("key", key.to_hex()).with("held", u64::from(cache.remove(&key)))
+        }
+        RaceChange::RemovedAppendedEntry => {
+            let key = scenarios::catalog::other_writer_entry().0;
             Line::new("removed").with("key", key.to_hex()).with("held", u64::from(cache.remove(&key)))
         }
         RaceChange::Cleared => {
