@@ -57,8 +57,17 @@ pub struct Step {
     pub registry: u64,
     /// For a compile: hit or miss.
     pub origin: Option<Origin>,
+    /// For a `remove`: whether the handle held the kernel (what `RuntimeCache::remove` returns).
+    pub held: Option<bool>,
     /// Saves so far, of every process.
     pub saves: Saves,
+}
+
+/// What an operation on the main thread answers, where the model predicts it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Answer {
+    origin: Option<Origin>,
+    held: Option<bool>,
 }
 
 /// What must hold at the end of the run: what a reproducer writes down as its expectations.
@@ -257,23 +266,25 @@ fn predict_ordered(case: &Case, thread_first: &mut dyn FnMut(usize) -> bool) -> 
             if let Some(earlier) = pending.take() {
                 state.apply(&earlier.op, earlier.n)?;
             }
-            steps.push(Step { registry: state.engines.len() as u64, origin: None, saves: state.saves.clone() });
+            let registry = state.engines.len() as u64;
+            steps.push(Step { registry, origin: None, held: None, saves: state.saves.clone() });
             pending = Some(Pending { n, op: op.clone() });
             continue;
         }
-        let origin = match pending.take() {
+        let answer = match pending.take() {
             None => state.apply(op, n)?,
             Some(thread) if !op.overlaps_a_thread() || thread_first(thread.n) => {
                 state.apply(&thread.op, thread.n)?;
                 state.apply(op, n)?
             }
             Some(thread) => {
-                let origin = state.apply(op, n)?;
+                let answer = state.apply(op, n)?;
                 state.apply(&thread.op, thread.n)?;
-                origin
+                answer
             }
         };
-        steps.push(Step { registry: state.engines.len() as u64, origin, saves: state.saves.clone() });
+        let Answer { origin, held } = answer;
+        steps.push(Step { registry: state.engines.len() as u64, origin, held, saves: state.saves.clone() });
     }
     if let Some(thread) = pending.take() {
         // Joined before the ending begins.
@@ -311,10 +322,10 @@ fn predict_ordered(case: &Case, thread_first: &mut dyn FnMut(usize) -> bool) -> 
 impl State {
     /// Applies op `n` (already checked to act on an engine the case owns); for a compile on
     /// the main thread, says whether it hits.
-    fn apply(&mut self, op: &Op, n: usize) -> Result<Option<Origin>, CaseError> {
+    fn apply(&mut self, op: &Op, n: usize) -> Result<Answer, CaseError> {
         let state = self;
         let fail = |message: String| CaseError { op: n, message };
-        let mut origin = None;
+        let mut answer = Answer::default();
         match op {
             Op::Create { engine, path, handler } => {
                 if state.engines.contains_key(engine) || state.retired.contains(engine) {
@@ -328,12 +339,12 @@ impl State {
             }
             Op::Compile { engine, kernel } => {
                 let engine = state.engines.get_mut(engine).expect("checked above");
-                origin = Some(if engine.insert(kernel) { Origin::Miss } else { Origin::Hit });
+                answer.origin = Some(if engine.insert(kernel) { Origin::Miss } else { Origin::Hit });
             }
             Op::Remove { engine: id, kernel } => {
                 let engine = state.engines.get_mut(id).expect("checked above");
                 state.users.claim(&engine.path, &format!("e{id}")).map_err(fail)?;
-                engine.kernels.remove(kernel);
+                answer.held = Some(engine.kernels.remove(kernel));
                 engine.removed.insert(kernel.clone());
                 engine.dirty = true;
             }
@@ -404,7 +415,7 @@ impl State {
             }
             Op::Wait { .. } => {}
         }
-        Ok(origin)
+        Ok(answer)
     }
 }
 
@@ -481,10 +492,12 @@ mod tests {
         ))
         .unwrap();
         // The drop at return saves the removal: k1 leaves the file.
+        assert_eq!(removed.steps[4].held, Some(true));
         assert_eq!(removed.expect.saves["main"]["a.rtc"], 2);
         assert_eq!(removed.expect.entries["a.rtc"], BTreeSet::from(["k2".into()]));
         // Removing a kernel the handle does not hold makes it dirty all the same.
         let not_held = predict(&case(&["create e0 a.rtc", "remove e0 k3"], Ending::Exit(0))).unwrap();
+        assert_eq!(not_held.steps[1].held, Some(false));
         assert_eq!(not_held.expect.saves["main"]["a.rtc"], 1);
         assert_eq!(not_held.expect.entries["a.rtc"], BTreeSet::new());
         let cleared = predict(&case(

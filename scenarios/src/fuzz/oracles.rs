@@ -154,8 +154,15 @@ impl Oracle for ModelSteps {
                     if let Some(origin) = step.origin
                         && entry.str_field("origin") != Some(origin.name())
                     {
-                        let was = entry.str_field("origin");
-                        problems.push(format!("the compile was a {was:?}, expected a {}", origin.name()));
+                        let was = entry.str_field("origin").unwrap_or("(none journaled)");
+                        problems.push(format!("the compile was a {was}, expected a {}", origin.name()));
+                    }
+                    if let Some(held) = step.held
+                        && entry.u64_field("held") != Some(u64::from(held))
+                    {
+                        let said =
+                            entry.u64_field("held").map_or("nothing", |was| if was == 1 { "true" } else { "false" });
+                        problems.push(format!("remove returned {said}, expected {held} (whether the handle held it)"));
                     }
                     if nonzero(&seen) != nonzero(&step.saves) {
                         problems.push(format!(
