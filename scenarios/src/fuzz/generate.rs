@@ -13,8 +13,7 @@ use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest_state_machine::ReferenceStateMachine;
 
-use super::model::SPAWN_USER;
-use super::ops::{FileUsers, Op, Place, SaveFault, WAIT_MS};
+use super::ops::{FileUsers, Op, Place, SaveFault, User, WAIT_MS};
 use crate::contract::Ending;
 
 /// The cache files cases choose from.
@@ -75,16 +74,12 @@ impl CaseMachine {
 
     /// Whether engine `engine` may `remove` or `clear`: no one else uses its file.
     fn may_claim(state: &Drawn, engine: u32) -> bool {
-        state.paths.get(&engine).is_some_and(|path| state.users.may_claim(path, &engine_user(engine)))
+        state.paths.get(&engine).is_some_and(|path| state.users.may_claim(path, User::Engine(engine)))
     }
 }
 
-fn engine_user(engine: u32) -> String {
-    format!("e{engine}")
-}
-
 /// The files of the pool that `user` may use, or `None` when every one is another's.
-fn file_for(users: &FileUsers, user: &str) -> Option<BoxedStrategy<String>> {
+fn file_for(users: &FileUsers, user: User) -> Option<BoxedStrategy<String>> {
     let files: Vec<String> =
         FILE_POOL.iter().filter(|path| users.may_use(path, user)).map(|path| (*path).to_owned()).collect();
     (!files.is_empty()).then(|| proptest::sample::select(files).boxed())
@@ -147,7 +142,7 @@ impl ReferenceStateMachine for CaseMachine {
             }
         }
         if state.created < MAX_ENGINES
-            && let Some(file) = file_for(&state.users, &engine_user(state.created))
+            && let Some(file) = file_for(&state.users, User::Engine(state.created))
         {
             let engine = state.created;
             let create = (file, prop::bool::weighted(0.15)).prop_map(move |(path, handler)| Op::Create {
@@ -160,11 +155,11 @@ impl ReferenceStateMachine for CaseMachine {
         if state.processes < MAX_PROCESSES {
             let fork = ending([1; 8]).prop_map(|ending| Op::Fork { ending });
             choices.push((3, fork.boxed()));
-            if let Some(file) = file_for(&state.users, SPAWN_USER) {
+            if let Some(file) = file_for(&state.users, User::Spawned) {
                 choices.push((3, (file, kernel()).prop_map(|(path, kernel)| Op::Spawn { path, kernel }).boxed()));
             }
             let saved: Vec<String> =
-                state.saved.iter().filter(|path| state.users.may_use(path, SPAWN_USER)).cloned().collect();
+                state.saved.iter().filter(|path| state.users.may_use(path, User::Spawned)).cloned().collect();
             if !saved.is_empty() {
                 // Between two saves of one handle: another process saves the same file.
                 let path = proptest::sample::select(saved);
@@ -184,7 +179,7 @@ impl ReferenceStateMachine for CaseMachine {
             let users = state.users.clone();
             let swap = (engine.clone(), proptest::sample::select(FILE_POOL.to_vec()))
                 .prop_filter("the file is another engine's", move |(engine, path)| {
-                    users.may_use(path, &engine_user(*engine))
+                    users.may_use(path, User::Engine(*engine))
                 })
                 .prop_map(|(engine, path)| Op::Swap { engine, path: path.to_owned() });
             choices.extend([
@@ -222,12 +217,12 @@ impl ReferenceStateMachine for CaseMachine {
             Op::Create { engine, path, .. } => {
                 *engine >= state.created
                     && state.created < MAX_ENGINES
-                    && state.users.may_use(path, &engine_user(*engine))
+                    && state.users.may_use(path, User::Engine(*engine))
             }
             Op::Fork { .. } => state.processes < MAX_PROCESSES,
-            Op::Spawn { path, .. } => state.processes < MAX_PROCESSES && state.users.may_use(path, SPAWN_USER),
+            Op::Spawn { path, .. } => state.processes < MAX_PROCESSES && state.users.may_use(path, User::Spawned),
             Op::Swap { engine, path } => {
-                state.owned.contains(engine) && state.users.may_use(path, &engine_user(*engine))
+                state.owned.contains(engine) && state.users.may_use(path, User::Engine(*engine))
             }
             Op::Remove { engine, .. } | Op::Clear { engine } => {
                 state.owned.contains(engine) && Self::may_claim(state, *engine)
@@ -247,7 +242,7 @@ impl ReferenceStateMachine for CaseMachine {
         };
         match op {
             Op::Create { engine, path, handler } => {
-                let _ = state.users.uses(path, &engine_user(*engine));
+                let _ = state.users.uses(path, User::Engine(*engine));
                 state.owned.push(*engine);
                 state.created = engine + 1;
                 state.paths.insert(*engine, path.clone());
@@ -261,7 +256,7 @@ impl ReferenceStateMachine for CaseMachine {
             Op::Compile { .. } => state.compiled = true,
             Op::Fork { .. } => state.processes += 1,
             Op::Spawn { path, .. } => {
-                let _ = state.users.uses(path, SPAWN_USER);
+                let _ = state.users.uses(path, User::Spawned);
                 state.processes += 1;
             }
             Op::Save { engine } => {
@@ -272,7 +267,7 @@ impl ReferenceStateMachine for CaseMachine {
                 }
             }
             Op::Swap { engine, path } => {
-                let _ = state.users.uses(path, &engine_user(*engine));
+                let _ = state.users.uses(path, User::Engine(*engine));
                 state.paths.insert(*engine, path.clone());
             }
             Op::ThreadCompile { .. } => {
@@ -284,7 +279,7 @@ impl ReferenceStateMachine for CaseMachine {
             // A removal or a clear makes the handle dirty, as a compile does.
             Op::Remove { engine, .. } | Op::Clear { engine } => {
                 if let Some(path) = state.paths.get(engine) {
-                    let _ = state.users.claim(path, &engine_user(*engine));
+                    let _ = state.users.claim(path, User::Engine(*engine));
                 }
                 state.compiled = true;
             }

@@ -22,11 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exit_harness::ExitOutcome;
 
-use super::ops::{Case, FileUsers, MAIN, Op, process_name};
+use super::ops::{Case, FileUsers, MAIN, Op, User, process_name};
 use crate::contract::{Ending, contract};
-
-/// How [`FileUsers`] names a spawned process (any name that is not an engine's would do).
-pub const SPAWN_USER: &str = "spawn";
 
 /// Saves per process per file: `saves["main"]["a.rtc"] == 1`.
 pub type Saves = BTreeMap<String, BTreeMap<String, u64>>;
@@ -331,7 +328,7 @@ impl State {
                 if state.engines.contains_key(engine) || state.retired.contains(engine) {
                     return Err(fail(format!("e{engine} already exists")));
                 }
-                state.users.uses(path, &format!("e{engine}")).map_err(fail)?;
+                state.users.uses(path, User::Engine(*engine)).map_err(fail)?;
                 state.handler |= handler;
                 state.note_file(MAIN, path);
                 let handle = state.opened(path);
@@ -343,14 +340,14 @@ impl State {
             }
             Op::Remove { engine: id, kernel } => {
                 let engine = state.engines.get_mut(id).expect("checked above");
-                state.users.claim(&engine.path, &format!("e{id}")).map_err(fail)?;
+                state.users.claim(&engine.path, User::Engine(*id)).map_err(fail)?;
                 answer.held = Some(engine.kernels.remove(kernel));
                 engine.removed.insert(kernel.clone());
                 engine.dirty = true;
             }
             Op::Clear { engine: id } => {
                 let engine = state.engines.get_mut(id).expect("checked above");
-                state.users.claim(&engine.path, &format!("e{id}")).map_err(fail)?;
+                state.users.claim(&engine.path, User::Engine(*id)).map_err(fail)?;
                 engine.kernels.clear();
                 engine.removed.clear();
                 engine.cleared = true;
@@ -372,7 +369,7 @@ impl State {
             Op::Swap { engine, path } => {
                 let mut handle = state.engines.remove(engine).expect("checked above");
                 if handle.path != *path {
-                    state.users.uses(path, &format!("e{engine}")).map_err(fail)?;
+                    state.users.uses(path, User::Engine(*engine)).map_err(fail)?;
                     // The new cache opens first, then the old one saves once (trigger swap).
                     let opened = state.opened(path);
                     state.save(MAIN, &mut handle);
@@ -392,7 +389,7 @@ impl State {
             }
             Op::Spawn { path, kernel } => {
                 let name = process_name(op, n).expect("spawn names a process");
-                state.users.uses(path, SPAWN_USER).map_err(fail)?;
+                state.users.uses(path, User::Spawned).map_err(fail)?;
                 state.note_file(&name, path);
                 let mut worker = state.opened(path);
                 worker.insert(kernel);

@@ -379,32 +379,50 @@ fn kernel(word: &str) -> Result<String, String> {
 /// one else may use a claimed file, and a file with another user cannot be claimed.
 #[derive(Clone, Debug, Default)]
 pub struct FileUsers {
-    users: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    users: std::collections::BTreeMap<String, std::collections::BTreeSet<User>>,
     claimed: std::collections::BTreeSet<String>,
+}
+
+/// Who uses a cache file, for [`FileUsers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum User {
+    /// Engine `eN` of the case.
+    Engine(u32),
+    /// A process the case `spawn`ed.
+    Spawned,
+}
+
+impl fmt::Display for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            User::Engine(engine) => write!(f, "e{engine}"),
+            User::Spawned => write!(f, "a spawned process"),
+        }
+    }
 }
 
 impl FileUsers {
     /// Whether `user` may use `path`: it is not claimed by another.
-    pub fn may_use(&self, path: &str, user: &str) -> bool {
+    pub fn may_use(&self, path: &str, user: User) -> bool {
         !self.claimed.contains(path) || self.only_user(path, user)
     }
 
     /// Whether `user` may remove from or clear `path`: no one else uses it.
-    pub fn may_claim(&self, path: &str, user: &str) -> bool {
+    pub fn may_claim(&self, path: &str, user: User) -> bool {
         self.only_user(path, user)
     }
 
     /// Notes that `user` uses `path`; says why not when another claimed it.
-    pub fn uses(&mut self, path: &str, user: &str) -> Result<(), String> {
+    pub fn uses(&mut self, path: &str, user: User) -> Result<(), String> {
         if !self.may_use(path, user) {
             return Err(format!("{user} uses {path}, which another engine removed from or cleared"));
         }
-        self.users.entry(path.to_owned()).or_default().insert(user.to_owned());
+        self.users.entry(path.to_owned()).or_default().insert(user);
         Ok(())
     }
 
     /// Claims `path` for `user`'s removals; says why not when someone else uses it.
-    pub fn claim(&mut self, path: &str, user: &str) -> Result<(), String> {
+    pub fn claim(&mut self, path: &str, user: User) -> Result<(), String> {
         if !self.may_claim(path, user) {
             return Err(format!("{user} removes from or clears {path}, which another engine or process uses"));
         }
@@ -412,8 +430,8 @@ impl FileUsers {
         Ok(())
     }
 
-    fn only_user(&self, path: &str, user: &str) -> bool {
-        self.users.get(path).is_none_or(|users| users.iter().all(|other| other == user))
+    fn only_user(&self, path: &str, user: User) -> bool {
+        self.users.get(path).is_none_or(|users| users.iter().all(|other| *other == user))
     }
 }
 
