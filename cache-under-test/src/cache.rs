@@ -471,9 +471,15 @@ impl Shared {
             store::save(&self.location, rules, input, &mut view)?
         };
         let evicted: HashMap<KernelKey, EvictReason> = committed.evicted.iter().copied().collect();
-        // The file is committed: record that, even if the exit deadline passed meanwhile (the
-        // contents lock is only ever held for a moment).
-        if let Some(mut guard) = bounded::lock_until(&self.contents, Instant::now() + Duration::from_millis(100)) {
+        // The file is committed: record that, even if the exit deadline passed meanwhile. Mid-program
+        // this waits for the contents lock as long as it takes (it is held for a moment, by code
+        // that waits on nothing a save holds): skipping this would leave the handle believing
+        // the save never happened. On the exit path, at most 100 ms.
+        let guard = match budget {
+            Budget::MidProgram => Some(bounded::lock(&self.contents)),
+            Budget::Exit(_) => bounded::lock_until(&self.contents, Instant::now() + Duration::from_millis(100)),
+        };
+        if let Some(mut guard) = guard {
             let contents = &mut *guard;
             let unchanged = |contents: &Contents, key: &KernelKey| {
                 contents.entries.get(key).map(|stored| &stored.artifact)

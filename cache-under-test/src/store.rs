@@ -609,8 +609,14 @@ fn append(
         Err(CacheError::io("write", path, seam::injected("save-before-rename")))
     });
     write_frame_at(&file, path, &frame, size)?;
-    if durability.syncs_file() {
-        file.sync_all().map_err(|source| CacheError::io("sync", path, source))?;
+    if durability.syncs_file()
+        && let Err(source) = file.sync_all()
+    {
+        // The save fails, so the frame must go: other processes would load what this one reports
+        // as not saved, and its next save would append the same entries again. The lock is still
+        // held, so nothing was appended after it.
+        let _ = rustix::fs::ftruncate(&file, size);
+        return Err(CacheError::io("sync", path, source));
     }
     view.position = Some(LogPosition {
         valid_end: size_after,

@@ -3,9 +3,9 @@
 //! or a power loss that left zeros) is ignored by readers and dropped by the next save's rewrite;
 //! a damaged frame with a valid one after it is corruption, set aside; the rewrite that bounds the
 //! frame count keeps every entry; 64 writer processes appending at once to one large cache
-//! lose no committed entry; and a reader whose reads straddle two appends sees the old file or a
-//! newer one, never damage (this binary replaces libc's `read` and `pwrite64` to order that: see
-//! `mod pause`).
+//! lose no committed entry; a reader whose reads straddle two appends sees the old file or a
+//! newer one, never damage; and an append whose fsync fails leaves the file byte-identical (this
+//! binary replaces libc's `read`, `pwrite64` and `fsync` to order and fail them: see `mod pause`).
 
 /// Every test here takes `support::serial()`: one of them forks.
 mod support;
@@ -297,6 +297,35 @@ fn a_reader_whose_reads_straddle_two_appends_sees_old_or_new_and_sets_nothing_as
 /// `pwrite` (a save's append, after its `fallocate`) before the write, and in `read` after a read
 /// that returned bytes. These definitions take the place of libc's for this test binary; on any
 /// other file, or when not armed, they are the plain system calls.
+/// A save whose fsync fails after its frame was written (a disk error, an NFS quota) leaves the
+/// file byte-identical, as every failed save does: no other process loads what the save reports
+/// as not saved, and the next save writes the entries once, not twice. Found by a review: the
+/// failed sync left the frame in the file, and the retry appended the same entries again.
+#[test]
+fn an_append_whose_fsync_fails_leaves_the_file_byte_identical() {
+    use std::os::unix::fs::MetadataExt;
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtc");
+    save_entries(&path, 0, 3, 300);
+    let before = fs::read(&path).unwrap();
+    let cache = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    cache.insert(key(1, 0), artifact(1, 0, 300));
+
+    pause::watch(fs::metadata(&path).unwrap().ino());
+    pause::fail_next_sync();
+    let failed = cache.save();
+    pause::watch(0);
+
+    assert!(failed.is_err(), "the save whose fsync failed reported {failed:?}");
+    let after = fs::read(&path).unwrap();
+    assert!(after == before, "the failed save changed the file: {} bytes, {} before", after.len(), before.len());
+    assert!(cache.is_dirty(), "the entry the failed save did not keep is no longer dirty");
+    assert!(matches!(cache.save().unwrap(), SaveOutcome::Committed { kind: SaveKind::Appended, .. }));
+    let log = log_of(&path);
+    assert_eq!((log.entries.len(), log.appended_frames), (4, 1), "the retry appended the entry once");
+}
+
 mod pause {
     use std::ffi::{c_int, c_void};
     use std::mem::MaybeUninit;
@@ -389,6 +418,29 @@ mod pause {
             pause_here(Gate::Read);
         }
         n
+    }
+
+    static FAIL_NEXT_SYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// The next `fsync` of the watched file fails with EIO (as a disk error or an NFS quota
+    /// reports a write it could not keep).
+    pub fn fail_next_sync() {
+        FAIL_NEXT_SYNC.store(true, Ordering::SeqCst);
+    }
+
+    /// `fsync(2)`, failing with EIO once when [`fail_next_sync`] armed it for the watched file.
+    ///
+    /// # Safety
+    /// As `fsync(2)`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
+        if watched(fd) && FAIL_NEXT_SYNC.swap(false, Ordering::SeqCst) {
+            // SAFETY: `__errno_location` returns this thread's errno, valid for writing.
+            unsafe { *libc::__errno_location() = libc::EIO };
+            return -1;
+        }
+        // SAFETY: the caller's argument, passed on as it is.
+        unsafe { libc::syscall(libc::SYS_fsync, fd) as c_int }
     }
 
     /// `pwrite64(2)`, pausing before a write to the watched file when armed.
