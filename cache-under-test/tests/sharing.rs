@@ -212,6 +212,13 @@ fn patient(path: &Path) -> RuntimeCache {
     RuntimeCache::open(path, options).unwrap()
 }
 
+/// Another process saves k2 to `path` (another handle stands in for it): an append.
+fn another_process_saves_k2(path: &Path) {
+    let other = RuntimeCache::open(path, CacheOptions::default()).unwrap();
+    other.insert(key(1, 2), artifact(1, 2));
+    other.save().unwrap();
+}
+
 /// A cache file `kernels.rtk` saved once (k0, a version-3 file that later saves append to) and
 /// our [`patient`] handle on it, dirty with k3.
 fn a_saved_file_and_our_dirty_handle() -> (tempfile::TempDir, RuntimeCache) {
@@ -236,10 +243,7 @@ fn an_insert_during_a_save_that_finds_it_on_disk_leaves_the_handle_clean() {
     let path = dir.path().join("kernels.rtk");
     let ours = patient(&path);
     ours.insert(key(1, 3), artifact(1, 3));
-    // Another process saves k2 before our save.
-    let other = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
-    other.insert(key(1, 2), artifact(1, 2));
-    other.save().unwrap();
+    another_process_saves_k2(&path);
 
     save_with_an_insert_after_its_snapshot(&ours, &path, key(1, 2), artifact(1, 2));
 
@@ -297,10 +301,8 @@ fn a_clear_during_a_save_keeps_what_the_save_read_out_of_the_handle() {
     let _serial = support::serial();
     let (dir, ours) = a_saved_file_and_our_dirty_handle();
     let path = dir.path().join("kernels.rtk");
-    // Another process appends k2: our save reads it from the file.
-    let other = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
-    other.insert(key(1, 2), artifact(1, 2));
-    other.save().unwrap();
+    // Our save reads k2 from the file.
+    another_process_saves_k2(&path);
 
     save_with_a_change_after_its_snapshot(&ours, &path, || ours.clear());
 
@@ -319,9 +321,7 @@ fn a_failed_append_does_not_forget_what_it_read_of_another_processs_save() {
     let _serial = support::serial();
     let (dir, ours) = a_saved_file_and_our_dirty_handle();
     let path = dir.path().join("kernels.rtk");
-    let other = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
-    other.insert(key(1, 2), artifact(1, 2));
-    other.save().unwrap();
+    another_process_saves_k2(&path);
     // The file size limit is process-wide: a forked child takes it.
     let status = support::fork_and_wait(|| {
         support::limit_file_size(Some(fs::metadata(&path).map_or(0, |metadata| metadata.len())));
