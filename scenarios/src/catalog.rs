@@ -645,6 +645,8 @@ impl RuntimeCacheCatalog {
     /// - `entry-already-on-disk`: the entry inserted is the one another handle appended just
     ///   before, byte for byte; the save finds it in the file, so the handle is clean after it
     ///   and the drop writes nothing (two saves: the other handle's and this one's).
+    /// - `entry-on-disk-with-other-bytes`: the same key, other bytes: the save reads the other
+    ///   handle's bytes back, the handle stays dirty, and the drop writes ours (the saver wins).
     pub fn save_race(&self, change: RaceChange) -> Cell {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SaveRace { change });
         let mut file = cache_file(&plan.cache);
@@ -677,6 +679,15 @@ impl RuntimeCacheCatalog {
                 .oracle(SaveCount::exactly(3).of(&plan.cache))
                 .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit", "drop"]))
                 .oracle(cache_oracles::file_key_count(&plan.cache, 0)),
+            RaceChange::EntryOnDiskWithOtherBytes => cell
+                .oracle(SaveCount::exactly(3).of(&plan.cache))
+                .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit", "drop"]))
+                .oracle(NoLostEntries::new().of(&plan.cache))
+                .oracle(cache_oracles::file_artifact(
+                    &plan.cache,
+                    other_writer_entry().0,
+                    our_artifact(plan.artifact_bytes),
+                )),
             RaceChange::EntryAlreadyOnDisk => cell
                 .oracle(SaveCount::exactly(2).of(&plan.cache))
                 .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit"]))

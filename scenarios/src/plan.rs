@@ -127,17 +127,20 @@ pub enum RaceChange {
     Cleared,
     /// Inserts the entry another handle appended just before the save, with the same bytes.
     EntryAlreadyOnDisk,
+    /// Inserts, under the key another handle appended just before the save, other bytes.
+    EntryOnDiskWithOtherBytes,
 }
 
 impl RaceChange {
     /// Every change.
-    pub const ALL: [RaceChange; 6] = [
+    pub const ALL: [RaceChange; 7] = [
         RaceChange::NewEntry,
         RaceChange::ReplacedEntry,
         RaceChange::RemovedEntry,
         RaceChange::RemovedAppendedEntry,
         RaceChange::Cleared,
         RaceChange::EntryAlreadyOnDisk,
+        RaceChange::EntryOnDiskWithOtherBytes,
     ];
 
     /// The cell's name for this change.
@@ -149,6 +152,7 @@ impl RaceChange {
             RaceChange::RemovedAppendedEntry => "removed-appended-entry",
             RaceChange::Cleared => "cleared",
             RaceChange::EntryAlreadyOnDisk => "entry-already-on-disk",
+            RaceChange::EntryOnDiskWithOtherBytes => "entry-on-disk-with-other-bytes",
         }
     }
 
@@ -160,7 +164,7 @@ impl RaceChange {
 
     /// Whether another handle appends its entry before the save, so that the save reads it back.
     pub fn another_handle_appends_first(self) -> bool {
-        matches!(self, RaceChange::RemovedAppendedEntry | RaceChange::Cleared | RaceChange::EntryAlreadyOnDisk)
+        !matches!(self, RaceChange::NewEntry | RaceChange::ReplacedEntry | RaceChange::RemovedEntry)
     }
 }
 

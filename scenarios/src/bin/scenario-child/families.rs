@@ -531,6 +531,11 @@ fn change_during_save(engine: &Engine, change: RaceChange, artifact_bytes: usize
             cache.insert(key, artifact);
             Line::new("inserted").with("key", key.to_hex())
         }
+        RaceChange::EntryOnDiskWithOtherBytes => {
+            let key = scenarios::catalog::other_writer_entry().0;
+            cache.insert(key, scenarios::catalog::our_artifact(artifact_bytes));
+            Line::new("inserted").with("key", key.to_hex())
+        }
     };
     wiring::record(line);
 }
