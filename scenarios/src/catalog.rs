@@ -187,6 +187,7 @@ impl Catalog for RuntimeCacheCatalog {
             cells.push(self.remove(clear));
         }
         cells.push(self.remove_after_another_append());
+        cells.push(self.reinsert_same_bytes());
         cells.push(self.shared_key(false));
         cells.push(self.shared_key(true));
         // Issue #12: hostile cache paths, and many writers on a large cache.
@@ -855,6 +856,20 @@ impl RuntimeCacheCatalog {
                 kept.iter().map(KernelKey::to_hex).collect(),
                 removed.iter().map(KernelKey::to_hex).collect(),
             ))
+            .exits_cleanly()
+    }
+
+    /// the same bytes again: the engine opens the seeded file and inserts an old entry again with
+    /// the bytes it already holds: nothing changed, so the handle stays clean, its drop writes
+    /// nothing (skip reason `clean`) and the file stays byte-identical.
+    pub fn reinsert_same_bytes(&self) -> Cell {
+        let plan =
+            ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::ReinsertSameBytes) };
+        self.cell("insert/same-bytes-again".into(), "removal", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(JournalEvents::of_kind("inserted").exactly(1).each("dirty", 0))
+            .oracle(SaveCount::none().of(&plan.cache))
+            .oracle(FileIntact::unchanged().of(&plan.cache))
             .exits_cleanly()
     }
 

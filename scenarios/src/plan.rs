@@ -259,6 +259,9 @@ pub enum Family {
     OpenWhileLocked,
     /// Settings moved to a path that cannot be used (a folder): the engine runs cold.
     FailedSwap,
+    /// An engine opens the seeded file and inserts the first old entry again, with the very bytes
+    /// it holds; then it is dropped.
+    ReinsertSameBytes,
     /// An engine opens the seeded file and, without compiling, removes the first old entry (or,
     /// with `clear`, every entry); then it is dropped.
     Remove {

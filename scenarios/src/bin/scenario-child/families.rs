@@ -269,6 +269,19 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             }
             end_holding(plan, engine)
         }
+        Family::ReinsertSameBytes => {
+            let engine = engines::new_engine(settings(plan, &plan.cache));
+            let Some(cache) = engine.runtime_cache() else {
+                give_up("the engine has no cache");
+            };
+            let key = scenarios::catalog::old_cache_keys()[0];
+            let Some(held) = cache.get(&key) else {
+                give_up("the seeded entry did not load");
+            };
+            cache.insert(key, held);
+            wiring::record(Line::new("inserted").with("key", key.to_hex()).with("dirty", u64::from(cache.is_dirty())));
+            end_holding(plan, engine)
+        }
         Family::RemoveAfterAnotherAppend => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
             let Some(cache) = engine.runtime_cache() else {
