@@ -471,19 +471,21 @@ pub(crate) struct SaveRules<'a> {
 /// Saves with the lock held: appends one frame of the dirty entries when the file is a valid
 /// version-3 file and nothing calls for a rewrite, else rewrites the whole file (see the module
 /// doc). `view` is the handle's view of the file; it is brought up to date, or, when the save
-/// fails, emptied.
+/// fails, left where it was.
 pub(crate) fn save(
     location: &CacheLocation,
     rules: SaveRules<'_>,
     input: SaveInput<'_>,
     view: &mut DiskView,
 ) -> Result<Committed, CacheError> {
+    let position = view.position;
     let saved = append_or_rewrite(location, rules, input, view);
     if saved.is_err() {
         // The save may have read frames other processes appended, moving `view` past them,
-        // and then failed: what it read never reached the handle. Forget the view, so that the
-        // next save reads the whole file and brings all of it in.
-        *view = DiskView::default();
+        // and then failed: what it read never reached the handle. Move the view back, so that
+        // the next save reads those frames again and brings them in. (The index may keep what
+        // they hold: learning a frame twice gives the same index.)
+        view.position = position;
     }
     saved
 }
