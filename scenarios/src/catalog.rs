@@ -169,6 +169,7 @@ impl Catalog for RuntimeCacheCatalog {
         for write_through in [false, true] {
             cells.push(self.save_recovery(write_through));
         }
+        cells.push(self.failed_append_then_learns());
         for change in RaceChange::ALL {
             cells.push(self.save_race(change));
         }
@@ -626,6 +627,24 @@ impl RuntimeCacheCatalog {
             .saves_without_loss(&plan.cache, 1)
             .oracle(SaveTriggers::exactly(&plan.cache, ["drop"]))
             .oracle(ReportedEntries::of(CACHE_FILE))
+            .oracle(FileIntact::new().of(&plan.cache))
+            .exits_cleanly()
+    }
+
+    /// save recovery, the handle's view: the engine's explicit save reads what another handle
+    /// appended and then fails (failpoint `save-before-rename`); the next explicit save succeeds
+    /// and the handle holds the other handle's entry (journaled `learned held=1`); its drop then
+    /// writes nothing. Fails when a failed save keeps the view of the file it moved past what it
+    /// read (the handle never learns that entry).
+    pub fn failed_append_then_learns(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::FailedAppendThenLearns);
+        self.cell("save-recovery/failed-append-then-learns".into(), "save-recovery", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(JournalEvents::of_kind("save_failed").exactly(1))
+            .oracle(JournalEvents::of_kind("learned").exactly(1).each("failed", 1).each("saved", 1).each("held", 1))
+            .oracle(SaveCount::exactly(2).of(&plan.cache))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit"]))
+            .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(FileIntact::new().of(&plan.cache))
             .exits_cleanly()
     }

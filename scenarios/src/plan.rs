@@ -229,6 +229,10 @@ pub enum Family {
         /// Whether the cache saves after every insert.
         write_through: bool,
     },
+    /// An engine opens the seeded file and compiles; another handle appends an entry; the
+    /// engine's explicit save fails once (failpoint `save-before-rename`, after it read that
+    /// append), and a second explicit save succeeds; then the engine is dropped.
+    FailedAppendThenLearns,
     /// While an explicit save is between its snapshot and its commit (failpoint
     /// `save-before-rename`), another thread makes `change` to the handle; then the engine is
     /// dropped.

@@ -186,6 +186,27 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         }
         Family::SaveRecovery { write_through } => save_recovery(plan, *write_through),
         Family::SaveRace { change } => save_race(plan, *change),
+        Family::FailedAppendThenLearns => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            let Some(cache) = engine.runtime_cache() else {
+                give_up("the engine has no cache");
+            };
+            append_from_another_handle(&plan.cache);
+            if let Err(error) = fail::cfg("save-before-rename", "return") {
+                give_up(&format!("arm failpoint: {error}"));
+            }
+            let failed = cache.save().is_err();
+            fail::remove("save-before-rename");
+            let saved = cache.save().is_ok();
+            let learned = cache.get(&scenarios::catalog::other_writer_entry().0).is_some();
+            wiring::record(
+                Line::new("learned")
+                    .with("failed", u64::from(failed))
+                    .with("saved", u64::from(saved))
+                    .with("held", u64::from(learned)),
+            );
+            end_holding(plan, engine)
+        }
         Family::LateSignal => {
             let _engine = dirty_engine(plan, &plan.cache, 0);
             wiring::sample_registry(1);
