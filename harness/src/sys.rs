@@ -22,6 +22,7 @@ fn ignored_here() -> Vec<libc::c_int> {
             // SAFETY: a null new action only reads the disposition into `old`, a zeroed,
             // writable `sigaction` that lives for the call.
             let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: as above: reads only.
             let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } == 0;
             read && old.sa_sigaction == libc::SIG_IGN
         })

@@ -679,7 +679,8 @@ impl RuntimeCacheCatalog {
             .oracle(MarkerSeen::new("changed-during-save"))
             .exits_cleanly();
         let [old, other_old] = old_cache_keys().map(|key| key.to_hex());
-        let other = other_writer_entry().0.to_hex();
+        let (other_key, _) = other_writer_entry();
+        let other = other_key.to_hex();
         match change {
             RaceChange::NewEntry | RaceChange::ReplacedEntry => {
                 cell.saves_without_loss(&plan.cache, 2).oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
@@ -703,11 +704,7 @@ impl RuntimeCacheCatalog {
                 .oracle(SaveCount::exactly(3).of(&plan.cache))
                 .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit", "drop"]))
                 .oracle(NoLostEntries::new().of(&plan.cache))
-                .oracle(cache_oracles::file_artifact(
-                    &plan.cache,
-                    other_writer_entry().0,
-                    our_artifact(plan.artifact_bytes),
-                )),
+                .oracle(cache_oracles::file_artifact(&plan.cache, other_key, our_artifact(plan.artifact_bytes))),
             RaceChange::EntryAlreadyOnDisk => cell
                 .oracle(SaveCount::exactly(2).of(&plan.cache))
                 .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit"]))

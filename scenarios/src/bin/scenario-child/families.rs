@@ -545,7 +545,7 @@ fn change_during_save(engine: &Engine, change: RaceChange, artifact_bytes: usize
                 Ok(kernel) => kernel.key,
                 Err(error) => give_up(&format!("find k0_0 again: {error}")),
             };
-            cache.insert(key, bytes::Bytes::from(vec![0x5a; artifact_bytes]));
+            cache.insert(key, scenarios::catalog::our_artifact(artifact_bytes));
             Line::new("replaced").with("key", key.to_hex())
         }
         RaceChange::RemovedEntry => {
