@@ -808,7 +808,13 @@ fn rewrite(
         });
 
         let bytes = {
-            let mut out = BufWriter::with_capacity(WRITE_BUFFER, MidWriteFailpoint::new(&temp.file));
+            // A buffer the size of the file, up to WRITE_BUFFER: a small cache's save does not
+            // map and unmap 2 MiB.
+            let file_len = kept.iter().fold(format::FILE_OVERHEAD, |len, c| {
+                len.saturating_add(format::ENTRY_OVERHEAD).saturating_add(c.artifact.len() as u64)
+            });
+            let capacity = usize::try_from(file_len).map_or(WRITE_BUFFER, |len| len.min(WRITE_BUFFER));
+            let mut out = BufWriter::with_capacity(capacity, MidWriteFailpoint::new(&temp.file));
             let all = kept.iter().map(|c| (&c.key, &c.meta, &c.artifact));
             let bytes = format::encode_file(&mut out, all, file_id)
                 .map_err(|source| CacheError::io("write", &temp_path, source))?;

@@ -108,8 +108,10 @@ impl ForkServer {
             case: case.clone(),
         };
         let started = Instant::now();
-        let line = serde_json::to_string(&request).map_err(|error| error.to_string())?;
-        writeln!(self.requests, "{line}").and_then(|()| self.requests.flush()).map_err(|e| self.broken(e))?;
+        let mut line = serde_json::to_string(&request).map_err(|error| error.to_string())?;
+        // One write for the line and its newline: the server wakes once per request, not twice.
+        line.push('\n');
+        self.requests.write_all(line.as_bytes()).and_then(|()| self.requests.flush()).map_err(|e| self.broken(e))?;
         let mut reply = String::new();
         match self.replies.read_line(&mut reply) {
             Ok(0) => return Err(self.broken("the fork server closed its output")),
