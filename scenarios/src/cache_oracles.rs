@@ -4,7 +4,7 @@
 //! any resource's program could journal (markers, save triggers, saves before a marker,
 //! deadlines, counts of events) is judged by the harness's generic oracles instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use exit_harness::Oracle;
@@ -316,6 +316,57 @@ pub fn planted_kept(name: &str, planted: Planted) -> impl Oracle + use<> {
                 Err(error) => OracleVerdict::fail(format!("{name}: cannot read the planted symlink: {error}")),
             },
             _ => OracleVerdict::fail(format!("{name}: planted {planted:?}, replaced by a {found:?} during the run")),
+        }
+    })
+}
+
+/// The keys of every `evicted` event (whatever file), taken together, are exactly `expected`
+/// (hex keys): what the limits dropped, at open or at a save, and nothing else.
+pub fn evicted_keys(expected: Vec<String>) -> impl Oracle {
+    oracle::from_fn("evicted_keys", move |obs| {
+        let lines: Vec<&Entry> = obs.journal.of_kind("evicted").collect();
+        let evicted: BTreeSet<&str> = lines.iter().flat_map(|line| line.keys()).collect();
+        let wanted: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
+        match evicted == wanted {
+            true => OracleVerdict::Pass,
+            false if lines.is_empty() => {
+                OracleVerdict::fail(format!("no `evicted` event in the journal; expected {wanted:?} evicted"))
+            }
+            false => OracleVerdict::fail(format!(
+                "evicted {evicted:?}, expected {wanted:?}, in {} `evicted` event(s):\n{}",
+                lines.len(),
+                quote_lines(lines.iter().map(|line| line.raw.as_str()), 4)
+            )),
+        }
+    })
+}
+
+/// Every process that compiled kernels (`kernel` events with origin `compiled`) lists at least
+/// as many distinct keys in its `committed` events for the file under test `name`: a save that
+/// reports no keys for what it wrote would otherwise leave `no_lost_entries` nothing to check.
+pub fn compiled_kernels_committed(name: &str) -> impl Oracle + use<> {
+    let name = name.to_owned();
+    oracle::from_fn("compiled_kernels_committed", move |obs| {
+        let Some(file) = obs.file(&name) else {
+            return OracleVerdict::fail(format!("{name} is not a file under test"));
+        };
+        let mut compiled = BTreeMap::<u32, usize>::new();
+        for kernel in obs.journal.of_kind("kernel").filter(|line| line.str_field("origin") == Some("compiled")) {
+            *compiled.entry(kernel.pid).or_default() += 1;
+        }
+        let mut committed = BTreeMap::<u32, BTreeSet<&str>>::new();
+        for line in oracle::journal_about(obs, "committed", file) {
+            committed.entry(line.pid).or_default().extend(line.keys());
+        }
+        let short = compiled.iter().find_map(|(pid, &count)| {
+            let keys = committed.get(pid).map_or(0, BTreeSet::len);
+            (keys < count).then_some((*pid, count, keys))
+        });
+        match short {
+            None => OracleVerdict::Pass,
+            Some((pid, count, keys)) => OracleVerdict::fail(format!(
+                "process {pid} compiled {count} kernel(s), but its `committed` events for {name} list {keys} key(s)"
+            )),
         }
     })
 }

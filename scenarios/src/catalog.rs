@@ -14,7 +14,7 @@ use exit_harness::oracle::{
 };
 use exit_harness::{Catalog, Cell, ChildSpec, FileUnderTest, FolderUnderTest, ValidContent};
 use runtime_cache::format::{self, FormatLimits};
-use runtime_cache::{CompilerIdentity, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason};
+use runtime_cache::{CompilerIdentity, KernelCompiler, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason};
 use signal_hook::consts::{SIGKILL, SIGTERM};
 
 use crate::cache_oracles::{self, Planted};
@@ -189,6 +189,9 @@ impl Catalog for RuntimeCacheCatalog {
         }
         cells.push(self.remove_after_another_append());
         cells.push(self.reinsert_same_bytes());
+        cells.push(self.least_recently_used_dropped());
+        cells.push(self.trimmed_at_open());
+        cells.push(self.other_build_pruned());
         cells.push(self.shared_key(false));
         cells.push(self.shared_key(true));
         // Issue #12: hostile cache paths, and many writers on a large cache.
@@ -889,6 +892,78 @@ impl RuntimeCacheCatalog {
             .exits_cleanly()
     }
 
+    /// least recently used: the cache keeps at most two entries; the engine opens the seeded
+    /// file ([`old_cache_bytes_with`]: the first old entry used two days ago, the second one day
+    /// ago), compiles one kernel and is dropped. Its one save keeps the new kernel and the second
+    /// old entry and drops the first (one `evicted` event names it, and only it); the save
+    /// commits the kernel it compiled. Catches a new entry stamped with no last use (it would be
+    /// the one dropped) and a save that evicts without saying so.
+    pub fn least_recently_used_dropped(&self) -> Cell {
+        let plan = ChildPlan {
+            kernels: 1,
+            ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::LeastRecentlyUsedDropped)
+        };
+        let [oldest, newer] = old_cache_keys();
+        let now = unix_now_secs();
+        self.cell("limits/least-recently-used-dropped".into(), "limits", &plan)
+            .file(
+                cache_file(&plan.cache)
+                    .seeded(old_cache_bytes_with([last_used_at(now - 2 * DAY_SECS), last_used_at(now - DAY_SECS)])),
+            )
+            .saves_without_loss(&plan.cache, 1)
+            .oracle(SaveTriggers::exactly(&plan.cache, ["drop"]))
+            .oracle(cache_oracles::file_key_count(&plan.cache, 2))
+            .oracle(cache_oracles::file_keys(&plan.cache, vec![newer.to_hex()], vec![oldest.to_hex()]))
+            .oracle(cache_oracles::evicted_keys(vec![oldest.to_hex()]))
+            .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
+            .exits_cleanly()
+    }
+
+    /// trimmed at open: the cache keeps at most one entry; the engine opens the seeded file (the
+    /// first old entry of unknown last use, the second used a day ago) and is dropped without
+    /// compiling. The open trims the second, since an unknown last use counts from the open: one
+    /// `over_limits` and one `evicted` event, naming it. The handle stays clean: nothing is
+    /// saved and the file stays byte-identical until a save has something to write. Catches an
+    /// unknown last use taken as the oldest, and a trim that goes unreported.
+    pub fn trimmed_at_open(&self) -> Cell {
+        let plan = ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::TrimmedAtOpen) };
+        let [_, day_old] = old_cache_keys();
+        self.cell("limits/trimmed-at-open".into(), "limits", &plan)
+            .file(
+                cache_file(&plan.cache)
+                    .seeded(old_cache_bytes_with([last_used_at(0), last_used_at(unix_now_secs() - DAY_SECS)])),
+            )
+            .oracle(JournalEvents::of_kind("over_limits").exactly(1))
+            .oracle(cache_oracles::evicted_keys(vec![day_old.to_hex()]))
+            .oracle(SaveCount::none().of(&plan.cache))
+            .oracle(FileIntact::unchanged().of(&plan.cache))
+            .exits_cleanly()
+    }
+
+    /// another build pruned: the engine opens the seeded file, whose first old entry was made by
+    /// another build of the compiler the engine uses (the second is of unknown origin),
+    /// compiles one kernel and is dropped. With `prune_other_builds` (the default), its one save
+    /// drops that entry, since no build in use can ever hit it again, and keeps the other.
+    /// Catches an engine that never declares the compiler it uses.
+    pub fn other_build_pruned(&self) -> Cell {
+        let plan =
+            ChildPlan { kernels: 1, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::OtherBuildPruned) };
+        let [other_build, unknown] = old_cache_keys();
+        let ours = SyntheticCompiler::new(plan.artifact_bytes, Duration::ZERO);
+        let previous = CompilerIdentity { version: "a previous build".into(), ..ours.identity().clone() };
+        let made_by_previous = format::EntryMeta {
+            compiler: previous.compiler_tag(),
+            build: previous.build_tag(),
+            last_used: unix_now_secs(),
+        };
+        self.cell("limits/other-build-pruned".into(), "limits", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes_with([made_by_previous, last_used_at(0)])))
+            .saves_without_loss(&plan.cache, 1)
+            .oracle(cache_oracles::file_keys(&plan.cache, vec![unknown.to_hex()], vec![other_build.to_hex()]))
+            .oracle(cache_oracles::evicted_keys(vec![other_build.to_hex()]))
+            .exits_cleanly()
+    }
+
     /// removal after another append: the engine opens the seeded file, another handle appends an
     /// entry of its own, then the engine removes the first old entry and its drop saves by a full
     /// rewrite, which must re-read the appended entry (a view that is no longer the file's end
@@ -1241,6 +1316,32 @@ pub fn previous_version_cache_bytes() -> Vec<u8> {
 /// The entry another handle appends in `remove/after-another-append`.
 pub fn other_writer_entry() -> (KernelKey, bytes::Bytes) {
     (KernelKey([0x5a; 32]), bytes::Bytes::from_static(b"appended by another handle"))
+}
+
+/// A day, in seconds.
+const DAY_SECS: u64 = 24 * 3600;
+
+/// Now, in Unix seconds, as runtime-cache stamps a last use.
+fn unix_now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// A file of the two [`old_cache_keys`] with the artifacts of [`old_cache_bytes`] and the
+/// metadata `metas` (their origin and last use).
+pub fn old_cache_bytes_with(metas: [format::EntryMeta; 2]) -> Vec<u8> {
+    let compiler = SyntheticCompiler::new(crate::plan::ARTIFACT_BYTES, Duration::ZERO);
+    let entries: Vec<(KernelKey, format::EntryMeta, bytes::Bytes)> =
+        old_cache_keys().into_iter().zip(metas).map(|(key, meta)| (key, meta, compiler.artifact_for(&key))).collect();
+    let mut out = Vec::new();
+    format::encode_entries(&mut out, entries.iter().map(|(key, meta, artifact)| (key, meta, artifact)))
+        .expect("writing to a Vec");
+    out
+}
+
+/// An entry's metadata: of unknown origin (never pruned as another compiler build's), last
+/// used at `last_used` (Unix seconds; 0 is unknown).
+fn last_used_at(last_used: u64) -> format::EntryMeta {
+    format::EntryMeta { compiler: 0, build: 0, last_used }
 }
 
 /// A valid cache file holding two "old" entries, as a previous run would have left it.

@@ -266,6 +266,18 @@ pub enum Family {
     /// An engine opens the seeded file and inserts the first old entry again, with the very bytes
     /// it holds; then it is dropped.
     ReinsertSameBytes,
+    /// The cache keeps at most two entries (`FormatLimits::max_entries`): an engine opens the
+    /// seeded file of two entries, the first used two days ago and the second one day ago,
+    /// compiles one kernel and is dropped: its save drops the least recently used entry.
+    LeastRecentlyUsedDropped,
+    /// The cache keeps at most one entry: an engine opens the seeded file of two entries, the
+    /// first of unknown last use (0, as a file of format version 2 has), the second used a day
+    /// ago, and is dropped without compiling: the open trims the day-old entry (an unknown last
+    /// use counts from the open), and nothing is saved.
+    TrimmedAtOpen,
+    /// An engine opens the seeded file, whose first entry was made by another build of the
+    /// compiler the engine uses, compiles one kernel and is dropped: its save prunes that entry.
+    OtherBuildPruned,
     /// An engine opens the seeded file and, without compiling, removes the first old entry (or,
     /// with `clear`, every entry); then it is dropped.
     Remove {

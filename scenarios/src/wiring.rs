@@ -50,6 +50,13 @@ fn line_for(event: &Event) -> Line {
             .with("file", path_str(path))
             .with("trigger", trigger.to_string())
             .with("reason", reason.to_string()),
+        Event::Evicted { path, evicted } => Line::new("evicted")
+            .with("file", path_str(path))
+            .with("keys", evicted.iter().map(|(key, _)| key.to_hex()).collect::<Vec<_>>())
+            .with("reasons", evicted.iter().map(|(_, reason)| reason.to_string()).collect::<Vec<_>>()),
+        Event::OverLimits { path, detail } => {
+            Line::new("over_limits").with("file", path_str(path)).with("detail", detail.as_str())
+        }
         other => Line::new("cache_event").with("debug", format!("{other:?}")),
     }
 }

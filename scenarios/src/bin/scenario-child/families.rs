@@ -37,7 +37,11 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
     }
     match &plan.family {
         Family::Nothing => ExitCode::SUCCESS,
-        Family::SurviveToExit | Family::CorruptOnOpen => {
+        Family::SurviveToExit
+        | Family::CorruptOnOpen
+        | Family::LeastRecentlyUsedDropped
+        | Family::TrimmedAtOpen
+        | Family::OtherBuildPruned => {
             let engine = dirty_engine(plan, &plan.cache, 0);
             end_holding(plan, engine)
         }
@@ -828,6 +832,12 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
         _ => Duration::from_secs(5),
     };
     let mut settings = engines::settings(cache, compiler, durability, lock_timeout);
+    let limits = &mut settings.cache_options.limits;
+    limits.max_entries = match plan.family {
+        Family::LeastRecentlyUsedDropped => 2,
+        Family::TrimmedAtOpen => 1,
+        _ => limits.max_entries,
+    };
     settings.cache_options.write_through =
         matches!(plan.family, Family::SaveRecovery { write_through: true } | Family::WriteThrough);
     settings
