@@ -370,3 +370,70 @@ pub fn compiled_kernels_committed(name: &str) -> impl Oracle + use<> {
         }
     })
 }
+
+/// One `entry` as [`listed_entries`] expects it in an `entries` event: its key (hex), or any key
+/// not otherwise named when `None`; its last use in Unix seconds, exactly or at least; dirty.
+#[derive(Debug, Clone)]
+pub struct ListedEntry {
+    /// The hex key, or `None` for an entry whose key the cell does not know (a kernel the child
+    /// compiled).
+    pub key: Option<String>,
+    /// Its last use, in Unix seconds.
+    pub last_used: LastUse,
+    /// Whether the handle still has to save it.
+    pub dirty: bool,
+}
+
+/// A last use as [`ListedEntry`] expects it.
+#[derive(Debug, Clone, Copy)]
+pub enum LastUse {
+    /// Exactly these Unix seconds (0: unknown).
+    Exactly(u64),
+    /// These Unix seconds or later.
+    AtLeast(u64),
+}
+
+/// The one `entries` event (what `RuntimeCache::entries` listed) holds exactly `expected`, in
+/// any order: the same number of entries, each with its last use and dirtiness.
+pub fn listed_entries(expected: Vec<ListedEntry>) -> impl Oracle {
+    oracle::from_fn("listed_entries", move |obs| {
+        let lines: Vec<&Entry> = obs.journal.of_kind("entries").collect();
+        let [line] = lines.as_slice() else {
+            return OracleVerdict::fail(format!("{} `entries` events, expected 1", lines.len()));
+        };
+        let column = |name: &str| line.fields.get(name).and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        let (last_used, dirty) = (column("last_used"), column("dirty"));
+        let listed: Vec<(&str, Option<u64>, Option<bool>)> = line
+            .keys()
+            .enumerate()
+            .map(|(i, key)| (key, last_used.get(i).and_then(|v| v.as_u64()), dirty.get(i).and_then(|v| v.as_bool())))
+            .collect();
+        let fits = |want: &ListedEntry, (key, used, dirty): &(&str, Option<u64>, Option<bool>)| {
+            let used_fits = match (want.last_used, used) {
+                (LastUse::Exactly(at), Some(used)) => *used == at,
+                (LastUse::AtLeast(at), Some(used)) => *used >= at,
+                (_, None) => false,
+            };
+            let named = expected.iter().filter_map(|e| e.key.as_deref()).any(|k| k == *key);
+            let key_fits = want.key.as_deref().map_or(!named, |k| k == *key);
+            key_fits && used_fits && *dirty == Some(want.dirty)
+        };
+        let mut unmatched: Vec<_> = listed.clone();
+        for want in &expected {
+            match unmatched.iter().position(|entry| fits(want, entry)) {
+                Some(at) => {
+                    unmatched.remove(at);
+                }
+                None => {
+                    return OracleVerdict::fail(format!(
+                        "no listed entry is {want:?}; `entries` listed (key, last use, dirty) {listed:?}"
+                    ));
+                }
+            }
+        }
+        match unmatched.is_empty() {
+            true => OracleVerdict::Pass,
+            false => OracleVerdict::fail(format!("`entries` listed more than expected: {unmatched:?}")),
+        }
+    })
+}

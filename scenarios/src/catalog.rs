@@ -17,7 +17,7 @@ use runtime_cache::format::{self, FormatLimits};
 use runtime_cache::{CompilerIdentity, KernelCompiler, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason};
 use signal_hook::consts::{SIGKILL, SIGTERM};
 
-use crate::cache_oracles::{self, Planted};
+use crate::cache_oracles::{self, LastUse, ListedEntry, Planted};
 use crate::contract::{Ending, Hostile, HostileOutcome, contract, hostile_contract};
 use crate::defects::{self, Defect, FAILPOINTS_ENV};
 use crate::plan::{
@@ -894,10 +894,12 @@ impl RuntimeCacheCatalog {
 
     /// least recently used: the cache keeps at most two entries; the engine opens the seeded
     /// file ([`old_cache_bytes_with`]: the first old entry used two days ago, the second one day
-    /// ago), compiles one kernel and is dropped. Its one save keeps the new kernel and the second
-    /// old entry and drops the first (one `evicted` event names it, and only it); the save
-    /// commits the kernel it compiled. Catches a new entry stamped with no last use (it would be
-    /// the one dropped) and a save that evicts without saying so.
+    /// ago), compiles one kernel, lists its entries (`entries()`: the old ones clean with their
+    /// last uses, the new one dirty and used since the seed was made) and is dropped. Its one
+    /// save keeps the new kernel and the second old entry and drops the first (one `evicted`
+    /// event names it, and only it); the save commits the kernel it compiled. Catches a new
+    /// entry stamped with no last use (it would be the one dropped), a save that evicts without
+    /// saying so, and `entries()` misreporting a last use or dirtiness.
     pub fn least_recently_used_dropped(&self) -> Cell {
         let plan = ChildPlan {
             kernels: 1,
@@ -916,6 +918,15 @@ impl RuntimeCacheCatalog {
             .oracle(cache_oracles::file_keys(&plan.cache, vec![newer.to_hex()], vec![oldest.to_hex()]))
             .oracle(cache_oracles::evicted_keys(vec![oldest.to_hex()]))
             .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
+            .oracle(cache_oracles::listed_entries(vec![
+                ListedEntry {
+                    key: Some(oldest.to_hex()),
+                    last_used: LastUse::Exactly(now - 2 * DAY_SECS),
+                    dirty: false,
+                },
+                ListedEntry { key: Some(newer.to_hex()), last_used: LastUse::Exactly(now - DAY_SECS), dirty: false },
+                ListedEntry { key: None, last_used: LastUse::AtLeast(now), dirty: true },
+            ]))
             .exits_cleanly()
     }
 

@@ -37,12 +37,13 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
     }
     match &plan.family {
         Family::Nothing => ExitCode::SUCCESS,
-        Family::SurviveToExit
-        | Family::CorruptOnOpen
-        | Family::LeastRecentlyUsedDropped
-        | Family::TrimmedAtOpen
-        | Family::OtherBuildPruned => {
+        Family::SurviveToExit | Family::CorruptOnOpen | Family::TrimmedAtOpen | Family::OtherBuildPruned => {
             let engine = dirty_engine(plan, &plan.cache, 0);
+            end_holding(plan, engine)
+        }
+        Family::LeastRecentlyUsedDropped => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            record_entries(&engine);
             end_holding(plan, engine)
         }
         Family::MidProgramDrop => {
@@ -655,6 +656,24 @@ fn plant_link_of_another_user(target: &str, link: &Path) -> std::io::Result<()> 
 
 /// Journals `engine_built`: whether the engine's cache is open (and its entries) or unavailable
 /// (and the typed reason `Engine::cache_unavailable` gives).
+/// Journals what `RuntimeCache::entries` lists (kind `entries`): per entry, in key order, its
+/// key, its last use in Unix seconds (0 when unknown) and whether it is dirty.
+fn record_entries(engine: &Engine) {
+    let Some(cache) = engine.runtime_cache() else {
+        give_up("the engine has no cache");
+    };
+    let entries = cache.entries();
+    let last_used = |entry: &runtime_cache::EntryInfo| {
+        entry.last_used.and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |since| since.as_secs())
+    };
+    wiring::record(
+        Line::new("entries")
+            .with("keys", entries.iter().map(|entry| entry.key.to_hex()).collect::<Vec<_>>())
+            .with("last_used", entries.iter().map(last_used).collect::<Vec<_>>())
+            .with("dirty", entries.iter().map(|entry| entry.dirty).collect::<Vec<_>>()),
+    );
+}
+
 fn record_engine_built(engine: &Engine) {
     wiring::record(match (engine.cache_unavailable(), engine.runtime_cache()) {
         (Some(error), _) => Line::new("engine_built")
