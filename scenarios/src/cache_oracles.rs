@@ -11,7 +11,7 @@ use exit_harness::Oracle;
 use exit_harness::journal::Entry;
 use exit_harness::oracle::{self, OracleVerdict, quote_lines};
 use runtime_cache::format::{self, FormatLimits};
-use runtime_cache::{KernelKey, UnavailableReason};
+use runtime_cache::{EvictReason, KernelKey, UnavailableReason};
 
 /// The first `marker` named `name`: its index in the journal.
 fn marker_at(entries: &[Entry], name: &str) -> Result<usize, OracleVerdict> {
@@ -320,54 +320,80 @@ pub fn planted_kept(name: &str, planted: Planted) -> impl Oracle + use<> {
     })
 }
 
-/// The keys of every `evicted` event (whatever file), taken together, are exactly `expected`
-/// (hex keys): what the limits dropped, at open or at a save, and nothing else.
-pub fn evicted_keys(expected: Vec<String>) -> impl Oracle {
-    oracle::from_fn("evicted_keys", move |obs| {
-        let lines: Vec<&Entry> = obs.journal.of_kind("evicted").collect();
-        let evicted: BTreeSet<&str> = lines.iter().flat_map(|line| line.keys()).collect();
-        let wanted: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
-        match evicted == wanted {
-            true => OracleVerdict::Pass,
-            false if lines.is_empty() => {
-                OracleVerdict::fail(format!("no `evicted` event in the journal; expected {wanted:?} evicted"))
-            }
-            false => OracleVerdict::fail(format!(
-                "evicted {evicted:?}, expected {wanted:?}, in {} `evicted` event(s):\n{}",
+/// Exactly one `evicted` event about the file under test `name`, dropping exactly `expected`
+/// (each key, in hex, with the reason it journals): what the limits or the eviction policy
+/// dropped, at open or at a save, and nothing else.
+pub fn evicted_once(name: &str, expected: Vec<(String, EvictReason)>) -> impl Oracle + use<> {
+    let name = name.to_owned();
+    let expected: BTreeSet<(String, String)> =
+        expected.into_iter().map(|(key, reason)| (key, reason.to_string())).collect();
+    oracle::from_fn("evicted_once", move |obs| {
+        let Some(file) = obs.file(&name) else {
+            return OracleVerdict::fail(format!("{name} is not a file under test"));
+        };
+        let lines = oracle::journal_about(obs, "evicted", file);
+        let [line] = lines.as_slice() else {
+            return OracleVerdict::fail(format!(
+                "{} `evicted` events about {name}, expected 1 dropping {expected:?}:\n{}",
                 lines.len(),
                 quote_lines(lines.iter().map(|line| line.raw.as_str()), 4)
+            ));
+        };
+        let reasons = line.fields.get("reasons").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        let dropped: BTreeSet<(String, String)> = line
+            .keys()
+            .zip(reasons.iter().map(|reason| reason.as_str().unwrap_or_default()))
+            .map(|(key, reason)| (key.to_owned(), reason.to_owned()))
+            .collect();
+        match dropped == expected {
+            true => OracleVerdict::Pass,
+            false => OracleVerdict::fail(format!(
+                "{name}: the `evicted` event dropped (key, reason) {dropped:?}, expected {expected:?}:\n{}",
+                quote_lines([line.raw.as_str()], 1)
             )),
         }
     })
 }
 
-/// Every process that compiled kernels (`kernel` events with origin `compiled`) lists at least
-/// as many distinct keys in its `committed` events for the file under test `name`: a save that
-/// reports no keys for what it wrote would otherwise leave `no_lost_entries` nothing to check.
+/// Every kernel a process compiled (the keys of its `kernel` events with origin `compiled`) is
+/// among the keys its `committed` or `evicted` events for the file under test `name` list, and
+/// some process compiled one: a save that reports no keys for what it wrote would otherwise
+/// leave `no_lost_entries` nothing to check. For cells whose processes compile into that one
+/// file.
 pub fn compiled_kernels_committed(name: &str) -> impl Oracle + use<> {
     let name = name.to_owned();
     oracle::from_fn("compiled_kernels_committed", move |obs| {
         let Some(file) = obs.file(&name) else {
             return OracleVerdict::fail(format!("{name} is not a file under test"));
         };
-        let mut compiled = BTreeMap::<u32, usize>::new();
+        let mut compiled = BTreeMap::<u32, BTreeSet<&str>>::new();
         for kernel in obs.journal.of_kind("kernel").filter(|line| line.str_field("origin") == Some("compiled")) {
-            *compiled.entry(kernel.pid).or_default() += 1;
+            let Some(key) = kernel.str_field("key") else {
+                return OracleVerdict::fail(format!("a `kernel` event has no `key`: {}", kernel.raw));
+            };
+            compiled.entry(kernel.pid).or_default().insert(key);
         }
-        let mut committed = BTreeMap::<u32, BTreeSet<&str>>::new();
-        for line in oracle::journal_about(obs, "committed", file) {
-            committed.entry(line.pid).or_default().extend(line.keys());
+        if compiled.is_empty() {
+            return OracleVerdict::fail("no process compiled a kernel (no `kernel` event with origin `compiled`)");
         }
-        let short = compiled.iter().find_map(|(pid, &count)| {
-            let keys = committed.get(pid).map_or(0, BTreeSet::len);
-            (keys < count).then_some((*pid, count, keys))
-        });
-        match short {
-            None => OracleVerdict::Pass,
-            Some((pid, count, keys)) => OracleVerdict::fail(format!(
-                "process {pid} compiled {count} kernel(s), but its `committed` events for {name} list {keys} key(s)"
-            )),
+        let mut accounted = BTreeMap::<u32, BTreeSet<&str>>::new();
+        for kind in ["committed", "evicted"] {
+            for line in oracle::journal_about(obs, kind, file) {
+                accounted.entry(line.pid).or_default().extend(line.keys());
+            }
         }
+        for (pid, keys) in &compiled {
+            let missing: Vec<&str> =
+                keys.iter().copied().filter(|key| !accounted.get(pid).is_some_and(|seen| seen.contains(key))).collect();
+            if !missing.is_empty() {
+                return OracleVerdict::fail(format!(
+                    "process {pid} compiled {} kernel(s), but its `committed` (or `evicted`) events for {name} \
+                     do not list {missing:?}",
+                    keys.len()
+                ));
+            }
+        }
+        OracleVerdict::Pass
     })
 }
 
@@ -375,6 +401,8 @@ pub fn compiled_kernels_committed(name: &str) -> impl Oracle + use<> {
 /// not otherwise named when `None`; its last use in Unix seconds, exactly or at least; dirty.
 #[derive(Debug, Clone)]
 pub struct ListedEntry {
+    /// What the entry is, for the failure message (e.g. "the oldest seeded entry").
+    pub role: &'static str,
     /// The hex key, or `None` for an entry whose key the cell does not know (a kernel the child
     /// compiled).
     pub key: Option<String>,
@@ -425,8 +453,17 @@ pub fn listed_entries(expected: Vec<ListedEntry>) -> impl Oracle {
                     unmatched.remove(at);
                 }
                 None => {
+                    let listed: Vec<String> = listed
+                        .iter()
+                        .map(|(key, used, dirty)| format!("{key} last use {used:?} dirty {dirty:?}"))
+                        .collect();
                     return OracleVerdict::fail(format!(
-                        "no listed entry is {want:?}; `entries` listed (key, last use, dirty) {listed:?}"
+                        "`entries` lists no {} (key {}, last use {:?}, dirty {}); it listed:\n    {}",
+                        want.role,
+                        want.key.as_deref().unwrap_or("not named by the cell"),
+                        want.last_used,
+                        want.dirty,
+                        listed.join("\n    ")
                     ));
                 }
             }

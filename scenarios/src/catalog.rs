@@ -14,7 +14,9 @@ use exit_harness::oracle::{
 };
 use exit_harness::{Catalog, Cell, ChildSpec, FileUnderTest, FolderUnderTest, ValidContent};
 use runtime_cache::format::{self, FormatLimits};
-use runtime_cache::{CompilerIdentity, KernelCompiler, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason};
+use runtime_cache::{
+    CompilerIdentity, EvictReason, KernelCompiler, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason,
+};
 use signal_hook::consts::{SIGKILL, SIGTERM};
 
 use crate::cache_oracles::{self, LastUse, ListedEntry, Planted};
@@ -907,25 +909,30 @@ impl RuntimeCacheCatalog {
         };
         let [oldest, newer] = old_cache_keys();
         let now = unix_now_secs();
+        let (two_days_ago, a_day_ago) = (now - 2 * DAY_SECS, now - DAY_SECS);
+        let seed = old_cache_bytes_with([unknown_origin_used_at(two_days_ago), unknown_origin_used_at(a_day_ago)]);
         self.cell("limits/least-recently-used-dropped".into(), "limits", &plan)
-            .file(
-                cache_file(&plan.cache)
-                    .seeded(old_cache_bytes_with([last_used_at(now - 2 * DAY_SECS), last_used_at(now - DAY_SECS)])),
-            )
+            .file(cache_file(&plan.cache).seeded(seed))
             .saves_without_loss(&plan.cache, 1)
             .oracle(SaveTriggers::exactly(&plan.cache, ["drop"]))
             .oracle(cache_oracles::file_key_count(&plan.cache, 2))
             .oracle(cache_oracles::file_keys(&plan.cache, vec![newer.to_hex()], vec![oldest.to_hex()]))
-            .oracle(cache_oracles::evicted_keys(vec![oldest.to_hex()]))
+            .oracle(cache_oracles::evicted_once(&plan.cache, vec![(oldest.to_hex(), EvictReason::Capacity)]))
             .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
             .oracle(cache_oracles::listed_entries(vec![
                 ListedEntry {
+                    role: "oldest seeded entry",
                     key: Some(oldest.to_hex()),
-                    last_used: LastUse::Exactly(now - 2 * DAY_SECS),
+                    last_used: LastUse::Exactly(two_days_ago),
                     dirty: false,
                 },
-                ListedEntry { key: Some(newer.to_hex()), last_used: LastUse::Exactly(now - DAY_SECS), dirty: false },
-                ListedEntry { key: None, last_used: LastUse::AtLeast(now), dirty: true },
+                ListedEntry {
+                    role: "newer seeded entry",
+                    key: Some(newer.to_hex()),
+                    last_used: LastUse::Exactly(a_day_ago),
+                    dirty: false,
+                },
+                ListedEntry { role: "compiled kernel", key: None, last_used: LastUse::AtLeast(now), dirty: true },
             ]))
             .exits_cleanly()
     }
@@ -939,13 +946,12 @@ impl RuntimeCacheCatalog {
     pub fn trimmed_at_open(&self) -> Cell {
         let plan = ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::TrimmedAtOpen) };
         let [_, day_old] = old_cache_keys();
+        let seed =
+            old_cache_bytes_with([unknown_origin_used_at(0), unknown_origin_used_at(unix_now_secs() - DAY_SECS)]);
         self.cell("limits/trimmed-at-open".into(), "limits", &plan)
-            .file(
-                cache_file(&plan.cache)
-                    .seeded(old_cache_bytes_with([last_used_at(0), last_used_at(unix_now_secs() - DAY_SECS)])),
-            )
+            .file(cache_file(&plan.cache).seeded(seed))
             .oracle(JournalEvents::of_kind("over_limits").exactly(1))
-            .oracle(cache_oracles::evicted_keys(vec![day_old.to_hex()]))
+            .oracle(cache_oracles::evicted_once(&plan.cache, vec![(day_old.to_hex(), EvictReason::Capacity)]))
             .oracle(SaveCount::none().of(&plan.cache))
             .oracle(FileIntact::unchanged().of(&plan.cache))
             .exits_cleanly()
@@ -960,6 +966,8 @@ impl RuntimeCacheCatalog {
         let plan =
             ChildPlan { kernels: 1, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::OtherBuildPruned) };
         let [other_build, unknown] = old_cache_keys();
+        // Another build of the compiler the child's engine uses (whose identity is the synthetic
+        // compiler's own business).
         let ours = SyntheticCompiler::new(plan.artifact_bytes, Duration::ZERO);
         let previous = CompilerIdentity { version: "a previous build".into(), ..ours.identity().clone() };
         let made_by_previous = format::EntryMeta {
@@ -968,10 +976,11 @@ impl RuntimeCacheCatalog {
             last_used: unix_now_secs(),
         };
         self.cell("limits/other-build-pruned".into(), "limits", &plan)
-            .file(cache_file(&plan.cache).seeded(old_cache_bytes_with([made_by_previous, last_used_at(0)])))
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes_with([made_by_previous, unknown_origin_used_at(0)])))
             .saves_without_loss(&plan.cache, 1)
             .oracle(cache_oracles::file_keys(&plan.cache, vec![unknown.to_hex()], vec![other_build.to_hex()]))
-            .oracle(cache_oracles::evicted_keys(vec![other_build.to_hex()]))
+            .oracle(cache_oracles::evicted_once(&plan.cache, vec![(other_build.to_hex(), EvictReason::OtherBuild)]))
+            .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
             .exits_cleanly()
     }
 
@@ -1332,9 +1341,11 @@ pub fn other_writer_entry() -> (KernelKey, bytes::Bytes) {
 /// A day, in seconds.
 const DAY_SECS: u64 = 24 * 3600;
 
-/// Now, in Unix seconds, as runtime-cache stamps a last use.
+/// Now, in Unix seconds (runtime-cache stamps a last use with the same clock). A clock before
+/// 1970 is a broken machine, not a cell's business: the catalog cannot be built on it.
 fn unix_now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.expect("the system clock is set before 1970").as_secs()
 }
 
 /// A file of the two [`old_cache_keys`] with the artifacts of [`old_cache_bytes`] and the
@@ -1351,16 +1362,11 @@ pub fn old_cache_bytes_with(metas: [format::EntryMeta; 2]) -> Vec<u8> {
 
 /// An entry's metadata: of unknown origin (never pruned as another compiler build's), last
 /// used at `last_used` (Unix seconds; 0 is unknown).
-fn last_used_at(last_used: u64) -> format::EntryMeta {
+fn unknown_origin_used_at(last_used: u64) -> format::EntryMeta {
     format::EntryMeta { compiler: 0, build: 0, last_used }
 }
 
 /// A valid cache file holding two "old" entries, as a previous run would have left it.
 pub fn old_cache_bytes() -> Vec<u8> {
-    let compiler = SyntheticCompiler::new(crate::plan::ARTIFACT_BYTES, Duration::ZERO);
-    let entries: Vec<(KernelKey, bytes::Bytes)> =
-        old_cache_keys().into_iter().map(|key| (key, compiler.artifact_for(&key))).collect();
-    let mut out = Vec::new();
-    format::encode(&mut out, entries.iter().map(|(key, artifact)| (key, artifact))).expect("writing to a Vec");
-    out
+    old_cache_bytes_with([unknown_origin_used_at(0); 2])
 }

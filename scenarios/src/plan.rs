@@ -271,8 +271,8 @@ pub enum Family {
     /// compiles one kernel and is dropped: its save drops the least recently used entry.
     LeastRecentlyUsedDropped,
     /// The cache keeps at most one entry: an engine opens the seeded file of two entries, the
-    /// first of unknown last use (0, as a file of format version 2 has), the second used a day
-    /// ago, and is dropped without compiling: the open trims the day-old entry (an unknown last
+    /// first of unknown last use (0, as a version-1 file's entries have), the second used a
+    /// day ago, and is dropped without compiling: the open trims the day-old entry (an unknown last
     /// use counts from the open), and nothing is saved.
     TrimmedAtOpen,
     /// An engine opens the seeded file, whose first entry was made by another build of the

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use runtime_cache::{
-    Backend, CacheOptions, Durability, Engine, KernelOrigin, KernelSpec, RuntimeSettings, SyntheticCompiler,
+    Backend, CacheOptions, Durability, Engine, Kernel, KernelOrigin, KernelSpec, RuntimeSettings, SyntheticCompiler,
 };
 
 use crate::ending::give_up;
@@ -32,8 +32,10 @@ pub fn new_engine(settings: RuntimeSettings) -> Engine {
 
 /// Compiles `spec` on `engine` (a hit or a miss), or gives up.
 pub fn compile(engine: &Engine, spec: &KernelSpec) -> KernelOrigin {
-    match engine.kernel(spec) {
-        Ok(kernel) => kernel.origin,
-        Err(error) => give_up(&format!("compile {}: {error}", spec.program_name)),
-    }
+    kernel(engine, spec).origin
+}
+
+/// `Engine::kernel` (a hit or a miss), or gives up.
+pub fn kernel(engine: &Engine, spec: &KernelSpec) -> Kernel {
+    engine.kernel(spec).unwrap_or_else(|error| give_up(&format!("compile {}: {error}", spec.program_name)))
 }

@@ -654,8 +654,6 @@ fn plant_link_of_another_user(target: &str, link: &Path) -> std::io::Result<()> 
     std::os::unix::fs::lchown(link, Some(NOBODY), Some(NOBODY))
 }
 
-/// Journals `engine_built`: whether the engine's cache is open (and its entries) or unavailable
-/// (and the typed reason `Engine::cache_unavailable` gives).
 /// Journals what `RuntimeCache::entries` lists (kind `entries`): per entry, in key order, its
 /// key, its last use in Unix seconds (0 when unknown) and whether it is dirty.
 fn record_entries(engine: &Engine) {
@@ -674,6 +672,8 @@ fn record_entries(engine: &Engine) {
     );
 }
 
+/// Journals `engine_built`: whether the engine's cache is open (and its entries) or unavailable
+/// (and the typed reason `Engine::cache_unavailable` gives).
 fn record_engine_built(engine: &Engine) {
     wiring::record(match (engine.cache_unavailable(), engine.runtime_cache()) {
         (Some(error), _) => Line::new("engine_built")
@@ -893,13 +893,13 @@ const HOSTILE_EXIT_DEADLINE: Duration = Duration::from_secs(1);
 /// The exit budget of the late-signal and exit-budget cells.
 const SHORT_EXIT_DEADLINE: Duration = Duration::from_millis(300);
 
-/// Compiles `count` distinct kernels named after `seed`, journaling each one's origin.
+/// Compiles `count` distinct kernels named after `seed`, journaling each one's key and origin.
 fn compile(engine: &Engine, count: u32, seed: u32) {
     for index in 0..count {
         let name = format!("k{seed}_{index}");
-        let spec = kernel_spec(seed, index);
-        let origin = if engines::compile(engine, &spec) == KernelOrigin::CacheHit { "hit" } else { "compiled" };
-        wiring::record(Line::new("kernel").with("name", name).with("origin", origin));
+        let kernel = engines::kernel(engine, &kernel_spec(seed, index));
+        let origin = if kernel.origin == KernelOrigin::CacheHit { "hit" } else { "compiled" };
+        wiring::record(Line::new("kernel").with("name", name).with("key", kernel.key.to_hex()).with("origin", origin));
     }
 }
 
