@@ -194,6 +194,7 @@ impl Catalog for RuntimeCacheCatalog {
         cells.push(self.least_recently_used_dropped());
         cells.push(self.trimmed_at_open());
         cells.push(self.other_build_pruned());
+        cells.push(self.over_max_file_bytes());
         cells.push(self.shared_key(false));
         cells.push(self.shared_key(true));
         // Issue #12: hostile cache paths, and many writers on a large cache.
@@ -984,6 +985,25 @@ impl RuntimeCacheCatalog {
             .exits_cleanly()
     }
 
+    /// over the size limit: the cache's files may hold at most 1 KiB (`max_file_bytes`); the
+    /// engine opens the seeded file, valid but larger (two entries of 512 bytes), compiles one
+    /// kernel and is dropped. The open does not read the file (an `over_limits` event, no entry
+    /// loaded); the save replaces it instead of appending to it (a second `over_limits` event):
+    /// the file then holds the new kernel only. Catches an append onto a file over the limit.
+    pub fn over_max_file_bytes(&self) -> Cell {
+        let plan =
+            ChildPlan { kernels: 1, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::OverMaxFileBytes) };
+        self.cell("limits/over-max-file-bytes".into(), "limits", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(JournalEvents::of_kind("over_limits").exactly(2))
+            .oracle(JournalEvents::of_kind("opened").exactly(1).each("entries", 0))
+            .saves_without_loss(&plan.cache, 1)
+            .oracle(cache_oracles::file_key_count(&plan.cache, 1))
+            .oracle(cache_oracles::file_keys(&plan.cache, Vec::new(), old_cache_keys().map(|key| key.to_hex()).into()))
+            .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
+            .exits_cleanly()
+    }
+
     /// removal after another append: the engine opens the seeded file, another handle appends an
     /// entry of its own, then the engine removes the first old entry and its drop saves by a full
     /// rewrite, which must re-read the appended entry (a view that is no longer the file's end
@@ -1109,6 +1129,8 @@ impl RuntimeCacheCatalog {
             HostileOutcome::NotReadThenReplaced => cell
                 .file(cache_file(&plan.cache))
                 .oracle(cache_oracles::cache_opened(0))
+                // One at the open (not read), one at the save (replaced).
+                .oracle(JournalEvents::of_kind("over_limits").exactly(2))
                 .oracle(JournalEvents::of_kind("quarantined").none())
                 .oracle(JournalEvents::of_kind("cache_unavailable").none())
                 .saves_without_loss(&plan.cache, 1)

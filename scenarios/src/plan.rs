@@ -278,6 +278,10 @@ pub enum Family {
     /// An engine opens the seeded file, whose first entry was made by another build of the
     /// compiler the engine uses, compiles one kernel and is dropped: its save prunes that entry.
     OtherBuildPruned,
+    /// The cache's files may hold at most 1 KiB: an engine opens the seeded file, which is
+    /// larger, compiles one kernel and is dropped: the open does not read the file, the save
+    /// replaces it.
+    OverMaxFileBytes,
     /// An engine opens the seeded file and, without compiling, removes the first old entry (or,
     /// with `clear`, every entry); then it is dropped.
     Remove {

@@ -37,7 +37,11 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
     }
     match &plan.family {
         Family::Nothing => ExitCode::SUCCESS,
-        Family::SurviveToExit | Family::CorruptOnOpen | Family::TrimmedAtOpen | Family::OtherBuildPruned => {
+        Family::SurviveToExit
+        | Family::CorruptOnOpen
+        | Family::TrimmedAtOpen
+        | Family::OtherBuildPruned
+        | Family::OverMaxFileBytes => {
             let engine = dirty_engine(plan, &plan.cache, 0);
             end_holding(plan, engine)
         }
@@ -857,6 +861,9 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
         Family::TrimmedAtOpen => 1,
         _ => limits.max_entries,
     };
+    if plan.family == Family::OverMaxFileBytes {
+        limits.max_file_bytes = 1024;
+    }
     settings.cache_options.write_through =
         matches!(plan.family, Family::SaveRecovery { write_through: true } | Family::WriteThrough);
     settings
