@@ -474,3 +474,40 @@ pub fn listed_entries(expected: Vec<ListedEntry>) -> impl Oracle {
         }
     })
 }
+
+/// How a save changed the size of the file, against the save before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeChange {
+    /// It grew: the save appended.
+    Grew,
+    /// It shrank: the save rewrote the file without superseded bytes.
+    Shrank,
+}
+
+/// The saves of the file under test `name` changed its size as `expected` says, each against
+/// the one before (so there is one save more than `expected` has entries), by the file sizes
+/// their `save` events journal (`bytes`).
+pub fn file_size_changes(name: &str, expected: Vec<SizeChange>) -> impl Oracle + use<> {
+    let name = name.to_owned();
+    oracle::from_fn("file_size_changes", move |obs| {
+        let Some(file) = obs.file(&name) else {
+            return OracleVerdict::fail(format!("{name} is not a file under test"));
+        };
+        let sizes: Vec<Option<u64>> =
+            oracle::journal_about(obs, "save", file).iter().map(|save| save.u64_field("bytes")).collect();
+        let changes: Option<Vec<SizeChange>> = sizes
+            .windows(2)
+            .map(|pair| match (pair[0], pair[1]) {
+                (Some(before), Some(after)) if after > before => Some(SizeChange::Grew),
+                (Some(before), Some(after)) if after < before => Some(SizeChange::Shrank),
+                _ => None,
+            })
+            .collect();
+        match changes {
+            Some(changes) if changes == expected => OracleVerdict::Pass,
+            _ => OracleVerdict::fail(format!(
+                "{name}: the file's size after each save was {sizes:?}, expected changes {expected:?}"
+            )),
+        }
+    })
+}

@@ -19,12 +19,12 @@ use runtime_cache::{
 };
 use signal_hook::consts::{SIGKILL, SIGTERM};
 
-use crate::cache_oracles::{self, LastUse, ListedEntry, Planted};
+use crate::cache_oracles::{self, LastUse, ListedEntry, Planted, SizeChange};
 use crate::contract::{Ending, Hostile, HostileOutcome, contract, hostile_contract};
 use crate::defects::{self, Defect, FAILPOINTS_ENV};
 use crate::plan::{
-    CACHE_FILE, ChildPlan, Family, Holder, InitFailure, OWN_TORN_TEMP, RaceChange, SaveFailure, SaveStep,
-    TEMP_LOOKALIKES, hostile_cache_path, hostile_link_target,
+    CACHE_FILE, COMPACTION_ARTIFACT_SIZES, ChildPlan, Family, Holder, InitFailure, OWN_TORN_TEMP, RaceChange,
+    SaveFailure, SaveStep, TEMP_LOOKALIKES, hostile_cache_path, hostile_link_target,
 };
 
 /// The rows of the contract table the survive-to-exit family covers: each ending, and whether
@@ -195,6 +195,7 @@ impl Catalog for RuntimeCacheCatalog {
         cells.push(self.trimmed_at_open());
         cells.push(self.other_build_pruned());
         cells.push(self.over_max_file_bytes());
+        cells.push(self.superseded_entries_compacted());
         cells.push(self.shared_key(false));
         cells.push(self.shared_key(true));
         // Issue #12: hostile cache paths, and many writers on a large cache.
@@ -1001,6 +1002,33 @@ impl RuntimeCacheCatalog {
             .oracle(cache_oracles::file_key_count(&plan.cache, 1))
             .oracle(cache_oracles::file_keys(&plan.cache, Vec::new(), old_cache_keys().map(|key| key.to_hex()).into()))
             .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
+            .exits_cleanly()
+    }
+
+    /// superseded entries compacted: the engine caches one key four times, with other bytes
+    /// each time (768 KiB, 1 KiB, 768 KiB, 1 KiB), and saves explicitly after each. The first
+    /// save writes the file; the second and third append the new copy (the superseded bytes,
+    /// 768 KiB, then 769 KiB, stay under the 1 MiB floor); the fourth finds 1.5 MiB superseded,
+    /// over the floor and over half the file, and rewrites the file to its live entry. The file
+    /// holds the key with the last bytes. Catches superseded bytes miscounted, and a floor or a
+    /// half-the-file rule that compacts too early or never.
+    pub fn superseded_entries_compacted(&self) -> Cell {
+        let plan = ChildPlan {
+            kernels: 0,
+            ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SupersededEntriesCompacted)
+        };
+        let [key, _] = old_cache_keys();
+        let rounds = COMPACTION_ARTIFACT_SIZES.len();
+        let last = bytes::Bytes::from(vec![(rounds - 1) as u8; COMPACTION_ARTIFACT_SIZES[rounds - 1]]);
+        self.cell("append/superseded-entries-compacted".into(), "append", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit"; COMPACTION_ARTIFACT_SIZES.len()]))
+            .oracle(cache_oracles::file_size_changes(
+                &plan.cache,
+                vec![SizeChange::Grew, SizeChange::Grew, SizeChange::Shrank],
+            ))
+            .oracle(cache_oracles::file_key_count(&plan.cache, 1))
+            .oracle(cache_oracles::file_artifact(&plan.cache, key, last))
             .exits_cleanly()
     }
 

@@ -282,6 +282,9 @@ pub enum Family {
     /// larger, compiles one kernel and is dropped: the open does not read the file, the save
     /// replaces it.
     OverMaxFileBytes,
+    /// An engine on a missing file caches one key four times, with other bytes each time, of
+    /// [`COMPACTION_ARTIFACT_SIZES`], saving explicitly after each; then it is dropped (clean).
+    SupersededEntriesCompacted,
     /// An engine opens the seeded file and, without compiling, removes the first old entry (or,
     /// with `clear`, every entry); then it is dropped.
     Remove {
@@ -385,6 +388,12 @@ pub const OWN_TORN_TEMP: &str = ".kernels.rtc.tmp-XyZ0123456";
 /// owns (both seeded by the cell), and a symlink to the cache file (planted by the child).
 pub const TEMP_LOOKALIKES: [&str; 3] =
     [".kernels.rtc.tmp-b.tmp-AbCdEf1234", ".kernels.rtc.tmp-FoReIgN123", ".kernels.rtc.tmp-LiNk012345"];
+
+/// The artifact sizes of [`Family::SupersededEntriesCompacted`], one per save: 768 KiB, 1 KiB,
+/// 768 KiB, 1 KiB. The second and third saves leave superseded bytes under runtime-cache's
+/// `DEAD_BYTES_FLOOR` (1 MiB), so they append; the fourth leaves 1.5 MiB, over the floor and
+/// over half the file, so it rewrites the file to its live entry.
+pub const COMPACTION_ARTIFACT_SIZES: [usize; 4] = [768 << 10, 1 << 10, 768 << 10, 1 << 10];
 
 /// The default synthetic artifact size of the catalog.
 pub const ARTIFACT_BYTES: usize = 512;

@@ -312,6 +312,20 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             wiring::record(Line::new("inserted").with("key", key.to_hex()).with("dirty", u64::from(cache.is_dirty())));
             end_holding(plan, engine)
         }
+        Family::SupersededEntriesCompacted => {
+            let engine = engines::new_engine(settings(plan, &plan.cache));
+            let Some(cache) = engine.runtime_cache() else {
+                give_up("the engine has no cache");
+            };
+            let key = scenarios::catalog::old_cache_keys()[0];
+            for (round, size) in (0u8..).zip(scenarios::plan::COMPACTION_ARTIFACT_SIZES) {
+                cache.insert(key, bytes::Bytes::from(vec![round; size]));
+                if let Err(error) = cache.save() {
+                    give_up(&format!("explicit save {round}: {error}"));
+                }
+            }
+            end_holding(plan, engine)
+        }
         Family::RemoveAfterAnotherAppend => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
             let Some(cache) = engine.runtime_cache() else {
