@@ -23,8 +23,8 @@ use crate::cache_oracles::{self, LastUse, ListedEntry, Planted, SizeChange};
 use crate::contract::{Ending, Hostile, HostileOutcome, contract, hostile_contract};
 use crate::defects::{self, Defect, FAILPOINTS_ENV};
 use crate::plan::{
-    CACHE_FILE, COMPACTION_ARTIFACT_SIZES, ChildPlan, Family, Holder, InitFailure, OWN_TORN_TEMP, RaceChange,
-    SaveFailure, SaveStep, TEMP_LOOKALIKES, hostile_cache_path, hostile_link_target,
+    CACHE_FILE, ChildPlan, Family, Holder, InitFailure, OWN_TORN_TEMP, RaceChange, SaveFailure, SaveStep, Supersession,
+    TEMP_LOOKALIKES, hostile_cache_path, hostile_link_target,
 };
 
 /// The rows of the contract table the survive-to-exit family covers: each ending, and whether
@@ -195,7 +195,9 @@ impl Catalog for RuntimeCacheCatalog {
         cells.push(self.trimmed_at_open());
         cells.push(self.other_build_pruned());
         cells.push(self.over_max_file_bytes());
-        cells.push(self.superseded_entries_compacted());
+        for supersession in Supersession::ALL {
+            cells.push(self.supersede(supersession));
+        }
         cells.push(self.shared_key(false));
         cells.push(self.shared_key(true));
         // Issue #12: hostile cache paths, and many writers on a large cache.
@@ -1005,28 +1007,35 @@ impl RuntimeCacheCatalog {
             .exits_cleanly()
     }
 
-    /// superseded entries compacted: the engine caches one key four times, with other bytes
-    /// each time (768 KiB, 1 KiB, 768 KiB, 1 KiB), and saves explicitly after each. The first
-    /// save writes the file; the second and third append the new copy (the superseded bytes,
-    /// 768 KiB, then 769 KiB, stay under the 1 MiB floor); the fourth finds 1.5 MiB superseded,
-    /// over the floor and over half the file, and rewrites the file to its live entry. The file
-    /// holds the key with the last bytes. Catches superseded bytes miscounted, and a floor or a
-    /// half-the-file rule that compacts too early or never.
-    pub fn superseded_entries_compacted(&self) -> Cell {
+    /// superseded entries: the engine caches one key again and again, with other bytes each
+    /// time, and saves explicitly after each; the file's sizes after the saves (`save` events)
+    /// show which appended and which rewrote the file, and it ends holding the key with the last
+    /// bytes.
+    /// - `compacted` (768 KiB, 1 KiB, 768 KiB, 1 KiB): the second and third saves append (768
+    ///   KiB, then 769 KiB superseded, under the 1 MiB floor); the fourth finds 1.5 MiB
+    ///   superseded, over the floor and over half the file, and rewrites it to its live entry.
+    /// - `at-the-floor`: the third save leaves exactly 1 MiB superseded, not over the floor: it
+    ///   appends. `just-over-the-floor`: one byte more, and it rewrites.
+    ///
+    /// Catches superseded bytes miscounted (even by an entry header), and a floor or a
+    /// half-the-file rule that compacts too early, too late or never.
+    pub fn supersede(&self, supersession: Supersession) -> Cell {
         let plan = ChildPlan {
             kernels: 0,
-            ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::SupersededEntriesCompacted)
+            ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::Supersede(supersession))
         };
         let [key, _] = old_cache_keys();
-        let rounds = COMPACTION_ARTIFACT_SIZES.len();
-        let last = bytes::Bytes::from(vec![(rounds - 1) as u8; COMPACTION_ARTIFACT_SIZES[rounds - 1]]);
-        self.cell("append/superseded-entries-compacted".into(), "append", &plan)
+        let sizes = supersession.artifact_sizes();
+        let last = bytes::Bytes::from(vec![(sizes.len() - 1) as u8; sizes[sizes.len() - 1]]);
+        let changes = match supersession {
+            Supersession::Compacted => vec![SizeChange::Grew, SizeChange::Grew, SizeChange::Shrank],
+            Supersession::AtTheFloor => vec![SizeChange::Grew, SizeChange::Grew],
+            Supersession::JustOverTheFloor => vec![SizeChange::Grew, SizeChange::Shrank],
+        };
+        self.cell(format!("append/{}", supersession.name()), "append", &plan)
             .file(cache_file(&plan.cache))
-            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit"; COMPACTION_ARTIFACT_SIZES.len()]))
-            .oracle(cache_oracles::file_size_changes(
-                &plan.cache,
-                vec![SizeChange::Grew, SizeChange::Grew, SizeChange::Shrank],
-            ))
+            .oracle(SaveTriggers::exactly(&plan.cache, vec!["explicit"; sizes.len()]))
+            .oracle(cache_oracles::file_size_changes(&plan.cache, changes))
             .oracle(cache_oracles::file_key_count(&plan.cache, 1))
             .oracle(cache_oracles::file_artifact(&plan.cache, key, last))
             .exits_cleanly()

@@ -282,9 +282,10 @@ pub enum Family {
     /// larger, compiles one kernel and is dropped: the open does not read the file, the save
     /// replaces it.
     OverMaxFileBytes,
-    /// An engine on a missing file caches one key four times, with other bytes each time, of
-    /// [`COMPACTION_ARTIFACT_SIZES`], saving explicitly after each; then it is dropped (clean).
-    SupersededEntriesCompacted,
+    /// An engine on a missing file caches one key again and again, with other bytes each time,
+    /// of the sizes [`Supersession::artifact_sizes`] lists, saving explicitly after each; then it
+    /// is dropped (clean).
+    Supersede(Supersession),
     /// An engine opens the seeded file and, without compiling, removes the first old entry (or,
     /// with `clear`, every entry); then it is dropped.
     Remove {
@@ -389,11 +390,54 @@ pub const OWN_TORN_TEMP: &str = ".kernels.rtc.tmp-XyZ0123456";
 pub const TEMP_LOOKALIKES: [&str; 3] =
     [".kernels.rtc.tmp-b.tmp-AbCdEf1234", ".kernels.rtc.tmp-FoReIgN123", ".kernels.rtc.tmp-LiNk012345"];
 
-/// The artifact sizes of [`Family::SupersededEntriesCompacted`], one per save: 768 KiB, 1 KiB,
-/// 768 KiB, 1 KiB. The second and third saves leave superseded bytes under runtime-cache's
-/// `DEAD_BYTES_FLOOR` (1 MiB), so they append; the fourth leaves 1.5 MiB, over the floor and
-/// over half the file, so it rewrites the file to its live entry.
-pub const COMPACTION_ARTIFACT_SIZES: [usize; 4] = [768 << 10, 1 << 10, 768 << 10, 1 << 10];
+/// Which sizes [`Family::Supersede`] caches its one key with, one save each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Supersession {
+    /// 768 KiB, 1 KiB, 768 KiB, 1 KiB: the second and third saves leave superseded bytes under
+    /// runtime-cache's `DEAD_BYTES_FLOOR` (1 MiB), so they append; the fourth leaves 1.5 MiB,
+    /// over the floor and over half the file, so it rewrites the file to its live entry.
+    Compacted,
+    /// Three saves; the third leaves exactly `DEAD_BYTES_FLOOR` superseded bytes (the first two
+    /// copies with their entry headers, and the two appended frames' overheads), which is not
+    /// over the floor: it appends.
+    AtTheFloor,
+    /// As [`Supersession::AtTheFloor`] with a first copy one byte longer: the third save is one
+    /// byte over the floor, and over half the file, so it rewrites the file.
+    JustOverTheFloor,
+}
+
+impl Supersession {
+    /// Every sequence, for the catalog.
+    pub const ALL: [Supersession; 3] =
+        [Supersession::Compacted, Supersession::AtTheFloor, Supersession::JustOverTheFloor];
+
+    /// The sizes of the artifacts, one per save.
+    pub fn artifact_sizes(self) -> Vec<usize> {
+        use runtime_cache::format::{ENTRY_OVERHEAD, FRAME_OVERHEAD};
+        const SMALL: u64 = 1 << 10;
+        // After three saves of one key, what runtime-cache counts as superseded: the two
+        // appended frames' overheads, and the first two copies with their entry headers (the
+        // file header and the first frame's overhead count as live).
+        let superseded_besides_first = 2 * FRAME_OVERHEAD + 2 * ENTRY_OVERHEAD + SMALL;
+        let first_at_the_floor = runtime_cache::DEAD_BYTES_FLOOR - superseded_besides_first;
+        let size = |bytes: u64| usize::try_from(bytes).expect("artifact sizes fit in memory");
+        match self {
+            Supersession::Compacted => vec![768 << 10, 1 << 10, 768 << 10, 1 << 10],
+            Supersession::AtTheFloor => vec![size(first_at_the_floor), size(SMALL), size(SMALL)],
+            Supersession::JustOverTheFloor => vec![size(first_at_the_floor + 1), size(SMALL), size(SMALL)],
+        }
+    }
+
+    /// The cell's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Supersession::Compacted => "superseded-entries-compacted",
+            Supersession::AtTheFloor => "superseded-bytes-at-the-floor",
+            Supersession::JustOverTheFloor => "superseded-bytes-just-over-the-floor",
+        }
+    }
+}
 
 /// The default synthetic artifact size of the catalog.
 pub const ARTIFACT_BYTES: usize = 512;

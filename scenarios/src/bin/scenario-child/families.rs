@@ -312,13 +312,13 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             wiring::record(Line::new("inserted").with("key", key.to_hex()).with("dirty", u64::from(cache.is_dirty())));
             end_holding(plan, engine)
         }
-        Family::SupersededEntriesCompacted => {
+        Family::Supersede(supersession) => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
             let Some(cache) = engine.runtime_cache() else {
                 give_up("the engine has no cache");
             };
             let key = scenarios::catalog::old_cache_keys()[0];
-            for (round, size) in (0u8..).zip(scenarios::plan::COMPACTION_ARTIFACT_SIZES) {
+            for (round, size) in (0u8..).zip(supersession.artifact_sizes()) {
                 cache.insert(key, bytes::Bytes::from(vec![round; size]));
                 if let Err(error) = cache.save() {
                     give_up(&format!("explicit save {round}: {error}"));
