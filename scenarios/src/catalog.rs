@@ -195,6 +195,7 @@ impl Catalog for RuntimeCacheCatalog {
         cells.push(self.trimmed_at_open());
         cells.push(self.other_build_pruned());
         cells.push(self.over_max_file_bytes());
+        cells.push(self.dirty_entry_evicted());
         for supersession in Supersession::ALL {
             cells.push(self.supersede(supersession));
         }
@@ -1038,6 +1039,23 @@ impl RuntimeCacheCatalog {
             .oracle(cache_oracles::file_size_changes(&plan.cache, changes))
             .oracle(cache_oracles::file_key_count(&plan.cache, 1))
             .oracle(cache_oracles::file_artifact(&plan.cache, key, last))
+            .exits_cleanly()
+    }
+
+    /// dirty entry evicted: the cache keeps at most one entry; the engine opens a missing file,
+    /// compiles two kernels (used in the same second, so either may go) and is dropped. Its one
+    /// save writes one of them and evicts the other (one `evicted` event); its `committed`
+    /// event lists only the kernel it wrote, since `no_lost_entries` holds the file to every
+    /// committed key. Catches a save that reports an entry it evicted as written.
+    pub fn dirty_entry_evicted(&self) -> Cell {
+        let plan =
+            ChildPlan { kernels: 2, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::DirtyEntryEvicted) };
+        self.cell("limits/dirty-entry-evicted".into(), "limits", &plan)
+            .file(cache_file(&plan.cache))
+            .saves_without_loss(&plan.cache, 1)
+            .oracle(cache_oracles::file_key_count(&plan.cache, 1))
+            .oracle(JournalEvents::of_kind("evicted").exactly(1))
+            .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
             .exits_cleanly()
     }
 

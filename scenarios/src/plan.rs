@@ -282,6 +282,9 @@ pub enum Family {
     /// larger, compiles one kernel and is dropped: the open does not read the file, the save
     /// replaces it.
     OverMaxFileBytes,
+    /// The cache keeps at most one entry: an engine on a missing file compiles two kernels and
+    /// is dropped: its save keeps one and evicts the other, which it compiled (dirty).
+    DirtyEntryEvicted,
     /// An engine on a missing file caches one key again and again, with other bytes each time,
     /// of the sizes [`Supersession::artifact_sizes`] lists, saving explicitly after each; then it
     /// is dropped (clean).

@@ -41,7 +41,8 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         | Family::CorruptOnOpen
         | Family::TrimmedAtOpen
         | Family::OtherBuildPruned
-        | Family::OverMaxFileBytes => {
+        | Family::OverMaxFileBytes
+        | Family::DirtyEntryEvicted => {
             let engine = dirty_engine(plan, &plan.cache, 0);
             end_holding(plan, engine)
         }
@@ -872,7 +873,7 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
     let limits = &mut settings.cache_options.limits;
     limits.max_entries = match plan.family {
         Family::LeastRecentlyUsedDropped => 2,
-        Family::TrimmedAtOpen => 1,
+        Family::TrimmedAtOpen | Family::DirtyEntryEvicted => 1,
         _ => limits.max_entries,
     };
     if plan.family == Family::OverMaxFileBytes {
