@@ -531,6 +531,7 @@ impl Shared {
             entries: committed.entries,
             bytes: committed.bytes,
             keys: dirty.iter().filter(|key| !evicted.contains_key(key)).copied().collect(),
+            kind: committed.how,
         });
         Ok(SaveOutcome::Committed {
             entries: committed.entries,

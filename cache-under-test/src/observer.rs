@@ -17,6 +17,7 @@ use crate::engine::KernelOrigin;
 use crate::eviction::EvictReason;
 use crate::key::KernelKey;
 use crate::registry::HookToken;
+use crate::store::SaveKind;
 
 /// What made a save happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -227,7 +228,7 @@ pub enum Event {
         /// What caused it.
         trigger: Trigger,
     },
-    /// A save was committed: the file was renamed into place.
+    /// A save was committed: one frame appended to the file, or a new file renamed into place.
     SaveCommitted {
         /// The cache path.
         path: PathBuf,
@@ -239,6 +240,8 @@ pub enum Event {
         bytes: u64,
         /// The keys this handle contributed (its dirty entries).
         keys: Vec<KernelKey>,
+        /// How the save wrote: an append, or a full rewrite (see [`SaveKind`] for when each).
+        kind: SaveKind,
     },
     /// A save failed; the old file is intact.
     SaveFailed {

@@ -443,6 +443,16 @@ pub enum SaveKind {
     Rewritten,
 }
 
+impl std::fmt::Display for SaveKind {
+    /// `appended` or `rewritten`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SaveKind::Appended => "appended",
+            SaveKind::Rewritten => "rewritten",
+        })
+    }
+}
+
 /// What a handle brings to a save.
 pub(crate) struct SaveInput<'a> {
     /// Every entry the handle holds.

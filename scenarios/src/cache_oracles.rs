@@ -11,7 +11,7 @@ use exit_harness::Oracle;
 use exit_harness::journal::Entry;
 use exit_harness::oracle::{self, OracleVerdict, quote_lines};
 use runtime_cache::format::{self, FormatLimits};
-use runtime_cache::{EvictReason, KernelKey, UnavailableReason};
+use runtime_cache::{EvictReason, KernelKey, SaveKind, UnavailableReason};
 
 /// The first `marker` named `name`: its index in the journal.
 fn marker_at(entries: &[Entry], name: &str) -> Result<usize, OracleVerdict> {
@@ -507,6 +507,53 @@ pub fn file_size_changes(name: &str, expected: Vec<SizeChange>) -> impl Oracle +
             Some(changes) if changes == expected => OracleVerdict::Pass,
             _ => OracleVerdict::fail(format!(
                 "{name}: the file's size after each save was {sizes:?}, expected changes {expected:?}"
+            )),
+        }
+    })
+}
+
+/// The saves of the file under test `name` wrote it as `expected` says, in the journal's order
+/// (each `save` event's `how`: `appended` for one frame added to the file, `rewritten` for a new
+/// file renamed into place), whichever handle or process saved.
+pub fn save_kinds(name: &str, expected: Vec<SaveKind>) -> impl Oracle + use<> {
+    let name = name.to_owned();
+    oracle::from_fn("save_kinds", move |obs| {
+        let Some(file) = obs.file(&name) else {
+            return OracleVerdict::fail(format!("{name} is not a file under test"));
+        };
+        let saves = oracle::journal_about(obs, "save", file);
+        let written: Vec<&str> = saves.iter().map(|save| save.str_field("how").unwrap_or("(no `how`)")).collect();
+        let expected: Vec<String> = expected.iter().map(SaveKind::to_string).collect();
+        match written == expected {
+            true => OracleVerdict::Pass,
+            false => OracleVerdict::fail(format!(
+                "{name}: its {} save(s) wrote it as {written:?}, expected {expected:?}",
+                written.len()
+            )),
+        }
+    })
+}
+
+/// runtime-cache's warnings (the `log` lines of level `WARN` that the child's logger journals),
+/// in order, are exactly `expected`: one each, each containing its text.
+pub fn warnings(expected: Vec<&'static str>) -> impl Oracle {
+    oracle::from_fn("warnings", move |obs| {
+        let journal = match obs.judgeable_journal() {
+            Ok(journal) => journal,
+            Err(verdict) => return verdict,
+        };
+        let warned: Vec<&str> = journal
+            .of_kind("log")
+            .filter(|line| line.str_field("level") == Some("WARN"))
+            .map(|line| line.str_field("message").unwrap_or_default())
+            .collect();
+        let matches = warned.len() == expected.len()
+            && warned.iter().zip(&expected).all(|(message, text)| message.contains(text));
+        match matches {
+            true => OracleVerdict::Pass,
+            false => OracleVerdict::fail(format!(
+                "runtime-cache warned {} time(s): {warned:?}; expected one warning containing each of {expected:?}",
+                warned.len()
             )),
         }
     })

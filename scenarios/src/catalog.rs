@@ -15,7 +15,8 @@ use exit_harness::oracle::{
 use exit_harness::{Catalog, Cell, ChildSpec, FileUnderTest, FolderUnderTest, ValidContent};
 use runtime_cache::format::{self, FormatLimits};
 use runtime_cache::{
-    CompilerIdentity, EvictReason, KernelCompiler, KernelKey, KernelSpec, SyntheticCompiler, UnavailableReason,
+    CompilerIdentity, EvictReason, KernelCompiler, KernelKey, KernelSpec, SaveKind, SyntheticCompiler,
+    UnavailableReason,
 };
 use signal_hook::consts::{SIGKILL, SIGTERM};
 
@@ -24,7 +25,7 @@ use crate::contract::{Ending, Hostile, HostileOutcome, contract, hostile_contrac
 use crate::defects::{self, Defect, FAILPOINTS_ENV};
 use crate::plan::{
     CACHE_FILE, ChildPlan, Family, Holder, InitFailure, OWN_TORN_TEMP, RaceChange, SaveFailure, SaveStep, Supersession,
-    TEMP_LOOKALIKES, hostile_cache_path, hostile_link_target,
+    TEMP_LOOKALIKES, at_the_limits_file_bytes, hostile_cache_path, hostile_link_target,
 };
 
 /// The rows of the contract table the survive-to-exit family covers: each ending, and whether
@@ -196,9 +197,13 @@ impl Catalog for RuntimeCacheCatalog {
         cells.push(self.other_build_pruned());
         cells.push(self.over_max_file_bytes());
         cells.push(self.dirty_entry_evicted());
+        cells.push(self.at_the_limits());
         for supersession in Supersession::ALL {
             cells.push(self.supersede(supersession));
         }
+        cells.push(self.append_after_another_rewrite());
+        cells.push(self.torn_tail_by_another_process());
+        cells.push(self.frames_since_rewrite());
         cells.push(self.shared_key(false));
         cells.push(self.shared_key(true));
         // Issue #12: hostile cache paths, and many writers on a large cache.
@@ -1032,6 +1037,7 @@ impl RuntimeCacheCatalog {
             Supersession::Compacted => vec![SizeChange::Grew, SizeChange::Grew, SizeChange::Shrank],
             Supersession::AtTheFloor => vec![SizeChange::Grew, SizeChange::Grew],
             Supersession::JustOverTheFloor => vec![SizeChange::Grew, SizeChange::Shrank],
+            Supersession::HalfTheFile => vec![SizeChange::Grew],
         };
         self.cell(format!("append/{}", supersession.name()), "append", &plan)
             .file(cache_file(&plan.cache))
@@ -1076,6 +1082,94 @@ impl RuntimeCacheCatalog {
             .oracle(SaveCount::exactly(2).of(&plan.cache))
             .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
             .oracle(cache_oracles::file_keys(&plan.cache, vec![kept.to_hex(), other.to_hex()], vec![removed.to_hex()]))
+            .exits_cleanly()
+    }
+
+    /// exactly at the limits: the cache keeps at most three entries, and its files at most the
+    /// seeded file's size plus one frame of one kernel; the engine opens the seeded file (two
+    /// entries), compiles one kernel and is dropped. Its save leaves the file exactly at both
+    /// limits, which is within them: it appends, and evicts nothing. Catches a limit taken as
+    /// exclusive (an append that reaches a limit rewritten, or evicting).
+    pub fn at_the_limits(&self) -> Cell {
+        let plan = ChildPlan { kernels: 1, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::AtTheLimits) };
+        let bytes = at_the_limits_file_bytes(plan.artifact_bytes);
+        self.cell("limits/exactly-at-the-limits".into(), "limits", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .saves_without_loss(&plan.cache, 1)
+            .oracle(cache_oracles::save_kinds(&plan.cache, vec![SaveKind::Appended]))
+            .oracle(JournalEvents::of_kind("save").exactly(1).each("bytes", bytes).each("entries", 3))
+            .oracle(JournalEvents::of_kind("evicted").exactly(0))
+            .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
+            .exits_cleanly()
+    }
+
+    /// append after another handle's rewrite: the engine opens the seeded file and compiles one
+    /// kernel; another handle then removes the first old entry and saves two entries of its own,
+    /// a rewrite to a larger file than the engine read. The engine's save finds a file it has not
+    /// read: it reads it whole and appends its kernel (a rewrite is due only for a torn tail, the
+    /// limits, eviction or compaction). The file keeps the other handle's entries and the second
+    /// old one. Catches a save that takes a replaced file for the one it read (reading on from
+    /// its old offset), or that rewrites a replaced file it could append to.
+    pub fn append_after_another_rewrite(&self) -> Cell {
+        let plan = ChildPlan {
+            kernels: 1,
+            ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::AppendAfterAnotherRewrite)
+        };
+        let [_, kept] = old_cache_keys();
+        let mut keys: Vec<String> = other_writer_entries(2).iter().map(|(key, _)| key.to_hex()).collect();
+        keys.push(kept.to_hex());
+        self.cell("append/after-another-handle-rewrote".into(), "append", &plan)
+            .file(cache_file(&plan.cache).seeded(old_cache_bytes()))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
+            .oracle(cache_oracles::save_kinds(&plan.cache, vec![SaveKind::Rewritten, SaveKind::Appended]))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(cache_oracles::file_keys(&plan.cache, keys, Vec::new()))
+            .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
+            .exits_cleanly()
+    }
+
+    /// torn tail left by another process: the engine opens a missing file and compiles one
+    /// kernel; a worker creates the file (an explicit save) and dies by SIGKILL half-way through
+    /// its next save's frame. The engine's save finds a file it has not read, with a torn last
+    /// frame: it rewrites the file without that frame, and warns that it dropped it. The file
+    /// holds the worker's first kernel and the engine's, is valid, and nothing is set aside.
+    /// Catches an append after a torn tail (an invalid frame followed by a valid one: the next
+    /// open sets the whole file aside) and a torn frame dropped without a word.
+    pub fn torn_tail_by_another_process(&self) -> Cell {
+        let plan = ChildPlan {
+            kernels: 1,
+            ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::TornTailByAnotherProcess)
+        };
+        self.cell("append/torn-tail-left-by-another-process".into(), "append", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(MarkerSeen::new("crash-point"))
+            .oracle(JournalEvents::of_kind("worker_exit").exactly(1).each("signal", SIGKILL))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
+            .oracle(cache_oracles::save_kinds(&plan.cache, vec![SaveKind::Rewritten, SaveKind::Rewritten]))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(cache_oracles::file_key_count(&plan.cache, 2))
+            .oracle(JournalEvents::of_kind("quarantined").exactly(0))
+            .oracle(cache_oracles::warnings(vec!["a full rewrite drops an invalid last frame"]))
+            .exits_cleanly()
+    }
+
+    /// frames since the last rewrite: two handles of one file take turns appending one new entry
+    /// each, `MAX_APPENDED_FRAMES` (64) frames in all, each reading the other's frames first;
+    /// the next save rewrites the file, which bounds what a reader of the file decodes. Catches
+    /// frames miscounted, whether a handle's own or those it read.
+    pub fn frames_since_rewrite(&self) -> Cell {
+        let plan =
+            ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::FramesSinceRewrite) };
+        let frames = usize::try_from(runtime_cache::MAX_APPENDED_FRAMES).expect("64 fits");
+        let mut kinds = vec![SaveKind::Rewritten];
+        kinds.extend(std::iter::repeat_n(SaveKind::Appended, frames));
+        kinds.push(SaveKind::Rewritten);
+        self.cell("append/rewritten-after-64-frames".into(), "append", &plan)
+            .file(cache_file(&plan.cache))
+            .oracle(SaveTriggers::exactly(&plan.cache, vec!["explicit"; frames + 2]))
+            .oracle(cache_oracles::save_kinds(&plan.cache, kinds))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(cache_oracles::file_key_count(&plan.cache, frames + 2))
             .exits_cleanly()
     }
 
@@ -1413,6 +1507,20 @@ pub fn previous_version_cache_bytes() -> Vec<u8> {
 /// The entry another handle appends in `remove/after-another-append`.
 pub fn other_writer_entry() -> (KernelKey, bytes::Bytes) {
     (KernelKey([0x5a; 32]), bytes::Bytes::from_static(b"appended by another handle"))
+}
+
+/// `count` distinct entries of another handle, small and distinct in key and bytes: the `n`th
+/// has key `[0xa0, n (4 bytes, little-endian), 0, ...]` and the bytes `appended by another
+/// handle: n`.
+pub fn other_writer_entries(count: usize) -> Vec<(KernelKey, bytes::Bytes)> {
+    (0..count)
+        .map(|n| {
+            let mut key = [0u8; 32];
+            key[0] = 0xa0;
+            key[1..5].copy_from_slice(&(n as u32).to_le_bytes());
+            (KernelKey(key), bytes::Bytes::from(format!("appended by another handle: {n}")))
+        })
+        .collect()
 }
 
 /// A day, in seconds.

@@ -289,6 +289,26 @@ pub enum Family {
     /// of the sizes [`Supersession::artifact_sizes`] lists, saving explicitly after each; then it
     /// is dropped (clean).
     Supersede(Supersession),
+    /// The cache keeps at most three entries, and its files at most the seeded file's size plus
+    /// one appended frame of one kernel ([`at_the_limits_file_bytes`]): an engine opens the
+    /// seeded file of two entries, compiles one kernel and is dropped: its save, which leaves the
+    /// file exactly at both limits, appends.
+    AtTheLimits,
+    /// An engine opens the seeded file and compiles one kernel; another handle then removes the
+    /// first old entry and saves two entries of its own: a full rewrite, to a file larger than
+    /// the one the engine read. The engine's save finds a file it has not read, reads it whole
+    /// and appends.
+    AppendAfterAnotherRewrite,
+    /// An engine opens a missing file and compiles one kernel; a worker process creates the file
+    /// (an explicit save), then dies by SIGKILL half-way through writing its next save's frame.
+    /// The engine's save finds a file it has not read with a torn last frame: it rewrites the
+    /// file without that frame (and warns).
+    TornTailByAnotherProcess,
+    /// Two handles of one file, in one process: the first creates the file (a rewrite), then
+    /// they take turns appending one new entry each, [`runtime_cache::MAX_APPENDED_FRAMES`]
+    /// frames in all, each reading the other's frames before appending its own; the first
+    /// handle's next save rewrites the file.
+    FramesSinceRewrite,
     /// An engine opens the seeded file and, without compiling, removes the first old entry (or,
     /// with `clear`, every entry); then it is dropped.
     Remove {
@@ -356,6 +376,13 @@ pub struct ChildPlan {
     pub artifact_bytes: usize,
 }
 
+/// The size limit of [`Family::AtTheLimits`]: the seeded file (two entries) with one frame
+/// appended that holds one entry of `artifact_bytes` bytes.
+pub fn at_the_limits_file_bytes(artifact_bytes: usize) -> u64 {
+    use runtime_cache::format::{ENTRY_OVERHEAD, FRAME_OVERHEAD};
+    crate::catalog::old_cache_bytes().len() as u64 + FRAME_OVERHEAD + ENTRY_OVERHEAD + artifact_bytes as u64
+}
+
 /// The cache file's name in every plan made by [`ChildPlan::new`].
 pub const CACHE_FILE: &str = "kernels.rtc";
 
@@ -408,16 +435,20 @@ pub enum Supersession {
     /// As [`Supersession::AtTheFloor`] with a first copy one byte longer: the third save is one
     /// byte over the floor, and over half the file, so it rewrites the file.
     JustOverTheFloor,
+    /// Two saves: the first copy is 1 MiB, and the second is sized so that the superseded bytes
+    /// (the first copy with its entry header, and the appended frame's overhead) are exactly
+    /// half the file: over the floor but not over half, so it appends.
+    HalfTheFile,
 }
 
 impl Supersession {
     /// Every sequence, for the catalog.
-    pub const ALL: [Supersession; 3] =
-        [Supersession::Compacted, Supersession::AtTheFloor, Supersession::JustOverTheFloor];
+    pub const ALL: [Supersession; 4] =
+        [Supersession::Compacted, Supersession::AtTheFloor, Supersession::JustOverTheFloor, Supersession::HalfTheFile];
 
     /// The sizes of the artifacts, one per save.
     pub fn artifact_sizes(self) -> Vec<usize> {
-        use runtime_cache::format::{ENTRY_OVERHEAD, FRAME_OVERHEAD};
+        use runtime_cache::format::{ENTRY_OVERHEAD, FILE_OVERHEAD, FRAME_OVERHEAD};
         const SMALL: u64 = 1 << 10;
         // After three saves of one key, what runtime-cache counts as superseded: the two
         // appended frames' overheads, and the first two copies with their entry headers (the
@@ -429,6 +460,14 @@ impl Supersession {
             Supersession::Compacted => vec![768 << 10, 1 << 10, 768 << 10, 1 << 10],
             Supersession::AtTheFloor => vec![size(first_at_the_floor), size(SMALL), size(SMALL)],
             Supersession::JustOverTheFloor => vec![size(first_at_the_floor + 1), size(SMALL), size(SMALL)],
+            // After the append the file is FILE_OVERHEAD + ENTRY_OVERHEAD + first (the rewrite)
+            // + FRAME_OVERHEAD + ENTRY_OVERHEAD + second, of which ENTRY_OVERHEAD + first +
+            // FRAME_OVERHEAD is superseded: exactly half when second = first + FRAME_OVERHEAD -
+            // FILE_OVERHEAD.
+            Supersession::HalfTheFile => {
+                let first = runtime_cache::DEAD_BYTES_FLOOR;
+                vec![size(first), size(first + FRAME_OVERHEAD - FILE_OVERHEAD)]
+            }
         }
     }
 
@@ -438,6 +477,7 @@ impl Supersession {
             Supersession::Compacted => "superseded-entries-compacted",
             Supersession::AtTheFloor => "superseded-bytes-at-the-floor",
             Supersession::JustOverTheFloor => "superseded-bytes-just-over-the-floor",
+            Supersession::HalfTheFile => "superseded-bytes-exactly-half-the-file",
         }
     }
 }

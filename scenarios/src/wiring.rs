@@ -11,6 +11,37 @@ pub fn wire_observer() {
     });
 }
 
+/// Installs a logger that journals runtime-cache's warnings and errors (what an operator would
+/// see on the application's log) as `log` lines: `level`, `target`, `message`. Each is one
+/// `write(2)` to the journal, like the observer's; debug and info records are not formatted.
+pub fn wire_log() {
+    static JOURNAL_LOG: JournalLog = JournalLog;
+    if log::set_logger(&JOURNAL_LOG).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+}
+
+/// The logger [`wire_log`] installs.
+struct JournalLog;
+
+impl log::Log for JournalLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = Line::new("log")
+                .with("level", record.level().as_str())
+                .with("target", record.target())
+                .with("message", record.args().to_string());
+            let _ = journal::record(&line);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
 fn line_for(event: &Event) -> Line {
     match event {
         Event::BackendSelected { reason } => Line::new("backend").with("reason", reason.as_str()),
@@ -38,10 +69,14 @@ fn line_for(event: &Event) -> Line {
         Event::SaveStarted { path, trigger } => {
             Line::new("save_started").with("file", path_str(path)).with("trigger", trigger.to_string())
         }
-        Event::SaveCommitted { path, trigger, entries, bytes, keys } => {
+        Event::SaveCommitted { path, trigger, entries, bytes, keys, kind } => {
             // The committed keys go in their own line right after (see `committed`).
             let _ = journal::record(&Line::committed(path, keys.iter().map(|key| key.to_hex())));
-            Line::save(path).with("trigger", trigger.to_string()).with("entries", *entries as u64).with("bytes", *bytes)
+            Line::save(path)
+                .with("trigger", trigger.to_string())
+                .with("entries", *entries as u64)
+                .with("bytes", *bytes)
+                .with("how", kind.to_string())
         }
         Event::SaveFailed { path, trigger, error } => {
             Line::save_failed(path, error).with("trigger", trigger.to_string())

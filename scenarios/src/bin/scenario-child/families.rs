@@ -42,7 +42,8 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         | Family::TrimmedAtOpen
         | Family::OtherBuildPruned
         | Family::OverMaxFileBytes
-        | Family::DirtyEntryEvicted => {
+        | Family::DirtyEntryEvicted
+        | Family::AtTheLimits => {
             let engine = dirty_engine(plan, &plan.cache, 0);
             end_holding(plan, engine)
         }
@@ -327,6 +328,29 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             }
             end_holding(plan, engine)
         }
+        Family::AppendAfterAnotherRewrite => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            let other = RuntimeCache::open(&plan.cache, CacheOptions::default())
+                .unwrap_or_else(|error| give_up(&format!("open the other handle: {error}")));
+            let removed = scenarios::catalog::old_cache_keys()[0];
+            if !other.remove(&removed) {
+                give_up("the other handle did not hold the first old entry");
+            }
+            for (key, artifact) in scenarios::catalog::other_writer_entries(2) {
+                other.insert(key, artifact);
+            }
+            if let Err(error) = other.save() {
+                give_up(&format!("the other handle's save: {error}"));
+            }
+            end_holding(plan, engine)
+        }
+        Family::TornTailByAnotherProcess => {
+            let engine = dirty_engine(plan, &plan.cache, 0);
+            let code = finish_workers(vec![spawn_worker(plan, 0)]);
+            end_holding(plan, engine);
+            code
+        }
+        Family::FramesSinceRewrite => frames_since_rewrite(plan),
         Family::RemoveAfterAnotherAppend => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
             let Some(cache) = engine.runtime_cache() else {
@@ -398,6 +422,25 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
             barrier.wait();
             // Main returns (and the process exits) while the other thread drops the engine.
             ExitCode::SUCCESS
+        }
+        Family::TornTailByAnotherProcess => {
+            let engine = dirty_engine(plan, &plan.cache, index + 1);
+            let Some(cache) = engine.runtime_cache() else {
+                give_up("the engine has no cache");
+            };
+            if let Err(error) = cache.save() {
+                give_up(&format!("the worker's first save: {error}"));
+            }
+            compile(&engine, 1, index + 2);
+            let armed = fail::cfg_callback("save-mid-write", || {
+                wiring::marker("crash-point");
+                let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
+            });
+            if let Err(error) = armed {
+                give_up(&format!("arm failpoint: {error}"));
+            }
+            let _ = cache.save();
+            give_up("the worker's second save finished without reaching save-mid-write")
         }
         Family::CrashMidSave(step) => {
             let engine = dirty_engine(plan, &plan.cache, 0);
@@ -846,6 +889,32 @@ fn fork_child_sigterm(plan: &ChildPlan) -> ExitCode {
     }
 }
 
+/// Two handles of the plan's cache take turns appending one new entry each (see
+/// [`Family::FramesSinceRewrite`]), then the first saves once more; the engine's handle is
+/// dropped clean.
+fn frames_since_rewrite(plan: &ChildPlan) -> ExitCode {
+    let engine = engines::new_engine(settings(plan, &plan.cache));
+    let Some(first) = engine.runtime_cache() else {
+        give_up("the engine has no cache");
+    };
+    let second = RuntimeCache::open(&plan.cache, CacheOptions::default())
+        .unwrap_or_else(|error| give_up(&format!("open the second handle: {error}")));
+    let frames = usize::try_from(runtime_cache::MAX_APPENDED_FRAMES).unwrap_or(usize::MAX);
+    // One entry to create the file, one per appended frame, and one for the save after them.
+    let mut entries = scenarios::catalog::other_writer_entries(frames + 2).into_iter();
+    for turn in 0..frames + 2 {
+        // The first handle creates the file and makes the last save; in between they alternate.
+        let handle = if turn == 0 || turn % 2 == 1 || turn == frames + 1 { first } else { &second };
+        let Some((key, artifact)) = entries.next() else { break };
+        handle.insert(key, artifact);
+        if let Err(error) = handle.save() {
+            give_up(&format!("save {turn}: {error}"));
+        }
+    }
+    drop(second);
+    end_holding(plan, engine)
+}
+
 /// Engine settings for `cache` with the plan's synthetic compiler.
 fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
     let durability = match plan.family {
@@ -876,9 +945,15 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
         Family::TrimmedAtOpen | Family::DirtyEntryEvicted => 1,
         _ => limits.max_entries,
     };
-    if plan.family == Family::OverMaxFileBytes {
-        limits.max_file_bytes = 1024;
-    }
+    limits.max_entries = match plan.family {
+        Family::AtTheLimits => 3,
+        _ => limits.max_entries,
+    };
+    limits.max_file_bytes = match plan.family {
+        Family::OverMaxFileBytes => 1024,
+        Family::AtTheLimits => scenarios::plan::at_the_limits_file_bytes(plan.artifact_bytes),
+        _ => limits.max_file_bytes,
+    };
     settings.cache_options.write_through =
         matches!(plan.family, Family::SaveRecovery { write_through: true } | Family::WriteThrough);
     settings

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
     // The scenario stays configured until the process ends (exit-time saves included).
     std::mem::forget(fail::FailScenario::setup());
     wiring::wire_observer();
+    wiring::wire_log();
     match worker {
         Some(index) => families::worker(&plan, index),
         None => families::run(&plan),
