@@ -264,12 +264,12 @@ pub(crate) fn load(location: &CacheLocation, limits: &FormatLimits) -> Result<On
     }
 }
 
-/// Reads and decodes the current file (lock held); a damaged one is set aside and reads as empty,
-/// and one over the size limit reads as empty (the save replaces it: it is trimmed).
-fn read_merging_view(location: &CacheLocation, limits: &FormatLimits) -> Result<OnDisk, CacheError> {
+/// The entries of the current file, for a rewrite to merge (lock held): a damaged file is set
+/// aside and one over the size limit is not read (the rewrite replaces it), and both give none.
+fn read_for_merge(location: &CacheLocation, limits: &FormatLimits) -> Result<Vec<Entry>, CacheError> {
     let path = location.path();
     let (bytes, file) = match read_trusted(location, limits)? {
-        FileRead::Missing => return Ok(OnDisk::empty()),
+        FileRead::Missing => return Ok(Vec::new()),
         FileRead::TooLarge { size } => {
             let detail = format!(
                 "the file is {size} bytes, over max_file_bytes {}: replaced by this save",
@@ -277,20 +277,20 @@ fn read_merging_view(location: &CacheLocation, limits: &FormatLimits) -> Result<
             );
             log::warn!(target: "runtime_cache", "{}: {detail}", path.display());
             observer::emit(|| Event::OverLimits { path: path.to_owned(), detail: detail.clone() });
-            return Ok(OnDisk { over_limit: Some(detail.clone()), ..OnDisk::empty() });
+            return Ok(Vec::new());
         }
         FileRead::Bytes(bytes, file) => (bytes, file),
     };
     fail::fail_point!("parse", |_| Err(CacheError::io("decode", path, seam::injected("parse"))));
     match format::decode_lenient(&bytes) {
-        Ok(log) => Ok(OnDisk { view: DiskView::of(&log, file), entries: log.entries, over_limit: None }),
+        Ok(log) => Ok(log.entries),
         // Valid for another build: not ours to set aside, nor to overwrite.
         Err(reason @ FormatError::UnsupportedVersion { .. }) => {
             Err(CacheError::Unsupported { path: path.to_owned(), source: reason })
         }
         Err(reason) => {
             set_aside(location, &file, &reason)?;
-            Ok(OnDisk::empty())
+            Ok(Vec::new())
         }
     }
 }
@@ -773,7 +773,7 @@ fn rewrite(
     // merge could bring nothing in.
     let merge = !input.cleared && !seam::active!("skip-merge");
     let disk = if merge && !holds_everything_on_disk(location, &input, view) {
-        read_merging_view(location, limits)?.entries
+        read_for_merge(location, limits)?
     } else {
         Vec::new()
     };

@@ -163,6 +163,7 @@ impl Catalog for RuntimeCacheCatalog {
             cells.push(self.swap(ending));
         }
         cells.push(self.corrupt_on_open());
+        cells.push(self.corrupt_on_open_clean_engine());
         for compile_after in [false, true] {
             cells.push(self.explicit_save(compile_after));
         }
@@ -619,6 +620,23 @@ impl RuntimeCacheCatalog {
             .oracle(JournalEvents::of_kind("quarantined"))
             .oracle(cache_oracles::set_aside_byte_exact(set_aside, garbage))
             .saves_without_loss(&plan.cache, 1)
+            .exits_cleanly()
+    }
+
+    /// corrupt file on open, with an engine that compiles nothing: the open sets the damaged file
+    /// aside byte-exact (the lock is free), though this process never saves. Catches a damaged file set aside only by a later save, which
+    /// a process that never saves leaves in place for every later open to trip on.
+    pub fn corrupt_on_open_clean_engine(&self) -> Cell {
+        let plan = ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CorruptOnOpen) };
+        let mut garbage = old_cache_bytes();
+        garbage.truncate(garbage.len() / 2);
+        let set_aside: &'static str = Box::leak(format!("{}.corrupt-0", plan.cache).into_boxed_str());
+        self.cell("corrupt-on-open/clean-engine".into(), "corrupt-file", &plan)
+            .file(cache_file(&plan.cache).seeded(garbage.clone()))
+            .file(FileUnderTest::new(set_aside))
+            .oracle(JournalEvents::of_kind("quarantined").exactly(1))
+            .oracle(cache_oracles::set_aside_byte_exact(set_aside, garbage))
+            .oracle(SaveCount::none().of(&plan.cache))
             .exits_cleanly()
     }
 }
