@@ -523,14 +523,28 @@ pub fn save_kinds(name: &str, expected: Vec<SaveKind>) -> impl Oracle + use<> {
         };
         let saves = oracle::journal_about(obs, "save", file);
         let written: Vec<&str> = saves.iter().map(|save| save.str_field("how").unwrap_or("(no `how`)")).collect();
-        let expected: Vec<String> = expected.iter().map(SaveKind::to_string).collect();
-        match written == expected {
-            true => OracleVerdict::Pass,
-            false => OracleVerdict::fail(format!(
-                "{name}: its {} save(s) wrote it as {written:?}, expected {expected:?}",
-                written.len()
-            )),
+        // Spelled here, not by runtime-cache's `Display`: the expectation must not come from the
+        // code under test.
+        let expected: Vec<&str> = expected
+            .iter()
+            .map(|kind| match kind {
+                SaveKind::Appended => "appended",
+                SaveKind::Rewritten => "rewritten",
+            })
+            .collect();
+        if written == expected {
+            return OracleVerdict::Pass;
         }
+        // The first save that differs: a long sequence (64 appends) is not quoted whole.
+        let at = written.iter().zip(&expected).take_while(|(how, want)| how == want).count();
+        let (how, want) =
+            (written.get(at).copied().unwrap_or("(no save)"), expected.get(at).copied().unwrap_or("(none)"));
+        OracleVerdict::fail(format!(
+            "{name}: {} save(s), expected {}; save {} of them wrote it as `{how}`, expected `{want}`",
+            written.len(),
+            expected.len(),
+            at + 1
+        ))
     })
 }
 
@@ -551,6 +565,10 @@ pub fn warnings(expected: Vec<&'static str>) -> impl Oracle {
             && warned.iter().zip(&expected).all(|(message, text)| message.contains(text));
         match matches {
             true => OracleVerdict::Pass,
+            false if expected.is_empty() => OracleVerdict::fail(format!(
+                "runtime-cache warned {} time(s), expected never: {warned:?}",
+                warned.len()
+            )),
             false => OracleVerdict::fail(format!(
                 "runtime-cache warned {} time(s): {warned:?}; expected one warning containing each of {expected:?}",
                 warned.len()

@@ -1143,6 +1143,7 @@ impl RuntimeCacheCatalog {
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(cache_oracles::file_keys(&plan.cache, keys, Vec::new()))
             .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
+            .oracle(cache_oracles::warnings(Vec::new()))
             .exits_cleanly()
     }
 
@@ -1167,7 +1168,9 @@ impl RuntimeCacheCatalog {
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(cache_oracles::file_key_count(&plan.cache, 2))
             .oracle(JournalEvents::of_kind("quarantined").exactly(0))
-            .oracle(cache_oracles::warnings(vec!["a full rewrite drops an invalid last frame"]))
+            .oracle(cache_oracles::warnings(vec![
+                "a full rewrite drops an invalid last frame: the file's last frame is torn or damaged",
+            ]))
             .exits_cleanly()
     }
 
@@ -1188,6 +1191,7 @@ impl RuntimeCacheCatalog {
             .oracle(cache_oracles::save_kinds(&plan.cache, kinds))
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(cache_oracles::file_key_count(&plan.cache, frames + 2))
+            .oracle(cache_oracles::warnings(Vec::new()))
             .exits_cleanly()
     }
 

@@ -336,8 +336,9 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             if !other.remove(&removed) {
                 give_up("the other handle did not hold the first old entry");
             }
-            for (key, artifact) in scenarios::catalog::other_writer_entries(2) {
-                other.insert(key, artifact);
+            // Artifacts as large as the kernels': the rewritten file is larger than the seeded one.
+            for (n, (key, _)) in (0u8..).zip(scenarios::catalog::other_writer_entries(2)) {
+                other.insert(key, bytes::Bytes::from(vec![n; plan.artifact_bytes]));
             }
             if let Err(error) = other.save() {
                 give_up(&format!("the other handle's save: {error}"));
@@ -346,9 +347,8 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         }
         Family::TornTailByAnotherProcess => {
             let engine = dirty_engine(plan, &plan.cache, 0);
-            let code = finish_workers(vec![spawn_worker(plan, 0)]);
-            end_holding(plan, engine);
-            code
+            finish_workers(vec![spawn_worker(plan, 0)]);
+            end_holding(plan, engine)
         }
         Family::FramesSinceRewrite => frames_since_rewrite(plan),
         Family::RemoveAfterAnotherAppend => {
@@ -901,11 +901,10 @@ fn frames_since_rewrite(plan: &ChildPlan) -> ExitCode {
         .unwrap_or_else(|error| give_up(&format!("open the second handle: {error}")));
     let frames = usize::try_from(runtime_cache::MAX_APPENDED_FRAMES).unwrap_or(usize::MAX);
     // One entry to create the file, one per appended frame, and one for the save after them.
-    let mut entries = scenarios::catalog::other_writer_entries(frames + 2).into_iter();
-    for turn in 0..frames + 2 {
+    let entries = scenarios::catalog::other_writer_entries(frames + 2);
+    for (turn, (key, artifact)) in entries.into_iter().enumerate() {
         // The first handle creates the file and makes the last save; in between they alternate.
         let handle = if turn == 0 || turn % 2 == 1 || turn == frames + 1 { first } else { &second };
-        let Some((key, artifact)) = entries.next() else { break };
         handle.insert(key, artifact);
         if let Err(error) = handle.save() {
             give_up(&format!("save {turn}: {error}"));
@@ -943,9 +942,6 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
     limits.max_entries = match plan.family {
         Family::LeastRecentlyUsedDropped => 2,
         Family::TrimmedAtOpen | Family::DirtyEntryEvicted => 1,
-        _ => limits.max_entries,
-    };
-    limits.max_entries = match plan.family {
         Family::AtTheLimits => 3,
         _ => limits.max_entries,
     };
