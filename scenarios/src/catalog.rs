@@ -162,8 +162,8 @@ impl Catalog for RuntimeCacheCatalog {
         for ending in [Ending::Return, Ending::Exit(0)] {
             cells.push(self.swap(ending));
         }
-        cells.push(self.corrupt_on_open());
-        cells.push(self.corrupt_on_open_clean_engine());
+        cells.push(self.corrupt_on_open(false));
+        cells.push(self.corrupt_on_open(true));
         for compile_after in [false, true] {
             cells.push(self.explicit_save(compile_after));
         }
@@ -606,39 +606,38 @@ impl RuntimeCacheCatalog {
             .exits_cleanly()
     }
 
-    /// corrupt file on open: set aside byte-exact, cold start, a valid file at exit.
-    pub fn corrupt_on_open(&self) -> Cell {
-        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CorruptOnOpen);
-        // A torn file: the first half of a valid one, as a writer without temp-and-rename leaves it.
-        let mut garbage = old_cache_bytes();
-        garbage.truncate(garbage.len() / 2);
-        let set_aside = format!("{}.corrupt-0", plan.cache);
-        let set_aside: &'static str = Box::leak(set_aside.into_boxed_str());
-        self.cell("corrupt-on-open".into(), "corrupt-file", &plan)
-            .file(cache_file(&plan.cache).seeded(garbage.clone()))
-            .file(FileUnderTest::new(set_aside))
-            .oracle(JournalEvents::of_kind("quarantined"))
-            .oracle(cache_oracles::set_aside_byte_exact(set_aside, garbage))
-            .saves_without_loss(&plan.cache, 1)
-            .exits_cleanly()
-    }
-
-    /// corrupt file on open, with an engine that compiles nothing: the open sets the damaged file
-    /// aside byte-exact (the lock is free), though this process never saves. Catches a damaged file set aside only by a later save, which
-    /// a process that never saves leaves in place for every later open to trip on.
-    pub fn corrupt_on_open_clean_engine(&self) -> Cell {
-        let plan = ChildPlan { kernels: 0, ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CorruptOnOpen) };
-        let mut garbage = old_cache_bytes();
-        garbage.truncate(garbage.len() / 2);
+    /// corrupt file on open: set aside byte-exact, cold start, a valid file at exit (one save).
+    /// `clean_engine`: the engine compiles nothing, and the open sets the damaged file aside all
+    /// the same (once), though nothing is saved. Catches a damaged file set aside only by a later
+    /// save, which a process that never saves leaves in place for every later open to trip on.
+    pub fn corrupt_on_open(&self, clean_engine: bool) -> Cell {
+        let mut plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CorruptOnOpen);
+        if clean_engine {
+            plan.kernels = 0;
+        }
+        let garbage = torn_old_cache_bytes();
         let set_aside: &'static str = Box::leak(format!("{}.corrupt-0", plan.cache).into_boxed_str());
-        self.cell("corrupt-on-open/clean-engine".into(), "corrupt-file", &plan)
+        let name = if clean_engine { "corrupt-on-open/clean-engine" } else { "corrupt-on-open" };
+        let cell = self
+            .cell(name.into(), "corrupt-file", &plan)
             .file(cache_file(&plan.cache).seeded(garbage.clone()))
             .file(FileUnderTest::new(set_aside))
             .oracle(JournalEvents::of_kind("quarantined").exactly(1))
-            .oracle(cache_oracles::set_aside_byte_exact(set_aside, garbage))
-            .oracle(SaveCount::none().of(&plan.cache))
-            .exits_cleanly()
+            .oracle(cache_oracles::set_aside_byte_exact(set_aside, garbage));
+        match clean_engine {
+            true => cell.oracle(SaveCount::none().of(&plan.cache)),
+            false => cell.saves_without_loss(&plan.cache, 1),
+        }
+        .exits_cleanly()
     }
+}
+
+/// A torn cache file: the first half of [`old_cache_bytes`], as a writer without temp-and-rename
+/// leaves it.
+fn torn_old_cache_bytes() -> Vec<u8> {
+    let mut torn = old_cache_bytes();
+    torn.truncate(torn.len() / 2);
+    torn
 }
 
 /// The campaign's cells: each covers a blind spot of the families above, and its doc names the
@@ -791,8 +790,7 @@ impl RuntimeCacheCatalog {
     /// at once).
     pub fn corrupt_beside_set_aside(&self) -> Cell {
         let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::CorruptOnOpen);
-        let mut garbage = old_cache_bytes();
-        garbage.truncate(garbage.len() / 2);
+        let garbage = torn_old_cache_bytes();
         let set_aside = |n: u32| -> &'static str { Box::leak(format!("{}.corrupt-{n}", plan.cache).into_boxed_str()) };
         let earlier = |n: u32| format!("an earlier corrupt file, set aside as number {n}\n").into_bytes();
         let mut cell = self
