@@ -777,10 +777,19 @@ fn rewrite(
     } else {
         Vec::new()
     };
+    // On a key both hold, the later last use stands. The view knows the file's (an append that
+    // became this rewrite may have read other processes' frames into it, and then the file is not
+    // re-read); the re-read, when there is one, brings the same below.
     let mut candidates: HashMap<KernelKey, Candidate> = input
         .ours
         .iter()
-        .map(|(key, stored)| (*key, Candidate { key: *key, meta: stored.meta, artifact: stored.artifact.clone() }))
+        .map(|(key, stored)| {
+            let mut meta = stored.meta;
+            if let Some(on_disk) = view.index.get(key) {
+                meta.last_used = meta.last_used.max(on_disk.meta.last_used);
+            }
+            (*key, Candidate { key: *key, meta, artifact: stored.artifact.clone() })
+        })
         .collect();
     let mut from_disk = HashSet::new();
     for entry in disk {

@@ -194,6 +194,8 @@ impl Catalog for RuntimeCacheCatalog {
         cells.push(self.remove_after_another_append());
         cells.push(self.reinsert_same_bytes());
         cells.push(self.least_recently_used_dropped());
+        cells.push(self.last_use_from_another_handle(false));
+        cells.push(self.last_use_from_another_handle(true));
         cells.push(self.trimmed_at_open());
         cells.push(self.other_build_pruned());
         cells.push(self.over_max_file_bytes());
@@ -920,6 +922,49 @@ impl RuntimeCacheCatalog {
             .exits_cleanly()
     }
 
+    /// last use from another handle: as `least-recently-used-dropped` (at most two entries, the
+    /// first seeded entry used two days ago, the second one day ago), but another handle first
+    /// caches the first seeded key with other bytes and saves (an append: used now). The engine
+    /// then compiles one kernel and is dropped: its save, over the entry limit, rewrites the file,
+    /// merging what the other handle wrote: on the key both hold our bytes win and the later last
+    /// use stands, so the save drops the second seeded entry, not the first, and the file holds
+    /// our bytes under the first. Catches a merge that keeps our stale last use (the entry another
+    /// process uses now is evicted).
+    /// - `with_removal`: the engine also caches an entry of its own and removes it, so its save
+    ///   is a rewrite from the start, which re-reads the file; without, the save starts as an
+    ///   append, which reads the other handle's frame, and becomes a rewrite at the entry limit
+    ///   (without re-reading: the last use comes from what the append read). Each is a path of
+    ///   its own to the later last use.
+    pub fn last_use_from_another_handle(&self, with_removal: bool) -> Cell {
+        let plan = ChildPlan {
+            kernels: 1,
+            ..ChildPlan::new(Holder::MainLocal, Ending::Return, Family::LastUseFromAnotherHandle { with_removal })
+        };
+        let (removed, _) = other_writer_entry();
+        let (name, removed) = match with_removal {
+            false => ("limits/last-use-from-another-handle", vec![]),
+            true => ("limits/last-use-from-another-handle-then-a-removal", vec![removed.to_hex()]),
+        };
+        let [used_elsewhere, older] = old_cache_keys();
+        let now = unix_now_secs();
+        let seed =
+            old_cache_bytes_with([unknown_origin_used_at(now - 2 * DAY_SECS), unknown_origin_used_at(now - DAY_SECS)]);
+        let ours = SyntheticCompiler::new(plan.artifact_bytes, Duration::ZERO).artifact_for(&used_elsewhere);
+        let mut gone = removed;
+        gone.push(older.to_hex());
+        self.cell(name.into(), "limits", &plan)
+            .file(cache_file(&plan.cache).seeded(seed))
+            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "drop"]))
+            .oracle(cache_oracles::save_kinds(&plan.cache, vec![SaveKind::Appended, SaveKind::Rewritten]))
+            .oracle(NoLostEntries::new().of(&plan.cache))
+            .oracle(cache_oracles::file_key_count(&plan.cache, 2))
+            .oracle(cache_oracles::file_keys(&plan.cache, vec![used_elsewhere.to_hex()], gone))
+            .oracle(cache_oracles::file_artifact(&plan.cache, used_elsewhere, ours))
+            .oracle(cache_oracles::evicted_once(&plan.cache, vec![(older.to_hex(), EvictReason::Capacity)]))
+            .oracle(cache_oracles::compiled_kernels_committed(&plan.cache))
+            .exits_cleanly()
+    }
+
     /// least recently used: the cache keeps at most two entries; the engine opens the seeded
     /// file ([`old_cache_bytes_with`]: the first old entry used two days ago, the second one day
     /// ago), compiles one kernel, lists its entries (`entries()`: the old ones clean with their
@@ -1186,7 +1231,7 @@ impl RuntimeCacheCatalog {
         self.cell("append/rewritten-after-64-frames".into(), "append", &plan)
             .file(cache_file(&plan.cache))
             .oracle(SaveTriggers::exactly(&plan.cache, vec!["explicit"; frames + 2]))
-            .oracle(cache_oracles::save_kinds(&plan.cache, kinds))
+            .oracle(cache_oracles::save_kinds(&plan.cache, vec![SaveKind::Appended, SaveKind::Rewritten]))
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(cache_oracles::file_key_count(&plan.cache, frames + 2))
             .oracle(cache_oracles::warnings(Vec::new()))

@@ -270,6 +270,17 @@ pub enum Family {
     /// seeded file of two entries, the first used two days ago and the second one day ago,
     /// compiles one kernel and is dropped: its save drops the least recently used entry.
     LeastRecentlyUsedDropped,
+    /// As [`Family::LeastRecentlyUsedDropped`], but before the engine compiles, another handle
+    /// caches the first (older) seeded key with other bytes and saves: an append that stamps it
+    /// used now. The engine's save merges (ours win on the bytes, the later last use stands), so
+    /// it drops the second seeded entry instead.
+    LastUseFromAnotherHandle {
+        /// The engine also caches an entry of its own and removes it, so its save is a rewrite
+        /// from the start (removals always rewrite), which re-reads the file for the merge;
+        /// without, its save starts as an append, reads the other handle's frame, and becomes a
+        /// rewrite at the entry limit.
+        with_removal: bool,
+    },
     /// The cache keeps at most one entry: an engine opens the seeded file of two entries, the
     /// first of unknown last use (0, as a version-1 file's entries have), the second used a
     /// day ago, and is dropped without compiling: the open trims the day-old entry (an unknown last

@@ -52,6 +52,28 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             record_entries(&engine);
             end_holding(plan, engine)
         }
+        Family::LastUseFromAnotherHandle { with_removal } => {
+            let engine = engines::new_engine(settings(plan, &plan.cache));
+            let other = RuntimeCache::open(&plan.cache, CacheOptions::default())
+                .unwrap_or_else(|error| give_up(&format!("open the other handle: {error}")));
+            let used_elsewhere = scenarios::catalog::old_cache_keys()[0];
+            other.insert(used_elsewhere, bytes::Bytes::from_static(b"the other handle's bytes"));
+            if let Err(error) = other.save() {
+                give_up(&format!("the other handle's save: {error}"));
+            }
+            compile(&engine, plan.kernels, 0);
+            if *with_removal {
+                let Some(cache) = engine.runtime_cache() else {
+                    give_up("the engine has no cache");
+                };
+                let (removed, artifact) = scenarios::catalog::other_writer_entry();
+                cache.insert(removed, artifact);
+                if !cache.remove(&removed) {
+                    give_up("remove() did not find the entry just inserted");
+                }
+            }
+            end_holding(plan, engine)
+        }
         Family::MidProgramDrop => {
             drop(dirty_engine(plan, &plan.cache, 0));
             wiring::sample_registry(0);
@@ -940,7 +962,7 @@ fn settings(plan: &ChildPlan, cache: &str) -> RuntimeSettings {
     let mut settings = engines::settings(cache, compiler, durability, lock_timeout);
     let limits = &mut settings.cache_options.limits;
     limits.max_entries = match plan.family {
-        Family::LeastRecentlyUsedDropped => 2,
+        Family::LeastRecentlyUsedDropped | Family::LastUseFromAnotherHandle { .. } => 2,
         Family::TrimmedAtOpen | Family::DirtyEntryEvicted => 1,
         Family::AtTheLimits => 3,
         _ => limits.max_entries,
