@@ -251,3 +251,23 @@ fn the_merge_happens_before_eviction() {
         format::decode(&Bytes::from(fs::read(&path).unwrap()), &FormatLimits::default()).unwrap().into_iter().collect();
     assert_eq!(keys.len(), 2, "an entry of the other process was lost");
 }
+
+#[test]
+fn a_later_last_use_another_handle_saved_survives_a_rewrite_at_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kernels.rtc");
+    let meta = |age: u64| EntryMeta { compiler: 0, build: 0, last_used: now() - age };
+    write_file(&path, &[(KernelKey([1; 32]), meta(200), b"one"), (KernelKey([2; 32]), meta(100), b"two")]);
+    let ours = RuntimeCache::open(&path, options(2)).unwrap();
+    // Another handle uses key 1 now (other bytes) and appends it.
+    let other = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    other.insert(KernelKey([1; 32]), Bytes::from_static(b"one, again"));
+    other.save().unwrap();
+    // Our save reads that frame, is over the entry limit, and rewrites without re-reading.
+    ours.insert(KernelKey([3; 32]), Bytes::from_static(b"three"));
+    assert!(matches!(ours.save().unwrap(), SaveOutcome::Committed { entries: 2, evicted: 1, .. }));
+    let reread = RuntimeCache::open(&path, CacheOptions::default()).unwrap();
+    let kept: Vec<KernelKey> = reread.entries().iter().map(|entry| entry.key).collect();
+    assert_eq!(kept, [KernelKey([1; 32]), KernelKey([3; 32])], "entry 1 was used last by the other handle");
+    assert_eq!(reread.get(&KernelKey([1; 32])).unwrap(), &b"one"[..], "ours win on the bytes");
+}
