@@ -1231,7 +1231,7 @@ impl RuntimeCacheCatalog {
         self.cell("append/rewritten-after-64-frames".into(), "append", &plan)
             .file(cache_file(&plan.cache))
             .oracle(SaveTriggers::exactly(&plan.cache, vec!["explicit"; frames + 2]))
-            .oracle(cache_oracles::save_kinds(&plan.cache, vec![SaveKind::Appended, SaveKind::Rewritten]))
+            .oracle(cache_oracles::save_kinds(&plan.cache, kinds))
             .oracle(NoLostEntries::new().of(&plan.cache))
             .oracle(cache_oracles::file_key_count(&plan.cache, frames + 2))
             .oracle(cache_oracles::warnings(Vec::new()))
