@@ -5,7 +5,10 @@
 //! The lock file is opened relative to the trusted folder handle with `O_NOFOLLOW | O_NONBLOCK`
 //! (a planted symlink is refused, a FIFO cannot block), created 0600 if missing, must be a
 //! regular file this user owns, and is never deleted (deleting a lock file races with a process
-//! that just opened it). The lock is released when the guard is dropped (the file is closed).
+//! that just opened it). The lock is released when the guard is dropped: unlocked explicitly,
+//! then closed. Closing alone would not do: a process forked while the lock was held shares the
+//! lock's open file description, and an `flock` lives until every descriptor of it is closed, so
+//! a long-lived forked child would keep every other process's save waiting.
 
 use std::fs::{File, TryLockError};
 use std::time::Instant;
@@ -18,7 +21,17 @@ use crate::seam;
 /// Holds `<path>.lock` exclusively until dropped.
 #[derive(Debug)]
 pub(crate) struct FileLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Releases the lock for every descriptor of this open file description, including those
+        // a forked child inherited (see the module doc). Unlocking a file that is not locked (the
+        // skip-lock seam) does nothing; on failure, closing the file below still releases it
+        // once no child holds it.
+        let _ = self.file.unlock();
+    }
 }
 
 /// The name of the lock file guarding the cache at `location`: `<name>.lock`.
@@ -33,11 +46,11 @@ impl FileLock {
         fail::fail_point!("lock", |_| Err(CacheError::io("lock", location.path_of(&name), seam::injected("lock"))));
         let file = location.open_lock_file(&name)?;
         if seam::active!("skip-lock") {
-            return Ok(FileLock { _file: file });
+            return Ok(FileLock { file });
         }
         if seam::active!("unbounded-lock-wait") {
             file.lock().map_err(|source| CacheError::io("lock", location.path_of(&name), source))?;
-            return Ok(FileLock { _file: file });
+            return Ok(FileLock { file });
         }
         let started = Instant::now();
         let mut failure = None;
@@ -53,7 +66,7 @@ impl FileLock {
             return Err(CacheError::io("lock", location.path_of(&name), source));
         }
         match locked {
-            Some(()) => Ok(FileLock { _file: file }),
+            Some(()) => Ok(FileLock { file }),
             None => Err(CacheError::LockTimeout { lock_path: location.path_of(&name), waited: started.elapsed() }),
         }
     }
@@ -64,7 +77,7 @@ impl FileLock {
         fail::fail_point!("lock", |_| Err(CacheError::io("lock", location.path_of(&name), seam::injected("lock"))));
         let file = location.open_lock_file(&name)?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Ok(()) => Ok(Some(FileLock { file })),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(source)) => Err(CacheError::io("lock", location.path_of(&name), source)),
         }
