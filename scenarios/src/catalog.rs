@@ -151,6 +151,7 @@ impl Catalog for RuntimeCacheCatalog {
         for child_exit in [None, Some(0)] {
             cells.push(self.fork(child_exit));
         }
+        cells.push(self.fork_during_save());
         cells.push(self.concurrent());
         for step in SaveStep::ALL {
             cells.push(self.crash_mid_save(step));
@@ -452,6 +453,24 @@ impl RuntimeCacheCatalog {
             .oracle(cache_oracles::forked_child_saves_nothing())
             .oracle(JournalEvents::of_kind("save_skipped").matching("reason", "forked child"))
             .oracle(JournalEvents::of_kind("fork_child_exit").exactly(1).each("code", child_exit.unwrap_or(0)))
+            .exits_cleanly()
+    }
+
+    /// fork during a save: while the engine's explicit save holds `<path>.lock`, the process
+    /// forks a child that lives on for a second; right after the save, another handle saves with
+    /// a 300 ms lock timeout, and must not wait for the child: two saves, no `save_failed`. The
+    /// forked child shares the lock's open file description, so a lock released only by closing
+    /// the file stays held until the child exits. Catches that.
+    pub fn fork_during_save(&self) -> Cell {
+        let plan = ChildPlan::new(Holder::MainLocal, Ending::Return, Family::ForkDuringSave);
+        self.cell("fork/child-forked-during-a-save".into(), "fork-child", &plan)
+            .file(cache_file(&plan.cache))
+            .saves_without_loss(&plan.cache, 2)
+            .oracle(SaveTriggers::exactly(&plan.cache, ["explicit", "explicit"]))
+            .oracle(JournalEvents::of_kind("save_failed").none())
+            .oracle(MarkerSeen::new("forked-during-save"))
+            .oracle(cache_oracles::forked_child_saves_nothing())
+            .oracle(JournalEvents::of_kind("fork_child_exit").exactly(1).each("code", 0))
             .exits_cleanly()
     }
 

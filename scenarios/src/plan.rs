@@ -346,6 +346,11 @@ pub enum Family {
         /// How many processes.
         processes: u32,
     },
+    /// A dirty engine saves explicitly; while its save holds `<path>.lock` (at the failpoint
+    /// `save-before-rename`), the process forks a child that sleeps for a second and ends with
+    /// `_exit`. After the save, another handle saves with a 300 ms lock timeout: the lock the
+    /// child inherited must not hold it up.
+    ForkDuringSave,
     /// The termination handler is installed (the plan's `handler`), a dirty engine, then
     /// `fork()`; the forked child raises SIGTERM and must die by it, saving nothing; the parent
     /// then ends holding its engine.

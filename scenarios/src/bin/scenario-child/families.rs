@@ -133,6 +133,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         }
         Family::Hostile(hostile) => hostile_cache(plan, *hostile),
         Family::ForkChildSigterm => fork_child_sigterm(plan),
+        Family::ForkDuringSave => fork_during_save(plan),
         Family::CleanSwap => {
             let mut engine = engines::new_engine(settings(plan, &plan.cache));
             wiring::sample_registry(1);
@@ -933,6 +934,53 @@ fn frames_since_rewrite(plan: &ChildPlan) -> ExitCode {
         }
     }
     drop(second);
+    end_holding(plan, engine)
+}
+
+/// The fork-during-save family (see [`Family::ForkDuringSave`]).
+fn fork_during_save(plan: &ChildPlan) -> ExitCode {
+    static CHILD: std::sync::Mutex<Option<libc::pid_t>> = std::sync::Mutex::new(None);
+    let engine = dirty_engine(plan, &plan.cache, 0);
+    let Some(cache) = engine.runtime_cache() else {
+        give_up("the engine has no cache");
+    };
+    let armed = fail::cfg_callback("save-before-rename", || {
+        let mut child = CHILD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if child.is_some() {
+            return;
+        }
+        match sys::fork() {
+            Ok(Forked::Child) => {
+                wiring::marker("forked-child");
+                std::thread::sleep(Duration::from_secs(1));
+                sys::exit_at_once(0)
+            }
+            Ok(Forked::Parent(pid)) => *child = Some(pid),
+            Err(error) => give_up(&format!("fork: {error}")),
+        }
+    });
+    if let Err(error) = armed {
+        give_up(&format!("arm failpoint: {error}"));
+    }
+    if let Err(error) = cache.save() {
+        give_up(&format!("the explicit save: {error}"));
+    }
+    fail::remove("save-before-rename");
+    let Some(pid) = CHILD.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else {
+        give_up("the save never reached save-before-rename");
+    };
+    wiring::marker("forked-during-save");
+    // Journals `save_failed` if the lock the child inherited is still held.
+    let options = CacheOptions { lock_timeout: Duration::from_millis(300), ..CacheOptions::default() };
+    let other = RuntimeCache::open(&plan.cache, options)
+        .unwrap_or_else(|error| give_up(&format!("open the other handle: {error}")));
+    let (key, artifact) = scenarios::catalog::other_writer_entry();
+    other.insert(key, artifact);
+    let _ = other.save();
+    match sys::wait_for(pid) {
+        Ok(status) => wiring::record_exit(Line::new("fork_child_exit"), ExitStatus::from_raw(status)),
+        Err(error) => give_up(&format!("waitpid: {error}")),
+    }
     end_holding(plan, engine)
 }
 

@@ -8,9 +8,10 @@ pub enum Forked {
     Child,
 }
 
-/// Forks the process. Callers fork either while single-threaded (the fork family) or while every
+/// Forks the process. Callers fork either while single-threaded (the fork family), or while every
 /// other thread is parked holding no lock (fuzz cases: a thread owning an engine parks right after
-/// taking it; signal-hook's thread waits in `read(2)`).
+/// taking it; signal-hook's thread waits in `read(2)`), or with a child that only sleeps and
+/// [`exit_at_once`]s (the fork-during-save family, which forks with the cache's locks held).
 pub fn fork() -> std::io::Result<Forked> {
     // SAFETY: per the callers' contract above, no other thread holds a lock the child will take;
     // glibc's `fork` resets its own allocator locks in the child, and the child touches only its
@@ -20,6 +21,12 @@ pub fn fork() -> std::io::Result<Forked> {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(pid)),
     }
+}
+
+/// Ends the process at once with `code` (`_exit`): no atexit hook, no destructor, no flush.
+pub fn exit_at_once(code: i32) -> ! {
+    // SAFETY: `_exit` takes no lock and touches no memory of the process; it never returns.
+    unsafe { libc::_exit(code) }
 }
 
 /// Waits for the child `pid`; returns its raw wait status.
