@@ -54,8 +54,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         }
         Family::LastUseFromAnotherHandle { with_removal } => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
-            let other = RuntimeCache::open(&plan.cache, CacheOptions::default())
-                .unwrap_or_else(|error| give_up(&format!("open the other handle: {error}")));
+            let other = another_handle(&plan.cache, CacheOptions::default());
             let used_elsewhere = scenarios::catalog::old_cache_keys()[0];
             other.insert(used_elsewhere, bytes::Bytes::from_static(b"the other handle's bytes"));
             if let Err(error) = other.save() {
@@ -63,9 +62,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
             }
             compile(&engine, plan.kernels, 0);
             if *with_removal {
-                let Some(cache) = engine.runtime_cache() else {
-                    give_up("the engine has no cache");
-                };
+                let cache = cache_of(&engine);
                 let (removed, artifact) = scenarios::catalog::other_writer_entry();
                 cache.insert(removed, artifact);
                 if !cache.remove(&removed) {
@@ -222,9 +219,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         Family::SaveRace { change } => save_race(plan, *change),
         Family::FailedAppendThenLearns => {
             let engine = dirty_engine(plan, &plan.cache, 0);
-            let Some(cache) = engine.runtime_cache() else {
-                give_up("the engine has no cache");
-            };
+            let cache = cache_of(&engine);
             append_from_another_handle(&plan.cache);
             if let Err(error) = fail::cfg("save-before-rename", "return") {
                 give_up(&format!("arm failpoint: {error}"));
@@ -311,9 +306,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         }
         Family::Remove { clear } => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
-            let Some(cache) = engine.runtime_cache() else {
-                give_up("the engine has no cache");
-            };
+            let cache = cache_of(&engine);
             if *clear {
                 cache.clear();
                 wiring::record(Line::new("cleared"));
@@ -326,9 +319,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         }
         Family::ReinsertSameBytes => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
-            let Some(cache) = engine.runtime_cache() else {
-                give_up("the engine has no cache");
-            };
+            let cache = cache_of(&engine);
             let key = scenarios::catalog::old_cache_keys()[0];
             let Some(held) = cache.get(&key) else {
                 give_up("the seeded entry did not load");
@@ -339,9 +330,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         }
         Family::Supersede(supersession) => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
-            let Some(cache) = engine.runtime_cache() else {
-                give_up("the engine has no cache");
-            };
+            let cache = cache_of(&engine);
             let key = scenarios::catalog::old_cache_keys()[0];
             for (round, size) in (0u8..).zip(supersession.artifact_sizes()) {
                 cache.insert(key, bytes::Bytes::from(vec![round; size]));
@@ -353,8 +342,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         }
         Family::AppendAfterAnotherRewrite => {
             let engine = dirty_engine(plan, &plan.cache, 0);
-            let other = RuntimeCache::open(&plan.cache, CacheOptions::default())
-                .unwrap_or_else(|error| give_up(&format!("open the other handle: {error}")));
+            let other = another_handle(&plan.cache, CacheOptions::default());
             let removed = scenarios::catalog::old_cache_keys()[0];
             if !other.remove(&removed) {
                 give_up("the other handle did not hold the first old entry");
@@ -376,9 +364,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         Family::FramesSinceRewrite => frames_since_rewrite(plan),
         Family::RemoveAfterAnotherAppend => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
-            let Some(cache) = engine.runtime_cache() else {
-                give_up("the engine has no cache");
-            };
+            let cache = cache_of(&engine);
             append_from_another_handle(&plan.cache);
             let removed = scenarios::catalog::old_cache_keys()[0];
             let held = cache.remove(&removed);
@@ -387,9 +373,7 @@ pub fn run(plan: &ChildPlan) -> ExitCode {
         }
         Family::SharedKey | Family::SharedKeyInRewrite => {
             let engine = engines::new_engine(settings(plan, &plan.cache));
-            let Some(cache) = engine.runtime_cache() else {
-                give_up("the engine has no cache");
-            };
+            let cache = cache_of(&engine);
             let key = scenarios::catalog::old_cache_keys()[0];
             cache.insert(key, scenarios::catalog::our_artifact(plan.artifact_bytes));
             wiring::record(Line::new("inserted").with("key", key.to_hex()));
@@ -448,9 +432,7 @@ pub fn worker(plan: &ChildPlan, index: u32) -> ExitCode {
         }
         Family::TornTailByAnotherProcess => {
             let engine = dirty_engine(plan, &plan.cache, index + 1);
-            let Some(cache) = engine.runtime_cache() else {
-                give_up("the engine has no cache");
-            };
+            let cache = cache_of(&engine);
             if let Err(error) = cache.save() {
                 give_up(&format!("the worker's first save: {error}"));
             }
@@ -613,8 +595,7 @@ fn save_race(plan: &ChildPlan, change: RaceChange) -> ExitCode {
 /// Another handle on `cache` saves [`scenarios::catalog::other_writer_entry`] (an append, as
 /// another process's save would be) and is dropped clean.
 fn append_from_another_handle(cache: &str) {
-    let other = RuntimeCache::open(cache, CacheOptions::default())
-        .unwrap_or_else(|error| give_up(&format!("open the other handle: {error}")));
+    let other = another_handle(cache, CacheOptions::default());
     let (key, artifact) = scenarios::catalog::other_writer_entry();
     other.insert(key, artifact);
     if let Err(error) = other.save() {
@@ -739,12 +720,22 @@ fn plant_link_of_another_user(target: &str, link: &Path) -> std::io::Result<()> 
     std::os::unix::fs::lchown(link, Some(NOBODY), Some(NOBODY))
 }
 
+/// The engine's cache, or gives up (every family that calls this builds its engine with one).
+fn cache_of(engine: &Engine) -> &RuntimeCache {
+    engine.runtime_cache().unwrap_or_else(|| give_up("the engine has no cache"))
+}
+
+/// Another handle on `cache` in this process (as a second part of the application would open
+/// it), or gives up.
+fn another_handle(cache: &str, options: CacheOptions) -> RuntimeCache {
+    RuntimeCache::open(cache, options)
+        .unwrap_or_else(|error| give_up(&format!("open another handle on {cache}: {error}")))
+}
+
 /// Journals what `RuntimeCache::entries` lists (kind `entries`): per entry, in key order, its
 /// key, its last use in Unix seconds (0 when unknown) and whether it is dirty.
 fn record_entries(engine: &Engine) {
-    let Some(cache) = engine.runtime_cache() else {
-        give_up("the engine has no cache");
-    };
+    let cache = cache_of(engine);
     let entries = cache.entries();
     let last_used = |entry: &runtime_cache::EntryInfo| {
         entry.last_used.and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |since| since.as_secs())
@@ -917,11 +908,8 @@ fn fork_child_sigterm(plan: &ChildPlan) -> ExitCode {
 /// dropped clean.
 fn frames_since_rewrite(plan: &ChildPlan) -> ExitCode {
     let engine = engines::new_engine(settings(plan, &plan.cache));
-    let Some(first) = engine.runtime_cache() else {
-        give_up("the engine has no cache");
-    };
-    let second = RuntimeCache::open(&plan.cache, CacheOptions::default())
-        .unwrap_or_else(|error| give_up(&format!("open the second handle: {error}")));
+    let first = cache_of(&engine);
+    let second = another_handle(&plan.cache, CacheOptions::default());
     let frames = usize::try_from(runtime_cache::MAX_APPENDED_FRAMES).unwrap_or(usize::MAX);
     // One entry to create the file, one per appended frame, and one for the save after them.
     let entries = scenarios::catalog::other_writer_entries(frames + 2);
@@ -941,9 +929,7 @@ fn frames_since_rewrite(plan: &ChildPlan) -> ExitCode {
 fn fork_during_save(plan: &ChildPlan) -> ExitCode {
     static CHILD: std::sync::Mutex<Option<libc::pid_t>> = std::sync::Mutex::new(None);
     let engine = dirty_engine(plan, &plan.cache, 0);
-    let Some(cache) = engine.runtime_cache() else {
-        give_up("the engine has no cache");
-    };
+    let cache = cache_of(&engine);
     let armed = fail::cfg_callback("save-before-rename", || {
         let mut child = CHILD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if child.is_some() {
@@ -972,8 +958,7 @@ fn fork_during_save(plan: &ChildPlan) -> ExitCode {
     wiring::marker("forked-during-save");
     // Journals `save_failed` if the lock the child inherited is still held.
     let options = CacheOptions { lock_timeout: Duration::from_millis(300), ..CacheOptions::default() };
-    let other = RuntimeCache::open(&plan.cache, options)
-        .unwrap_or_else(|error| give_up(&format!("open the other handle: {error}")));
+    let other = another_handle(&plan.cache, options);
     let (key, artifact) = scenarios::catalog::other_writer_entry();
     other.insert(key, artifact);
     let _ = other.save();
